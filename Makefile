@@ -1,0 +1,56 @@
+# hmmpar: two commands on a fresh Debian machine (as root) or an existing one.
+#   make demo   - install what is missing, run the flagship demo on 2 MPI ranks
+#   make test   - install what is missing, run serial + MPI (2 and 3 ranks) tests
+#   make bench  - run the benchmarks (JSON + PNG in benchmarks/results)
+SHELL := /bin/bash
+PYTHON := .venv/bin/python
+DEBS := python3-petsc4py python3-mpi4py python3-h5py-mpi python3-numba python3-scipy \
+        python3-matplotlib openmpi-bin libpetsc-real-dev python3-venv python3-pip python3-dev
+TEST_PIPS := pytest pytest-mpi
+# OpenMPI refuses root unless told; set it only when we are root.
+ifeq ($(shell id -u),0)
+export OMPI_ALLOW_RUN_AS_ROOT := 1
+export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
+endif
+export OMPI_MCA_rmaps_base_oversubscribe := 1
+MPIRUN := mpirun --oversubscribe
+DEMO_CONFIG ?= drivers/configs/ou_averaging.toml
+
+.PHONY: setup demo test test-serial test-mpi bench clean
+.DEFAULT_GOAL := demo
+
+setup: .venv/.hmmpar-ready
+
+# Debian's numpy/h5py/petsc4py are used as they are: the venv sees them through
+# --system-site-packages and hmmpar is installed with --no-deps, because Debian's
+# h5py is not registered under the name "h5py" and pip would replace it by a serial wheel.
+.venv/.hmmpar-ready: pyproject.toml
+	@missing=""; for p in $(DEBS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "error: need root (or sudo) to install:$$missing" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	fi
+	@[ -x $(PYTHON) ] || /usr/bin/python3 -m venv --system-site-packages .venv
+	@$(PYTHON) -m pip install -q --disable-pip-version-check --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
+	@$(PYTHON) -m pip install -q --disable-pip-version-check $(TEST_PIPS) 2>&1 | grep -v "^WARNING: Location" || true
+	@$(PYTHON) -c "import hmmpar, numpy, scipy, numba, petsc4py, mpi4py, matplotlib; import h5py; \
+	  assert h5py.get_config().mpi, 'h5py in the venv has no MPI support (a pip h5py wheel shadows Debian python3-h5py-mpi?)'" 
+	@touch $@
+	@echo "setup: ready (.venv)"
+
+demo: setup
+	$(MPIRUN) -n 2 $(PYTHON) -m hmmpar.cli run $(DEMO_CONFIG)
+
+# Serial tests, then the MPI tests at 2 and 3 ranks; any failing part fails the target,
+# and a part that collects no test (pytest exit 5) fails too.
+test: setup
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests
+	$(MPIRUN) -n 2 $(PYTHON) -m pytest -q -p no:cacheprovider --with-mpi tests/mpi
+	$(MPIRUN) -n 3 $(PYTHON) -m pytest -q -p no:cacheprovider --with-mpi tests/mpi
+
+bench: setup
+	$(PYTHON) benchmarks/farm.py
+
+clean:
+	rm -rf runs benchmarks/results/*.png .pytest_cache

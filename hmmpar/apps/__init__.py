@@ -1,0 +1,27 @@
+"""The applications: one module per HMM method, registered here by name (``run.app``)."""
+from __future__ import annotations
+
+from importlib import import_module
+
+from hmmpar.core.errors import ConfigError
+
+#: run.app name -> "module:Class"
+APPS = {
+    "ou_averaging": "hmmpar.apps.ou_averaging:OUAveraging",
+}
+
+
+def app_class(name: str):
+    """The application class registered under ``name`` (ConfigError if unknown)."""
+    if name not in APPS:
+        import difflib
+        close = difflib.get_close_matches(name, list(APPS), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else f" (known: {', '.join(sorted(APPS))})"
+        raise ConfigError(f"config key run.app: unknown application '{name}'{hint}")
+    module, cls = APPS[name].split(":")
+    return getattr(import_module(module), cls)
+
+
+def app_schema(name: str) -> dict:
+    """The config sections of application ``name``."""
+    return app_class(name).schema

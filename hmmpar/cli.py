@@ -1,0 +1,107 @@
+"""Command line: ``hmmpar run | validate | ckpt info | apps``.
+
+Everything after ``--`` goes to PETSc unchanged (``-ksp_type cg -pc_type gamg``).
+Errors are one line on stderr, printed once, with the documented exit codes
+(:mod:`hmmpar.core.errors`).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hmmpar import __version__
+from hmmpar.core.errors import ConfigError, abort_on_error
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises ConfigError (printed once, exit 2) instead of printing per rank."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise ConfigError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="hmmpar", description="MPI-parallel Heterogeneous Multiscale Method")
+    parser.add_argument("--version", action="version", version=f"hmmpar {__version__}")
+    parser.add_argument("--debug", action="store_true", help="print tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run an application from a TOML config")
+    run.add_argument("config", help="TOML config file")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                     help="override a config value (repeatable)")
+    run.add_argument("--restart", metavar="latest|PATH",
+                     help="continue from the newest complete checkpoint, or from PATH")
+    run.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    val = sub.add_parser("validate", help="check a config without running it")
+    val.add_argument("config")
+    val.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    val.add_argument("--print", dest="show", action="store_true", help="print the complete config")
+
+    ck = sub.add_parser("ckpt", help="checkpoint tools")
+    cksub = ck.add_subparsers(dest="ckpt_command", required=True, parser_class=_Parser)
+    info = cksub.add_parser("info", help="describe a checkpoint file")
+    info.add_argument("path")
+
+    sub.add_parser("apps", help="list the applications")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from hmmpar.core.checkpoint import STOP_SIGNALS
+    STOP_SIGNALS.install()  # first: a SLURM signal during start-up must not kill a rank
+    argv = list(sys.argv[1:] if argv is None else argv)
+    petsc_args: list[str] = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, petsc_args = argv[:i], argv[i + 1:]
+    import petsc4py
+    petsc4py.init(["hmmpar"] + petsc_args)
+    from mpi4py import MPI
+    comm = MPI.COMM_WORLD
+    with abort_on_error(comm, debug="--debug" in argv):
+        args = build_parser().parse_args(argv)
+        return _dispatch(args, comm)
+    return 1  # pragma: no cover - abort_on_error always exits on error
+
+
+def _dispatch(args, comm) -> int:
+    from hmmpar.core.config import load_config
+    from hmmpar.core.log import RankLog
+
+    log = RankLog(comm, quiet=getattr(args, "quiet", False))
+    if args.command == "apps":
+        from hmmpar.apps import APPS, app_class
+        for name in sorted(APPS):
+            doc = (app_class(name).__doc__ or "").strip().splitlines()[0]
+            log.info(f"{name:<16} {doc}")
+        return 0
+    if args.command == "validate":
+        cfg = load_config(args.config, args.overrides)
+        log.info(cfg.dumps() if args.show else f"{args.config}: ok (app {cfg['run.app']})")
+        return 0
+    if args.command == "ckpt":
+        from hmmpar.core.checkpoint import describe
+        from hmmpar.core.errors import CheckpointError
+        text = problem = None
+        if comm.rank == 0:
+            try:
+                text = describe(args.path)
+            except CheckpointError as exc:
+                problem = str(exc)
+        text, problem = comm.bcast((text, problem), root=0)
+        if problem:
+            raise CheckpointError(problem)
+        log.info(text)
+        return 0
+    if args.command == "run":
+        from hmmpar.core.runner import run
+        cfg = load_config(args.config, args.overrides)
+        run(cfg, comm, restart=args.restart, log=log)
+        return 0
+    raise ConfigError(f"unknown command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The runtime every application shares: farm, checkpoints, config, RNG, logging, timing."""

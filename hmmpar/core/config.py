@@ -1,0 +1,277 @@
+"""TOML configuration: schema, defaults, validation and ``--set`` overrides.
+
+A config is data, never code. Its schema is a mapping ``section -> key -> Field``: the
+runtime's own sections (``run``, ``farm``, ``checkpoint``, ``output``) plus those of the
+application named by ``run.app``. Every problem is a :class:`ConfigError` whose one-line
+message names the key (``farm.min_chunk``) or the file:
+
+* an unknown section or key, with a "did you mean" suggestion;
+* a wrong type (``true`` where a number is expected; an integer is accepted for a float);
+* a value out of range or not among the allowed choices;
+* a missing or unreadable file, or a TOML syntax error.
+
+The validated config is a :class:`Config`; :meth:`Config.dumps` gives its complete,
+canonical TOML text, which checkpoints store so a restart knows what it continues.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .errors import ConfigError
+
+REQUIRED = object()
+
+_TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+               list: "a list"}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One config key: its type, default, allowed range and documentation.
+
+    ``physics=False`` marks run-control keys (step count, checkpoint interval, output)
+    that a restart may change; any other key must equal the checkpoint's value.
+    """
+
+    type: type
+    default: Any = REQUIRED
+    doc: str = ""
+    min: float | None = None
+    max: float | None = None
+    min_exclusive: bool = False
+    choices: tuple | None = None
+    item_type: type | None = None
+    physics: bool = True
+
+
+Schema = Mapping[str, Mapping[str, Field]]
+
+#: The runtime's own sections, shared by every application.
+RUNTIME_SCHEMA: dict[str, dict[str, Field]] = {
+    "run": {
+        "app": Field(str, doc="application to run (see `hmmpar apps`)"),
+        "seed": Field(int, 12345, "run seed; every random stream derives from (seed, step, task_id)", min=0),
+        "output_dir": Field(str, "hmmpar-out", "directory for outputs, checkpoints and the timing report",
+                            physics=False),
+        "progress_interval": Field(float, 5.0, "seconds between progress lines", min=0.0, physics=False),
+    },
+    "farm": {
+        "mode": Field(str, "dynamic", "task scheduling: dynamic (master-worker) or static",
+                      choices=("dynamic", "static"), physics=False),
+        "retry": Field(bool, False, "re-run a failed task once with a fresh random substream"),
+        "min_chunk": Field(int, 1, "smallest chunk of tasks handed to a worker", min=1, physics=False),
+    },
+    "checkpoint": {
+        "every_steps": Field(int, 0, "checkpoint every N steps (0: never)", min=0, physics=False),
+        "every_seconds": Field(float, 0.0, "checkpoint every T wall seconds (0: never)", min=0.0,
+                               physics=False),
+        "keep": Field(int, 3, "number of complete checkpoints kept", min=1, physics=False),
+        "directory": Field(str, "", "checkpoint directory (default: <output_dir>/checkpoints)",
+                           physics=False),
+        "at_end": Field(bool, True, "write a checkpoint after the last step", physics=False),
+    },
+    "output": {
+        "plots": Field(bool, True, "write PNG plots", physics=False),
+    },
+}
+
+
+@dataclass
+class Config:
+    """A validated configuration: ``cfg["section.key"]`` or ``cfg.section("name")``."""
+
+    data: dict[str, dict[str, Any]]
+    schema: Schema
+    source: str = "<string>"
+    overrides: list[str] = field(default_factory=list)
+
+    def __getitem__(self, dotted: str) -> Any:
+        section, key = dotted.split(".", 1)
+        return self.data[section][key]
+
+    def section(self, name: str) -> dict[str, Any]:
+        return dict(self.data[name])
+
+    def dumps(self) -> str:
+        """The complete config (defaults filled in) as canonical TOML text."""
+        out = []
+        for section in self.data:
+            out.append(f"[{section}]")
+            for key, value in self.data[section].items():
+                out.append(f"{key} = {_toml_value(value)}")
+            out.append("")
+        return "\n".join(out)
+
+    def physics_differences(self, other: "Config") -> list[str]:
+        """Keys marked physics whose values differ between two configs of one app."""
+        diffs = []
+        for section, fields in self.schema.items():
+            for key, spec in fields.items():
+                if not spec.physics:
+                    continue
+                a = self.data.get(section, {}).get(key)
+                b = other.data.get(section, {}).get(key)
+                if a != b:
+                    diffs.append(f"{section}.{key} = {_toml_value(b)} (now {_toml_value(a)})")
+        return diffs
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
+
+
+def parse_toml_file(path: str | Path) -> dict:
+    """Read a TOML file; missing, unreadable or malformed files are ConfigErrors."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from None
+    return parse_toml_text(text, str(p))
+
+
+def parse_toml_text(text: str, source: str = "<string>") -> dict:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{source} is not UTF-8 text") from None
+
+
+def parse_override(item: str) -> tuple[str, str, Any]:
+    """``section.key=value`` -> (section, key, value); the value is read as TOML, else a string."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected section.key=value")
+    dotted, raw = item.split("=", 1)
+    dotted = dotted.strip()
+    if dotted.count(".") != 1 or not all(dotted.split(".")):
+        raise ConfigError(f"--set {item!r}: the key must be section.key")
+    section, key = dotted.split(".")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return section, key, value
+
+
+def _suggest(word: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _check_value(name: str, spec: Field, value: Any) -> Any:
+    want = spec.type
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
+    if not ok:
+        got = _TYPE_NAMES.get(type(value), type(value).__name__)
+        raise ConfigError(f"config key {name} must be {_TYPE_NAMES.get(want, want.__name__)}, "
+                          f"got {got} {_toml_value(value) if not isinstance(value, dict) else 'table'}")
+    if want is float and not math.isfinite(value):
+        raise ConfigError(f"config key {name} must be finite, got {value}")
+    if want is list and spec.item_type is not None:
+        value = [_check_value(f"{name}[{i}]", Field(spec.item_type, min=spec.min, max=spec.max), v)
+                 for i, v in enumerate(value)]
+        return value
+    if spec.choices is not None and value not in spec.choices:
+        raise ConfigError(f"config key {name} must be one of {', '.join(map(str, spec.choices))}; "
+                          f"got {_toml_value(value)}{_suggest(str(value), map(str, spec.choices))}")
+    if spec.min is not None and want in (int, float):
+        if value < spec.min or (spec.min_exclusive and value == spec.min):
+            op = ">" if spec.min_exclusive else ">="
+            raise ConfigError(f"config key {name} must be {op} {spec.min}, got {value}")
+    if spec.max is not None and want in (int, float) and value > spec.max:
+        raise ConfigError(f"config key {name} must be <= {spec.max}, got {value}")
+    return value
+
+
+def validate(raw: Mapping[str, Any], schema: Schema, source: str = "<string>") -> dict:
+    """Check ``raw`` against ``schema``; return every section with defaults filled in."""
+    out: dict[str, dict[str, Any]] = {}
+    for section, table in raw.items():
+        if section not in schema:
+            raise ConfigError(f"unknown config section [{section}] in {source}{_suggest(section, schema)}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"config entry {section} in {source} must be a [section] table")
+        for key in table:
+            if key not in schema[section]:
+                options = list(schema[section])
+                hint = _suggest(key, options)
+                if not hint:  # a key put in the wrong section
+                    for other, fields in schema.items():
+                        if key in fields:
+                            hint = f"; did you mean '{other}.{key}'?"
+                            break
+                raise ConfigError(f"unknown config key {section}.{key} in {source}{hint}")
+    for section, fields in schema.items():
+        table = raw.get(section, {})
+        out[section] = {}
+        for key, spec in fields.items():
+            name = f"{section}.{key}"
+            if key in table:
+                out[section][key] = _check_value(name, spec, table[key])
+            elif spec.default is REQUIRED:
+                raise ConfigError(f"config key {name} is required but missing in {source}")
+            else:
+                out[section][key] = spec.default
+    return out
+
+
+def load_config(path_or_text: str | Path, overrides: Iterable[str] = (), *, schema_for=None,
+                is_text: bool = False) -> Config:
+    """Read, override and validate a config.
+
+    Parameters
+    ----------
+    path_or_text
+        A TOML file path, or the TOML text itself when ``is_text``.
+    overrides
+        ``section.key=value`` strings applied after reading (``--set``).
+    schema_for
+        ``app_name -> app schema``; by default the registry in :mod:`hmmpar.apps`.
+    """
+    if is_text:
+        source, raw = "<checkpoint config>", parse_toml_text(str(path_or_text), "<checkpoint config>")
+    else:
+        source, raw = str(path_or_text), parse_toml_file(path_or_text)
+    overrides = list(overrides)
+    for item in overrides:
+        section, key, value = parse_override(item)
+        table = raw.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"--set {item!r}: {section} is not a section")
+        table[key] = value
+    app = raw.get("run", {}).get("app") if isinstance(raw.get("run"), dict) else None
+    if app is None:
+        raise ConfigError(f"config key run.app is required but missing in {source}")
+    if not isinstance(app, str):
+        raise ConfigError(f"config key run.app must be a string in {source}")
+    if schema_for is None:
+        from hmmpar.apps import app_schema as schema_for  # late import: apps import config
+    app_schema = schema_for(app)
+    schema = {**RUNTIME_SCHEMA, **app_schema}
+    data = validate(raw, schema, source)
+    return Config(data=data, schema=schema, source=source, overrides=overrides)

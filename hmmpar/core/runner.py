@@ -1,0 +1,120 @@
+"""The HMM time loop shared by every application: farm, progress, checkpoints, report."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from hmmpar.apps import app_class
+from hmmpar.core.checkpoint import STOP_SIGNALS, Checkpointer, open_checkpoint, resolve_restart
+from hmmpar.core.config import Config, load_config
+from hmmpar.core.errors import CheckpointError, ConfigError, RequeueExit
+from hmmpar.core.farm import Farm
+from hmmpar.core.log import Progress, RankLog
+from hmmpar.core.timing import FarmStats, Timers, format_report, gather_report, write_report
+
+
+def check_output_dir(comm, directory: Path) -> None:
+    """Create ``directory`` and prove it writable, before any micro work (collective)."""
+    problem = None
+    if comm.rank == 0:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            probe = directory / ".hmmpar-write-test"
+            probe.write_bytes(b"x" * 4096)
+            probe.unlink()
+        except OSError as exc:
+            problem = f"output directory {directory} is not writable: {exc.strerror or exc}"
+    problem = comm.bcast(problem, root=0)
+    if problem:
+        raise ConfigError(problem)
+
+
+def checkpoint_directory(cfg: Config) -> Path:
+    return Path(cfg["checkpoint.directory"] or Path(cfg["run.output_dir"]) / "checkpoints")
+
+
+def run(cfg: Config, comm, *, restart: str | None = None, log: RankLog | None = None) -> dict | None:
+    """Run an application to its end; return the summary on rank 0.
+
+    Raises :class:`RequeueExit` (exit 75) after checkpointing on SIGTERM/SIGUSR1.
+    """
+    log = log or RankLog(comm)
+    wall0 = time.perf_counter()
+    outdir = Path(cfg["run.output_dir"])
+    check_output_dir(comm, outdir)
+    timers, stats = Timers(), FarmStats()
+    farm = Farm(comm, mode=cfg["farm.mode"], retry=cfg["farm.retry"], min_chunk=cfg["farm.min_chunk"],
+                stats=stats)
+    app = app_class(cfg["run.app"])(cfg, comm, timers)
+    ck = Checkpointer(comm, checkpoint_directory(cfg), keep=cfg["checkpoint.keep"],
+                      every_steps=cfg["checkpoint.every_steps"],
+                      every_seconds=cfg["checkpoint.every_seconds"], signals=STOP_SIGNALS)
+    seed = cfg["run.seed"]
+    if restart:
+        path = resolve_restart(comm, restart, ck.directory)
+        with timers.phase("io"), open_checkpoint(comm, path) as reader:
+            _check_compatible(cfg, reader)
+            app.load_checkpoint(reader)
+        log.info(f"restarted from {path} (step {reader.step}, t = {reader.time:g}, "
+                 f"written on {reader.ranks} rank(s), now {comm.size})")
+    else:
+        app.initialize()
+    first = app.step
+    log.info(f"hmmpar {cfg['run.app']}: {app.n_steps} steps on {comm.size} rank(s), "
+             f"output in {outdir}")
+    progress = Progress(log, app.n_steps, first_step=first, interval=cfg["run.progress_interval"])
+    last_written = first if restart else None
+    for step in range(first, app.n_steps):
+        with timers.phase("reconstruct"):
+            rows = app.tasks(step)
+        t_farm = time.perf_counter()
+        results = farm.map(app.solve, rows, app.result_dtype, step=step, seed=seed)
+        timers.add("farm_total", time.perf_counter() - t_farm)
+        app.absorb(step, results)
+        done = step + 1
+        progress.update(done, app.sim_time, farm.last_total)
+        now, stop = ck.due(done)
+        if (now or stop) and done < app.n_steps:
+            _write(ck, app, cfg, done, timers)
+            last_written = done
+        if stop and done < app.n_steps:
+            raise RequeueExit(f"checkpointed at step {done} after signal; requeue to continue "
+                              f"(exit code 75)")
+    if cfg["checkpoint.at_end"] and last_written != app.n_steps:
+        _write(ck, app, cfg, app.n_steps, timers)
+    with timers.phase("io"):
+        summary = app.finalize(outdir)
+    timers.add("micro", stats.busy)
+    timers.add("farm_comm", stats.comm)
+    timers.add("idle", stats.idle)
+    report = gather_report(comm, timers, stats, time.perf_counter() - wall0)
+    if comm.rank == 0:
+        report["checkpoint"] = {"count": len(ck.written), "seconds": ck.seconds, "bytes": ck.bytes}
+        write_report(report, outdir / "timing.json")
+        log.info(format_report(report))
+        if summary is not None:
+            summary["timing"] = {"wall_seconds": report["wall_seconds"],
+                                 "load_imbalance": report["farm"]["load_imbalance"]}
+            (outdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            log.info(f"summary: {json.dumps({k: v for k, v in summary.items() if k != 'timing'})}")
+    return summary
+
+
+def _write(ck: Checkpointer, app, cfg: Config, step: int, timers: Timers) -> None:
+    with timers.phase("io"):
+        data = app.checkpoint_data()
+        ck.write(step, app.sim_time, app=cfg["run.app"], seed=cfg["run.seed"], config_text=cfg.dumps(),
+                 fields=data.get("fields", {}), instances=data.get("instances", {}),
+                 tasks=data.get("tasks", {}), attrs=data.get("attrs", {}))
+
+
+def _check_compatible(cfg: Config, reader) -> None:
+    if reader.app != cfg["run.app"]:
+        raise CheckpointError(f"checkpoint {reader.path} was written by app '{reader.app}', "
+                              f"config runs '{cfg['run.app']}'")
+    stored = load_config(reader.config_text, is_text=True)
+    diffs = cfg.physics_differences(stored)
+    if diffs:
+        raise CheckpointError(f"checkpoint {reader.path} was written with a different model: "
+                              + "; ".join(diffs[:3]) + ("" if len(diffs) <= 3 else f" (+{len(diffs) - 3} more)"))
