@@ -32,8 +32,8 @@ setup: .venv/.hmmpar-ready
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
 	fi
 	@[ -x $(PYTHON) ] || /usr/bin/python3 -m venv --system-site-packages .venv
-	@$(PYTHON) -m pip install -q --disable-pip-version-check --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
-	@$(PYTHON) -m pip install -q --disable-pip-version-check $(TEST_PIPS) 2>&1 | grep -v "^WARNING: Location" || true
+	@$(PYTHON) -m pip install -q --disable-pip-version-check --no-deps -e .
+	@$(PYTHON) -m pip install -q --disable-pip-version-check $(TEST_PIPS)
 	@$(PYTHON) -c "import hmmpar, numpy, scipy, numba, petsc4py, mpi4py, matplotlib; import h5py; \
 	  assert h5py.get_config().mpi, 'h5py in the venv has no MPI support (a pip h5py wheel shadows Debian python3-h5py-mpi?)'" 
 	@touch $@
@@ -42,10 +42,10 @@ setup: .venv/.hmmpar-ready
 demo: setup
 	$(MPIRUN) -n 2 $(PYTHON) -m hmmpar.cli run $(DEMO_CONFIG)
 
-# Serial tests, then the MPI tests at 2 and 3 ranks; any failing part fails the target,
+# All tests on 1 rank (MPI-marked ones as a singleton), then the MPI tests at 2 and 3 ranks; any failing part fails the target,
 # and a part that collects no test (pytest exit 5) fails too.
 test: setup
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests
+	$(PYTHON) -m pytest -q -p no:cacheprovider --with-mpi tests
 	$(MPIRUN) -n 2 $(PYTHON) -m pytest -q -p no:cacheprovider --with-mpi tests/mpi
 	$(MPIRUN) -n 3 $(PYTHON) -m pytest -q -p no:cacheprovider --with-mpi tests/mpi
 
@@ -53,4 +53,4 @@ bench: setup
 	$(PYTHON) benchmarks/farm.py
 
 clean:
-	rm -rf runs benchmarks/results/*.png .pytest_cache
+	rm -rf runs .pytest_cache .venv/.hmmpar-ready

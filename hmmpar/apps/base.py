@@ -77,5 +77,7 @@ class Application:
 
     # outputs
     def finalize(self, outdir: Path) -> dict | None:
-        """Write outputs; return the summary dict on rank 0 (None elsewhere)."""
+        """Write outputs; return the summary dict on rank 0 (None elsewhere).
+
+        The runner writes it to ``summary.json`` with the run's timing added."""
         raise NotImplementedError

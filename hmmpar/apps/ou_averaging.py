@@ -27,7 +27,6 @@ statistical error of the estimator, whose variance is (2 + 4 X^2) tau / M
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -166,7 +165,6 @@ class OUAveraging(Application):
         np.save(outdir / "X.npy", x)
         if self.config["output.plots"]:
             self._plot(outdir / "ou_averaging.png", x, exact, t)
-        (outdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
 
     def _plot(self, path: Path, x: np.ndarray, exact: np.ndarray, t: float) -> None:

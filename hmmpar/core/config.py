@@ -145,9 +145,11 @@ def parse_toml_file(path: str | Path) -> dict:
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {p} is not UTF-8 text") from None
     return parse_toml_text(text, str(p))
 
 
@@ -156,8 +158,6 @@ def parse_toml_text(text: str, source: str = "<string>") -> dict:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source} is not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{source} is not UTF-8 text") from None
 
 
 def parse_override(item: str) -> tuple[str, str, Any]:

@@ -1,6 +1,6 @@
 """The errors users see, their exit codes, and the one abort path.
 
-Exit codes (documented in docs/exit-codes.md and the README):
+Exit codes (documented in the README):
 
 ====  ==========================================================
 0     success

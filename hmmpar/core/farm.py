@@ -47,7 +47,7 @@ import numpy as np
 from mpi4py import MPI
 
 from .errors import TaskError, one_line
-from .rng import task_rng, task_seeds
+from .rng import TASKS, task_rng, task_seeds
 from .timing import FarmStats
 
 TAG_WORK, TAG_RESULT, TAG_ERROR, TAG_STOP, TAG_ABORT, TAG_FINAL = range(101, 107)
@@ -62,14 +62,15 @@ class TaskContext:
     step: int
     attempt: int = 0
     rank: int = 0
+    family: int = TASKS
 
     def rng(self, task_id: int) -> np.random.Generator:
         """The random generator of one task (same keys, same stream, on any rank)."""
-        return task_rng(self.seed, self.step, task_id, self.attempt)
+        return task_rng(self.seed, self.step, task_id, self.attempt, self.family)
 
     def seeds(self, task_ids: np.ndarray) -> np.ndarray:
         """One uint64 seed per task, for numba kernels that seed their own generator."""
-        return task_seeds(self.seed, self.step, task_ids, self.attempt)
+        return task_seeds(self.seed, self.step, task_ids, self.attempt, self.family)
 
 
 SolveFn = Callable[[np.ndarray, TaskContext], "np.ndarray | Mapping[str, np.ndarray]"]
@@ -197,7 +198,11 @@ class Farm:
             raise TaskError("farm input: " + "; ".join(problems))
         if any(d != everyone[0][1] for _, d, _ in everyone):
             raise TaskError("farm input: task dtypes differ between ranks")
-        return np.ascontiguousarray(tasks), np.array([c for _, _, c in everyone], dtype=np.int64)
+        counts = np.array([c for _, _, c in everyone], dtype=np.int64)
+        if counts.sum() * tasks.dtype.itemsize >= 2**31:  # every rank knows: raise together
+            raise TaskError(f"farm input: {counts.sum()} tasks of {tasks.dtype.itemsize} bytes exceed the "
+                            "2 GiB of one MPI message; split the batch")
+        return np.ascontiguousarray(tasks), counts
 
     # ------------------------------------------------------------------ solving
     def _call(self, solve, rows, dtype, ctx) -> np.ndarray:
@@ -263,6 +268,11 @@ class Farm:
         send = np.clip(np.minimum(offsets[me + 1], bounds[1:]) - np.maximum(offsets[me], bounds[:-1]), 0, None)
         recv = np.clip(np.minimum(offsets[1:], bounds[me + 1]) - np.maximum(offsets[:-1], bounds[me]), 0, None)
         mine = _alltoallv_rows(comm, tasks, send, recv)
+        ids = np.empty(total, dtype=np.int64) if comm.rank == 0 else None
+        _gatherv_rows(comm, np.ascontiguousarray(tasks["task_id"], dtype=np.int64), ids, counts)
+        duplicate = comm.bcast(_duplicate_ids(ids) if comm.rank == 0 else None, root=0)
+        if duplicate:
+            raise TaskError(duplicate)
         self.stats.comm += time.perf_counter() - t0
         error = None
         try:
@@ -505,8 +515,7 @@ def _duplicate_ids(ids: np.ndarray) -> str | None:
 def _byte_layout(counts: np.ndarray, itemsize: int) -> tuple[np.ndarray, np.ndarray]:
     nbytes = np.asarray(counts, dtype=np.int64) * itemsize
     displs = np.concatenate(([0], np.cumsum(nbytes)[:-1]))
-    if nbytes.sum() >= 2**31:
-        raise TaskError("farm: a batch over 2 GiB cannot be moved in one message; split it")
+    assert nbytes.sum() < 2**31, "batch size is checked collectively in Farm._check_tasks"
     return nbytes.astype(np.int32), displs.astype(np.int32)
 
 

@@ -62,6 +62,7 @@ from mpi4py import MPI
 
 from .errors import HmmparError, TaskError, one_line
 from .farm import TaskContext, _alltoallv_rows, _gatherv_rows
+from .rng import INSTANCES
 from .timing import FarmStats
 
 __all__ = ["placement", "InstancePool", "StepFn", "InitFn"]
@@ -317,7 +318,7 @@ class InstancePool:
         Collective. ``fn`` receives this rank's whole batch: :attr:`states` (to update in
         place), :attr:`ids` (read-only) and a :class:`~hmmpar.core.farm.TaskContext`
         whose ``ctx.rng(instance_id)`` is the instance's random stream for this step,
-        ``task_rng(seed, step, instance_id)`` (call it once per instance and step: every
+        ``task_rng(seed, step, instance_id, family=INSTANCES)`` (call it once per instance and step: every
         call starts the stream afresh). It is not called on a rank that owns no instance.
 
         Parameters
@@ -344,7 +345,7 @@ class InstancePool:
         """
         comm = self.comm
         n = self.ids.size
-        ctx = TaskContext(int(seed), int(step), 0, comm.rank)
+        ctx = TaskContext(int(seed), int(step), 0, comm.rank, family=INSTANCES)
         error, kind, res = None, "empty", None
         if n:
             t0 = time.perf_counter()

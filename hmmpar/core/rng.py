@@ -3,24 +3,33 @@
 Every micro task draws from its own stream, so results do not depend on which rank ran
 the task, in what chunk or in what order: the same run on 1, 2 or 64 ranks is bitwise
 identical. Streams come from :class:`numpy.random.SeedSequence` with the entropy
-``[seed, step, task_id, attempt]``; the generator is PCG64DXSM.
+``[seed, step, family, id, attempt]``; the generator is PCG64DXSM. ``family`` keeps
+stateless farm tasks (:data:`TASKS`) and persistent instances (:data:`INSTANCES`) apart,
+so a task and an instance with the same id never share a stream.
 """
 from __future__ import annotations
 
 import numpy as np
 
 
-def task_seed_sequence(seed: int, step: int, task_id: int, attempt: int = 0) -> np.random.SeedSequence:
+#: stream families
+TASKS, INSTANCES = 0, 1
+
+
+def task_seed_sequence(seed: int, step: int, task_id: int, attempt: int = 0,
+                       family: int = TASKS) -> np.random.SeedSequence:
     """The seed sequence of one task's stream (all keys must be non-negative integers)."""
-    return np.random.SeedSequence([int(seed), int(step), int(task_id), int(attempt)])
+    return np.random.SeedSequence([int(seed), int(step), int(family), int(task_id), int(attempt)])
 
 
-def task_rng(seed: int, step: int, task_id: int, attempt: int = 0) -> np.random.Generator:
+def task_rng(seed: int, step: int, task_id: int, attempt: int = 0,
+             family: int = TASKS) -> np.random.Generator:
     """A fresh generator for one task; the same keys always give the same stream."""
-    return np.random.Generator(np.random.PCG64DXSM(task_seed_sequence(seed, step, task_id, attempt)))
+    return np.random.Generator(np.random.PCG64DXSM(task_seed_sequence(seed, step, task_id, attempt, family)))
 
 
-def task_seeds(seed: int, step: int, task_ids: np.ndarray, attempt: int = 0) -> np.ndarray:
+def task_seeds(seed: int, step: int, task_ids: np.ndarray, attempt: int = 0,
+               family: int = TASKS) -> np.ndarray:
     """One 64-bit seed per task, for numba kernels that seed their own generator.
 
     Returns
@@ -30,5 +39,5 @@ def task_seeds(seed: int, step: int, task_ids: np.ndarray, attempt: int = 0) -> 
     ids = np.asarray(task_ids, dtype=np.int64).ravel()
     out = np.empty(ids.size, dtype=np.uint64)
     for i, tid in enumerate(ids):
-        out[i] = task_seed_sequence(seed, step, tid, attempt).generate_state(1, np.uint64)[0]
+        out[i] = task_seed_sequence(seed, step, tid, attempt, family).generate_state(1, np.uint64)[0]
     return out

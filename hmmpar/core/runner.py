@@ -6,7 +6,8 @@ import time
 from pathlib import Path
 
 from hmmpar.apps import app_class
-from hmmpar.core.checkpoint import STOP_SIGNALS, Checkpointer, open_checkpoint, resolve_restart
+from hmmpar.core.checkpoint import (STOP_SIGNALS, Checkpointer, list_checkpoints, open_checkpoint,
+                                    resolve_restart)
 from hmmpar.core.config import Config, load_config
 from hmmpar.core.errors import CheckpointError, ConfigError, RequeueExit
 from hmmpar.core.farm import Farm
@@ -28,6 +29,24 @@ def check_output_dir(comm, directory: Path) -> None:
     problem = comm.bcast(problem, root=0)
     if problem:
         raise ConfigError(problem)
+
+
+def retire_previous_checkpoints(comm, directory: Path) -> int:
+    """A fresh run moves an earlier run's checkpoints to ``previous-run/`` (replacing what
+    was there), so that ``--restart latest`` and the keep-K pruning only ever see this
+    run's checkpoints. Nothing is deleted but the run before the previous one."""
+    moved = 0
+    if comm.rank == 0:
+        import shutil
+        old = list_checkpoints(directory)
+        if old:
+            target = directory / "previous-run"
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir()
+            for _, path in old:
+                path.rename(target / path.name)
+            moved = len(old)
+    return comm.bcast(moved, root=0)
 
 
 def checkpoint_directory(cfg: Config) -> Path:
@@ -59,8 +78,15 @@ def run(cfg: Config, comm, *, restart: str | None = None, log: RankLog | None = 
         log.info(f"restarted from {path} (step {reader.step}, t = {reader.time:g}, "
                  f"written on {reader.ranks} rank(s), now {comm.size})")
     else:
+        moved = retire_previous_checkpoints(comm, ck.directory)
+        if moved:
+            log.warning(f"fresh run: moved {moved} checkpoint(s) of an earlier run to "
+                        f"{ck.directory / 'previous-run'}")
         app.initialize()
     first = app.step
+    if first > app.n_steps:
+        raise CheckpointError(f"the checkpoint is at step {first} (t = {app.sim_time:g}), past the end "
+                              f"of this run ({app.n_steps} steps); raise the final time to continue")
     log.info(f"hmmpar {cfg['run.app']}: {app.n_steps} steps on {comm.size} rank(s), "
              f"output in {outdir}")
     progress = Progress(log, app.n_steps, first_step=first, interval=cfg["run.progress_interval"])
@@ -93,7 +119,7 @@ def run(cfg: Config, comm, *, restart: str | None = None, log: RankLog | None = 
         report["checkpoint"] = {"count": len(ck.written), "seconds": ck.seconds, "bytes": ck.bytes}
         write_report(report, outdir / "timing.json")
         log.info(format_report(report))
-        if summary is not None:
+        if summary is not None:  # the application's summary, with the run's timing added
             summary["timing"] = {"wall_seconds": report["wall_seconds"],
                                  "load_imbalance": report["farm"]["load_imbalance"]}
             (outdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

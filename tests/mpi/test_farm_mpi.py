@@ -164,14 +164,15 @@ def test_nan_result_is_a_task_failure():
 
 
 @pytest.mark.mpi
-def test_duplicate_task_ids_are_an_error():
+@pytest.mark.parametrize("mode", ["dynamic", "static"])
+def test_duplicate_task_ids_are_an_error(mode):
     rows = make_tasks(comm.rank, comm.size, "round_robin")
     if comm.rank == comm.size - 1:
         rows = np.concatenate([rows, rows[:1]]) if rows.size else make_tasks(0, 1, "round_robin")[:2]
     if comm.size == 1:
         rows = np.concatenate([rows, rows[:1]])
     with pytest.raises(TaskError, match="appears more than once"):
-        Farm(comm).map(random_cost_solve, rows, RESULT)
+        Farm(comm, mode=mode).map(random_cost_solve, rows, RESULT)
 
 
 @pytest.mark.mpi

@@ -75,3 +75,11 @@ def test_unwritable_output_dir_reported_before_work(tmp_path):
     assert proc.returncode == 2
     lines = hmmpar_lines(proc.stderr)
     assert len(lines) == 1 and f"output directory {blocker}/out is not writable" in lines[0]
+
+
+def test_non_utf8_config(tmp_path):
+    cfg = tmp_path / "latin1.toml"
+    cfg.write_bytes('[run]\napp = "ou_averaging" # caf\xe9\n'.encode("latin-1"))
+    proc = run_mpi(1, ["-m", "hmmpar.cli", "validate", str(cfg)], timeout=60)
+    assert proc.returncode == 2
+    assert hmmpar_lines(proc.stderr) == [f"hmmpar: error: config file {cfg} is not UTF-8 text"]

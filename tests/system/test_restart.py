@@ -120,3 +120,24 @@ def test_ckpt_info_and_foreign_or_truncated_files(small_ou_config, tmp_path):
     p = hmmpar(1, small_ou_config, "--set", f'run.output_dir="{out}"', "--restart", "latest")
     assert p.returncode == 0, p.stderr
     assert "warning: skipping checkpoint" in p.stderr and "restarted from" in p.stdout
+
+
+def test_restart_past_the_end_is_refused(small_ou_config, tmp_path):
+    out = tmp_path / "o"
+    assert hmmpar(1, small_ou_config, "--set", f'run.output_dir="{out}"', "--set", "macro.t_end=0.5").returncode == 0
+    p = hmmpar(1, small_ou_config, "--set", f'run.output_dir="{out}"', "--set", "macro.t_end=0.25",
+               "--restart", "latest")
+    assert p.returncode == 2
+    assert "checkpoint is at step 10 (t = 0.5), past the end of this run (5 steps)" in p.stderr
+
+
+def test_fresh_run_moves_earlier_checkpoints_aside(small_ou_config, tmp_path):
+    out = tmp_path / "o"
+    ck = out / "checkpoints"
+    args = ["--set", f'run.output_dir="{out}"', "--set", "checkpoint.keep=1"]
+    assert hmmpar(1, small_ou_config, *args).returncode == 0  # leaves ckpt_20
+    p = hmmpar(1, small_ou_config, *args, "--set", "macro.t_end=0.25")  # fresh, shorter run
+    assert p.returncode == 0, p.stderr
+    assert "moved 1 checkpoint(s) of an earlier run" in p.stderr
+    assert [c.name for c in ck.glob("ckpt_*.h5")] == ["ckpt_00000005.h5"]
+    assert [c.name for c in (ck / "previous-run").glob("ckpt_*.h5")] == ["ckpt_00000020.h5"]

@@ -9,7 +9,7 @@ from mpi4py import MPI
 
 from hmmpar.core.errors import HmmparError, TaskError
 from hmmpar.core.instances import InstancePool, placement
-from hmmpar.core.rng import task_rng
+from hmmpar.core.rng import INSTANCES, task_rng
 from hmmpar.core.timing import FarmStats
 
 
@@ -122,7 +122,7 @@ def test_serial_pool_step_and_gather():
     assert res.dtype == RES and res["id"].tolist() == [0, 1, 2, 3, 4]
     expect = init(np.arange(5))
     for i in range(5):
-        expect["x"][i] += task_rng(9, 4, i).normal(size=(3, 3)).sum(axis=0)
+        expect["x"][i] += task_rng(9, 4, i, family=INSTANCES).normal(size=(3, 3)).sum(axis=0)
     assert np.array_equal(pool.states["x"], expect["x"])
     assert pool.states["n"].tolist() == [1] * 5
     assert pool.gather_results(res).tobytes() == res.tobytes()
