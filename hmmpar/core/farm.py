@@ -13,14 +13,16 @@ that must be a pure function of its rows and of the per-task random streams
 Dynamic mode (default)
     Rank 0 gathers the task rows (one ``Gatherv`` of raw bytes), then hands out chunks
     by guided self-scheduling (Polychronopoulos & Kuck 1987): chunk =
-    ``max(min_chunk, ceil(R / (2 P)))`` for ``R`` unassigned tasks on ``P`` ranks, so big
+    ``max(min_chunk, ceil(R / (4 P)))`` for ``R`` unassigned tasks on ``P`` ranks, so big
     chunks go first and single tasks last. Each worker keeps two chunks queued (one
     being computed, one in flight) so it never waits for the master, except in the tail
-    where the queue depth drops to one to keep the end balanced. The master computes
-    small chunks itself (about 2 ms of work) whenever no message is waiting, so 2 ranks
-    do not waste one. Results return to rank 0 and go back to their owners with one
-    ``Scatterv``. All task and result traffic is buffer-based (``MPI.BYTE``); only a
-    failure message is pickled.
+    (``R <= 4 P min_chunk``) where the queue depth drops to one to keep the end balanced;
+    two queued chunks of ``R / (4 P)`` commit half a fair share, leaving the rest to
+    balance. The master computes small chunks itself (about 2 ms of work) whenever no
+    message is waiting, so 2 ranks do not waste one -- but on more than 4 ranks not in
+    the tail, where workers wait for it after every chunk. Results return to rank 0 and
+    go back to their owners with one ``Scatterv``. All task and result traffic is
+    buffer-based (``MPI.BYTE``); only a failure message is pickled.
 Static mode
     For uniform tasks: the global task list is cut into ``P`` equal contiguous blocks,
     moved with one ``Alltoallv``, solved in one call per rank, and moved back.
@@ -350,13 +352,18 @@ class Farm:
         per_task = None  # master's own seconds per task, measured
         status = MPI.Status()
 
+        # A worker holds up to two chunks (one computing, one queued), so a chunk is a
+        # quarter of a fair share, not half: with R / (2 P) the first round alone handed
+        # every worker R / P, leaving nothing to balance a worker that drew long tasks.
         def chunk_size() -> int:
             remaining = total - state["next"]
-            return min(remaining, max(self.min_chunk, math.ceil(remaining / (2 * size))))
+            return min(remaining, max(self.min_chunk, math.ceil(remaining / (4 * size))))
+
+        def in_tail() -> bool:
+            return total - state["next"] <= 4 * size * self.min_chunk
 
         def refill(w: int) -> None:
-            remaining = total - state["next"]
-            depth = 2 if remaining > 4 * size * self.min_chunk else 1
+            depth = 1 if in_tail() else 2
             while outstanding[w] < depth and state["next"] < total:
                 c = chunk_size()
                 s = state["next"]
@@ -399,7 +406,10 @@ class Farm:
                     refill(src)
                 self.stats.comm += time.perf_counter() - tc
                 continue
-            if state["next"] < total:
+            # In the tail workers hold one chunk and wait for the master after each, so a
+            # master busy with its own task idles them; beyond 4 ranks that costs more
+            # than the master's share of the work.
+            if state["next"] < total and not (size > 4 and in_tail()):
                 c = chunk_size()
                 if per_task:
                     c = max(1, min(c, int(self.master_latency / per_task)))
