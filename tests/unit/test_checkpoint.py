@@ -63,3 +63,18 @@ def test_bad_files(tmp_path):
     with pytest.raises(CheckpointError, match="unreadable or truncated"):
         resolve_restart(comm, str(bad), tmp_path)
     assert resolve_restart(comm, "latest", tmp_path) == good  # falls back
+
+
+def test_due_by_wall_time_and_signal(tmp_path):
+    import time
+
+    from hmmpar.core.checkpoint import SignalFlag
+    flag = SignalFlag()
+    ck = Checkpointer(comm, tmp_path, every_seconds=0.2, signals=flag)
+    assert ck.due(1) == (False, False)
+    time.sleep(0.25)
+    assert ck.due(2) == (True, False)
+    write(ck, 2)  # writing restarts the clock
+    assert ck.due(3) == (False, False)
+    flag.received = 10  # SIGUSR1 seen
+    assert ck.due(4) == (True, True)
