@@ -21,7 +21,9 @@ Dynamic mode (default)
     balance. The master computes small chunks itself (about 2 ms of work) whenever no
     message is waiting, so 2 ranks do not waste one -- but on more than 4 ranks not in
     the tail, where workers wait for it after every chunk. Results return to rank 0 and
-    go back to their owners with one ``Scatterv``. All task and result traffic is
+    go back to their owners with one ``Scatterv``. If the rows have a ``cost`` field (an
+    estimate, e.g. the seconds the task took at the previous step), the queue is sorted
+    longest first (LPT, Graham 1969) and chunk sizes count estimated cost, not tasks. All task and result traffic is
     buffer-based (``MPI.BYTE``); only a failure message is pickled.
 Static mode
     For uniform tasks: the global task list is cut into ``P`` equal contiguous blocks,
@@ -192,6 +194,10 @@ class Farm:
             problem = "tasks must have an integer 'task_id' field"
         elif tasks.ndim != 1:
             problem = "tasks must be one-dimensional (one row per task)"
+        elif "cost" in tasks.dtype.names and not (
+                tasks.dtype["cost"].shape == () and np.issubdtype(tasks.dtype["cost"], np.number)
+                and np.all(np.isfinite(tasks["cost"])) and np.all(tasks["cost"] >= 0)):
+            problem = "the 'cost' field must hold one finite, non-negative number per task"
         descr = None if problem else tasks.dtype.descr
         n = 0 if problem else tasks.shape[0]
         everyone = self.comm.allgather((problem, descr, n))
@@ -343,7 +349,10 @@ class Farm:
         size, total = comm.size, all_tasks.shape[0]
         workers = range(1, size)
         item = all_tasks.dtype.itemsize
-        results = np.empty(total, dtype=dtype)
+        results = np.empty(total, dtype=dtype)  # in queue order until the end
+        order, cum = _queue_order(all_tasks)
+        if order is not None:
+            all_tasks = all_tasks[order]
         outstanding = {w: 0 for w in workers}
         sent = {w: 0 for w in workers}
         pending = []  # (request, buffer) of sends in flight
@@ -356,8 +365,15 @@ class Farm:
         # quarter of a fair share, not half: with R / (2 P) the first round alone handed
         # every worker R / P, leaving nothing to balance a worker that drew long tasks.
         def chunk_size() -> int:
-            remaining = total - state["next"]
-            return min(remaining, max(self.min_chunk, math.ceil(remaining / (4 * size))))
+            s = state["next"]
+            remaining = total - s
+            if cum is None:
+                return min(remaining, max(self.min_chunk, math.ceil(remaining / (4 * size))))
+            # the same rule in units of estimated cost: the chunk's cost is a quarter of
+            # a fair share of the cost still unassigned
+            target = cum[s] + (cum[-1] - cum[s]) / (4 * size)
+            c = int(np.searchsorted(cum, target, side="left")) - s
+            return min(remaining, max(self.min_chunk, c))
 
         def in_tail() -> bool:
             return total - state["next"] <= 4 * size * self.min_chunk
@@ -437,7 +453,11 @@ class Farm:
             self._abort_workers(sent, status, error)
         MPI.Request.Waitall([r for r, _ in pending])
         self.stats.comm += time.perf_counter() - tc
-        return (None if error else results), error
+        if error or order is None:
+            return (None if error else results), error
+        unsorted = np.empty_like(results)
+        unsorted[order] = results
+        return unsorted, None
 
     def _abort_workers(self, sent: dict, status: MPI.Status, error: str) -> None:
         """Stop every worker and drain what is in flight both ways, or MPI_Abort."""
@@ -512,6 +532,22 @@ class Farm:
             self.stats.comm += time.perf_counter() - tc
         MPI.Request.Waitall([r for r, _ in pending])
         return None
+
+
+def _queue_order(tasks: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Dispatch order and cumulative cost when the tasks carry a ``cost`` estimate.
+
+    Longest estimated cost first (ties by task_id), as in LPT list scheduling (Graham
+    1969): the cheap tasks come last and even out the end of the batch. ``cum[k]`` is the
+    estimated cost of the first ``k`` tasks of that order. Without a ``cost`` field the
+    rows go in the order gathered and both values are None.
+    """
+    if "cost" not in tasks.dtype.names:
+        return None, None
+    cost = np.asarray(tasks["cost"], dtype=np.float64)
+    order = np.lexsort((tasks["task_id"], -cost))
+    cum = np.concatenate(([0.0], np.cumsum(cost[order])))
+    return order, cum
 
 
 def _duplicate_ids(ids: np.ndarray) -> str | None:

@@ -16,6 +16,9 @@ from hmmpar.core.farm import Farm
 comm = MPI.COMM_WORLD
 N_TASKS = 157  # not a multiple of 2 or 3
 TASK = np.dtype([("task_id", "i8"), ("cost", "f8"), ("x", "f8", (3,))])
+# the same bytes with the seconds not called "cost": the farm gets no cost estimate and
+# dispatches in gathered order instead of longest first
+TASK_UNHINTED = np.dtype([("task_id", "i8"), ("seconds", "f8"), ("x", "f8", (3,))])
 RESULT = np.dtype([("mean", "f8"), ("draws", "f8", (4,)), ("n", "i8")])
 
 
@@ -45,9 +48,10 @@ def random_cost_solve(rows, ctx):
     out = np.empty(rows.shape[0], dtype=RESULT)
     for i in range(rows.shape[0]):
         rng = ctx.rng(int(rows["task_id"][i]))
-        n = 1 + int(rows["cost"][i] * 1e5)
+        seconds = rows[rows.dtype.names[1]][i]  # "cost" or "seconds"
+        n = 1 + int(seconds * 1e5)
         draws = rng.standard_normal(n)
-        t_end = time.perf_counter() + rows["cost"][i]
+        t_end = time.perf_counter() + seconds
         while time.perf_counter() < t_end:
             pass
         out["mean"][i] = draws.mean() + rows["x"][i].sum()
@@ -73,9 +77,12 @@ def agree(flag: bool) -> bool:
 @pytest.mark.mpi
 @pytest.mark.parametrize("mode", ["dynamic", "static"])
 @pytest.mark.parametrize("layout", ["round_robin", "blocks_uneven"])
-def test_results_bitwise_equal_to_serial(mode, layout):
+@pytest.mark.parametrize("hinted", [True, False], ids=["cost-ordered", "gathered-order"])
+def test_results_bitwise_equal_to_serial(mode, layout, hinted):
     ref = reference()
     rows = make_tasks(comm.rank, comm.size, layout)
+    if not hinted:
+        rows = rows.view(TASK_UNHINTED)
     farm = Farm(comm, mode=mode)
     res = farm.map(random_cost_solve, rows, RESULT, step=4, seed=11)
     assert res.shape == rows.shape
@@ -181,4 +188,14 @@ def test_bad_task_array_on_one_rank_is_reported_everywhere():
     if comm.rank == comm.size - 1:
         rows = np.zeros(3)  # not a structured array
     with pytest.raises(TaskError, match=f"rank {comm.size - 1}: tasks must be a NumPy structured array"):
+        Farm(comm).map(random_cost_solve, rows, RESULT)
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("bad", [-1.0, np.nan])
+def test_bad_cost_estimate_is_reported_everywhere(bad):
+    rows = make_tasks(comm.rank, comm.size, "round_robin")
+    if comm.rank == comm.size - 1:
+        rows["cost"][:1] = bad
+    with pytest.raises(TaskError, match=f"rank {comm.size - 1}: the 'cost' field must hold one finite"):
         Farm(comm).map(random_cost_solve, rows, RESULT)
