@@ -14,7 +14,7 @@ export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 endif
 export OMPI_MCA_rmaps_base_oversubscribe := 1
 MPIRUN := mpirun --oversubscribe
-DEMO_CONFIG ?= drivers/configs/ou_averaging.toml
+DEMO_CONFIG ?= drivers/configs/elliptic.toml
 
 .PHONY: setup demo test test-serial test-mpi bench clean
 .DEFAULT_GOAL := demo

@@ -7,6 +7,7 @@ from hmmpar.core.errors import ConfigError
 
 #: run.app name -> "module:Class"
 APPS = {
+    "elliptic": "hmmpar.apps.elliptic:Elliptic",
     "ou_averaging": "hmmpar.apps.ou_averaging:OUAveraging",
 }
 

@@ -1,0 +1,406 @@
+r"""FE-HMM for elliptic homogenization (the flagship application).
+
+Problem: :math:`-\nabla\cdot(a^\varepsilon(x)\nabla u) = f` in a box, :math:`u = g` on the
+Dirichlet sides, :math:`a^\varepsilon\nabla u\cdot n = q` on the Neumann sides, with
+:math:`a^\varepsilon(x) = a(x, x/\varepsilon)` oscillating on the scale
+:math:`\varepsilon`. FE-HMM (E & Engquist 2003; Abdulle 2005, 2009) solves the macro
+problem :math:`-\nabla\cdot(A_H\nabla U) = f` with Q1 elements of size H on a PETSc DMDA
+(:class:`hmmpar.macro.box_q1.BoxQ1`); at every macro quadrature point :math:`x_l` the
+effective tensor :math:`A_H(x_l)` comes from a micro cell problem on
+:math:`I_\delta(x_l)` (:mod:`hmmpar.micro.cell_problem`), and the stiffness matrix is
+
+.. math::
+
+    B_H(U, V) = \sum_K \sum_l \omega_{K,l}\, \nabla V(x_{K,l}) \cdot A_H(x_{K,l}) \nabla U(x_{K,l}) .
+
+The run's steps: steps ``0 .. B-1`` solve the cell problems in ``B = micro.batches``
+batches of task ids (one checkpoint can follow each), step ``B`` assembles and solves the
+macro system. A cell problem is a farm task with ``task_id = element * 2^d + q`` (global
+element number in natural order, Gauss point q), so results do not depend on the rank
+count. Identical cell problems (a coefficient without slow dependence, frozen) are
+solved once: tasks are keyed by a hash of what defines their cell problem, and only one
+task per key goes to the farm (``micro.cache``).
+
+``macro.method = "fine-scale"`` solves :math:`-\nabla\cdot(a^\varepsilon\nabla u) = f`
+directly on the macro mesh (which must then resolve eps), for validation and cost
+comparison.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from hmmpar.apps.base import Application
+from hmmpar.core.checkpoint import Block, CheckpointReader
+from hmmpar.core.config import Field
+from hmmpar.core.errors import CheckpointError, ConfigError
+from hmmpar.core.expression import ExpressionError, macro_function
+from hmmpar.core.farm import TaskContext
+from hmmpar.core.instances import _move_rows
+from hmmpar.micro.cell_problem import BCS, CellSpec, effective_tensor
+from hmmpar.micro.coefficients import KINDS, coefficient_from_config
+
+SIDE_NAMES = ("x-", "x+", "y-", "y+", "z-", "z+")
+TASK_DTYPE = np.dtype([("task_id", "i8"), ("x", "f8", (3,))])
+
+
+def _result_dtype(dim: int) -> np.dtype:
+    return np.dtype([("A", "f8", (dim, dim))])
+
+
+class Elliptic(Application):
+    """FE-HMM (or a fine-scale reference solve) of a 2D/3D elliptic multiscale problem."""
+
+    name = "elliptic"
+    result_dtype = _result_dtype(2)  # replaced per instance by the problem's dimension
+    schema = {
+        "macro": {
+            "method": Field(str, "fe-hmm", "fe-hmm, or fine-scale (direct solve with a^eps; the mesh "
+                            "must resolve eps)", choices=("fe-hmm", "fine-scale")),
+            "cells": Field(list, [16, 16], "macro Q1 elements per direction (2 or 3 entries)", item_type=int),
+            "lower": Field(list, [], "lower corner of the box (default 0)", item_type=float),
+            "upper": Field(list, [], "upper corner of the box (default 1)", item_type=float),
+            "rtol": Field(float, 1e-10, "relative tolerance of the macro Krylov solver", min=0.0,
+                          min_exclusive=True),
+        },
+        "problem": {
+            "source": Field(str, "1", "f: a number or a formula in x, y, z"),
+            "dirichlet": Field(list, ["x-", "x+", "y-", "y+"], "Dirichlet sides (x-, x+, y-, y+, z-, z+)",
+                               item_type=str),
+            "dirichlet_value": Field(str, "0", "g on the Dirichlet sides: number or formula"),
+            "neumann": Field(list, [], "Neumann sides (the rest are natural, zero flux)", item_type=str),
+            "neumann_value": Field(str, "0", "outward flux q on the Neumann sides: number or formula"),
+            "exact": Field(str, "", "exact homogenized solution (formula) for the error report; "
+                           "empty: none", physics=False),
+        },
+        "coefficient": {
+            "kind": Field(str, "sine", "coefficient a(x, y): " + ", ".join(KINDS), choices=KINDS),
+            "axis": Field(int, 0, "direction of variation of laminate/sine/inverse_cosine (0 = y1)", min=0, max=2),
+            "values": Field(list, [1.0, 10.0], "laminate layer values / checkerboard phase values",
+                            item_type=float),
+            "fraction": Field(float, 0.5, "laminate: volume fraction of the first layer", min=0.0, max=1.0),
+            "mean": Field(float, 2.0, "sine / inverse_cosine mean", min=0.0, min_exclusive=True),
+            "amplitude": Field(float, 1.0, "sine / inverse_cosine amplitude"),
+            "formula": Field(str, "2 + sin(2*pi*y1)", "formula in x1.. (slow) and y1.. (fast)"),
+            "cells": Field(int, 4, "checkerboard squares per period and direction", min=1),
+            "seed": Field(int, 0, "checkerboard random seed", min=0),
+            "file": Field(str, "", "voxels: .npy or HDF5 file"),
+            "dataset": Field(str, "", "voxels: HDF5 dataset name"),
+            "function": Field(str, "", "function: module:function, numba-jittable f(x, y)"),
+            "depends_on_x": Field(bool, True, "function: does it depend on the slow variable x"),
+        },
+        "micro": {
+            "eps": Field(float, 1.0 / 32, "period eps of the fine scale", min=0.0, min_exclusive=True),
+            "delta_over_eps": Field(float, 1.0, "sampling domain size delta / eps", min=0.0,
+                                    min_exclusive=True),
+            "n": Field(int, 32, "micro Q1 elements per direction across delta", min=2),
+            "bc": Field(str, "periodic", "cell boundary condition: " + ", ".join(BCS), choices=BCS),
+            "oversampling": Field(float, 0.5, "oversampling: extra width per side / delta", min=0.0),
+            "frozen": Field(bool, True, "coefficient a(x_l, x/eps) frozen at the quadrature point "
+                            "(locally periodic) or a(x, x/eps) (general)"),
+            "cache": Field(str, "auto", "solve identical cell problems once: auto (when the cell "
+                           "does not depend on x_l), on, off", choices=("auto", "on", "off")),
+            "batches": Field(int, 4, "cell problems are solved in this many steps (checkpoint "
+                             "granularity)", min=1),
+        },
+    }
+
+    # ------------------------------------------------------------------ set-up
+    def __init__(self, config, comm, timers) -> None:
+        super().__init__(config, comm, timers)
+        from hmmpar.macro.box_q1 import BoxQ1
+
+        cells = list(config["macro.cells"])
+        dim = len(cells)
+        if dim not in (2, 3):
+            raise ConfigError(f"config key macro.cells must have 2 or 3 entries, not {dim}")
+        if min(cells) < 1:
+            raise ConfigError("config key macro.cells: every entry must be >= 1")
+        lower = list(config["macro.lower"]) or [0.0] * dim
+        upper = list(config["macro.upper"]) or [1.0] * dim
+        for key, v in (("macro.lower", lower), ("macro.upper", upper)):
+            if len(v) != dim:
+                raise ConfigError(f"config key {key} must have {dim} entries like macro.cells")
+        if any(u <= lo for lo, u in zip(lower, upper)):
+            raise ConfigError("config key macro.upper must exceed macro.lower in every direction")
+        self.dim = dim
+        self.method = config["macro.method"]
+        self.result_dtype = _result_dtype(dim)
+        p = config.section("problem")
+        sides = SIDE_NAMES[:2 * dim]
+        for key in ("dirichlet", "neumann"):
+            bad = [s for s in p[key] if s not in sides]
+            if bad:
+                raise ConfigError(f"config key problem.{key}: unknown side {bad[0]!r} (sides: {', '.join(sides)})")
+        both = set(p["dirichlet"]) & set(p["neumann"])
+        if both:
+            raise ConfigError(f"config keys problem.dirichlet and problem.neumann both name side {sorted(both)[0]}")
+        try:
+            self.source = macro_function(p["source"], dim, "config key problem.source")
+            g = macro_function(p["dirichlet_value"], dim, "config key problem.dirichlet_value")
+            q = macro_function(p["neumann_value"], dim, "config key problem.neumann_value")
+            self.exact = macro_function(p["exact"], dim, "config key problem.exact") if p["exact"] else None
+        except ExpressionError as exc:
+            raise ConfigError(str(exc)) from None
+        self.dirichlet = {s: g for s in p["dirichlet"]}
+        self.neumann = {s: q for s in p["neumann"]}
+        try:
+            self.coefficient = coefficient_from_config(config.section("coefficient"), dim)
+        except ValueError as exc:
+            raise ConfigError(f"config section coefficient: {exc}") from None
+        m = config.section("micro")
+        self.eps = m["eps"]
+        self.delta = m["delta_over_eps"] * m["eps"]
+        self.frozen = m["frozen"]
+        try:
+            self.spec = CellSpec(dim, m["n"], m["bc"], m["oversampling"])
+        except ValueError as exc:
+            raise ConfigError(f"config section micro: {exc}") from None
+        self.mesh = BoxQ1(comm, cells, lower, upper)
+        nq = self.mesh.n_qp
+        n_local = self.mesh.elements.shape[0]
+        self.n_tasks = self.mesh.n_elements * nq
+        self.task_ids = (self.mesh.elements[:, None] * nq + np.arange(nq)).reshape(-1)  # ascending
+        self.points = self.mesh.quadrature_points().reshape(-1, dim)
+        self.A = np.zeros((n_local * nq, dim, dim))
+        self.done = np.zeros(n_local * nq, dtype=bool)
+        cell_independent = self.frozen and not self.coefficient.depends_on_x
+        self.dedupe = m["cache"] == "on" or (m["cache"] == "auto" and cell_independent)
+        self.batches = m["batches"] if self.method == "fe-hmm" else 0
+        self.cache: dict[bytes, np.ndarray] = {}
+        self._submitted = np.zeros(0, dtype=np.int64)  # local indices sent to the farm this step
+        self.solved_here = 0  # cell problems this run solved (all ranks, counted on the farm)
+        self.cache_hits = 0
+        self.U = None
+        self.iterations = 0
+        self.step = 0
+
+    @property
+    def n_steps(self) -> int:
+        return self.batches + 1
+
+    @property
+    def sim_time(self) -> float:
+        return float(self.step)
+
+    def initialize(self) -> None:
+        self.done[:] = False
+        self.step = 0
+
+    # ------------------------------------------------------------------ micro
+    def _batch_mask(self, step: int) -> np.ndarray:
+        lo = self.n_tasks * step // self.batches
+        hi = self.n_tasks * (step + 1) // self.batches
+        return (self.task_ids >= lo) & (self.task_ids < hi)
+
+    def _keys(self, idx: np.ndarray) -> list[bytes]:
+        """What defines each task's cell problem, hashed (the cache key).
+
+        A frozen coefficient without slow dependence gives the cell coefficient
+        ``a((x_l + delta (s - 1/2)) / eps)``: it depends on x_l only through the phase
+        ``x_l / eps mod 1``, and not at all for periodic cells with ``delta / eps`` an
+        integer. The phase is rounded to 1e-9 so that equal phases computed with
+        different round-off share a key. Otherwise the key holds x_l itself.
+        """
+        base = repr((self.coefficient.describe(), self.spec, self.eps, self.delta, self.frozen)).encode()
+        ratio = self.delta / self.eps
+        if self.frozen and not self.coefficient.depends_on_x:
+            if self.spec.bc == "periodic" and abs(ratio - round(ratio)) < 1e-12:
+                key = hashlib.blake2b(base, digest_size=16).digest()
+                return [key] * idx.size
+            phase = np.round(np.mod(self.points[idx] / self.eps, 1.0), 9) % 1.0
+            return [hashlib.blake2b(base + p.tobytes(), digest_size=16).digest() for p in phase]
+        return [hashlib.blake2b(base + self.points[i].tobytes(), digest_size=16).digest() for i in idx]
+
+    def tasks(self, step: int) -> np.ndarray:
+        if step >= self.batches:
+            self._submitted = np.zeros(0, dtype=np.int64)
+            return np.zeros(0, dtype=TASK_DTYPE)
+        todo = np.flatnonzero(self._batch_mask(step) & ~self.done)
+        if self.dedupe:
+            todo = self._representatives(todo)
+        self._submitted = todo
+        rows = np.zeros(todo.size, dtype=TASK_DTYPE)
+        rows["task_id"] = self.task_ids[todo]
+        rows["x"][:, :self.dim] = self.points[todo]
+        return rows
+
+    def _representatives(self, todo: np.ndarray) -> np.ndarray:
+        """Of the tasks in ``todo``, those that must be solved: one per distinct key over
+        all ranks (the smallest task_id), skipping keys already in the cache."""
+        keys = self._keys(todo)
+        self._pending = {}
+        for i, k in zip(todo, keys):
+            if k in self.cache:
+                continue
+            tid = int(self.task_ids[i])
+            if k not in self._pending or tid < self._pending[k][0]:
+                self._pending[k] = (tid, int(i))
+        offers = self.comm.allgather({k: v[0] for k, v in self._pending.items()})
+        best: dict[bytes, int] = {}
+        for o in offers:
+            for k, tid in o.items():
+                best[k] = min(tid, best.get(k, tid))
+        self._todo_keys = (todo, keys)
+        return np.array(sorted(i for k, (tid, i) in self._pending.items() if best[k] == tid), dtype=np.int64)
+
+    def solve(self, rows: np.ndarray, ctx: TaskContext) -> np.ndarray:
+        out = np.empty(rows.shape[0], dtype=self.result_dtype)
+        for r in range(rows.shape[0]):
+            out["A"][r] = effective_tensor(self.coefficient, rows["x"][r, :self.dim], self.spec,
+                                           eps=self.eps, delta=self.delta, frozen=self.frozen)
+        return out
+
+    def absorb(self, step: int, results: np.ndarray) -> None:
+        if step < self.batches:
+            with self.timers.phase("farm_comm"):
+                idx = self._submitted
+                self.A[idx] = results["A"]
+                self.done[idx] = True
+                self.solved_here += self.comm.allreduce(int(idx.size))
+                if self.dedupe:
+                    self._fill_from_cache(idx)
+        else:
+            self._macro_solve()
+        self.step = step + 1
+
+    def _fill_from_cache(self, solved: np.ndarray) -> None:
+        todo, keys = self._todo_keys
+        new = {k: self.A[i] for k, i in zip(self._keys(solved), solved)}
+        for part in self.comm.allgather(new):
+            self.cache.update(part)
+        for i, k in zip(todo, keys):
+            if not self.done[i]:
+                self.A[i] = self.cache[k]
+                self.done[i] = True
+                self.cache_hits += 1
+
+    # ------------------------------------------------------------------ macro
+    def _coefficient_at_qp(self) -> np.ndarray:
+        n_local, nq = self.mesh.elements.shape[0], self.mesh.n_qp
+        if self.method == "fine-scale":
+            pts = self.points
+            a = self.coefficient.tensor(pts, pts / self.eps)
+            return a.reshape(n_local, nq, self.dim, self.dim)
+        if not self.comm.allreduce(bool(self.done.all()), op=_land()):
+            raise RuntimeError("internal: macro solve with cell problems missing")
+        return self.A.reshape(n_local, nq, self.dim, self.dim)
+
+    def _macro_solve(self) -> None:
+        with self.timers.phase("macro_assemble"):
+            A, b = self.mesh.assemble(self._coefficient_at_qp(), self.source, self.dirichlet, self.neumann)
+        with self.timers.phase("macro_solve"):
+            self.U = self.mesh.solve(A, b, rtol=self.config["macro.rtol"])
+            self.iterations = self.mesh.last_iterations
+
+    # ------------------------------------------------------------------ checkpoints
+    def _owners(self) -> np.ndarray:
+        """The rank that holds every task id (from each rank's element list)."""
+        counts = np.array(self.comm.allgather(self.task_ids.size))
+        owner = np.repeat(np.arange(self.comm.size), counts)
+        ids = np.empty(self.n_tasks, dtype=np.int64)
+        self.comm.Allgatherv(self.task_ids, [ids, counts])
+        out = np.empty(self.n_tasks, dtype=np.int64)
+        out[ids] = owner
+        return out
+
+    def _blocks(self) -> np.ndarray:
+        """The rank whose checkpoint block holds every task id (contiguous blocks)."""
+        size = self.comm.size
+        bounds = np.array([self.n_tasks * r // size for r in range(size + 1)])
+        return np.searchsorted(bounds, np.arange(self.n_tasks), side="right") - 1
+
+    def checkpoint_data(self) -> dict:
+        d = self.dim
+        rows = np.zeros(self.task_ids.size, dtype=[("A", "f8", (d, d)), ("done", "u1")])
+        rows["A"], rows["done"] = self.A, self.done
+        blocks = self._blocks()
+        moved = _move_rows(self.comm, rows, self._owners(), blocks)
+        start = int(np.searchsorted(blocks, self.comm.rank))
+        return {"fields": {"A_H": Block(np.ascontiguousarray(moved["A"]), start, self.n_tasks),
+                           "cell_done": Block(np.ascontiguousarray(moved["done"]), start, self.n_tasks)},
+                "attrs": {"step": self.step, "dim": d}}
+
+    def load_checkpoint(self, reader: CheckpointReader) -> None:
+        if reader.rows("fields", "A_H") != self.n_tasks or int(reader.attrs.get("dim", 0)) != self.dim:
+            raise CheckpointError(f"checkpoint {reader.path} holds {reader.rows('fields', 'A_H')} cell "
+                                  f"problems, this mesh has {self.n_tasks}")
+        blocks = self._blocks()
+        lo = int(np.searchsorted(blocks, self.comm.rank))
+        hi = int(np.searchsorted(blocks, self.comm.rank, side="right"))
+        d = self.dim
+        rows = np.zeros(hi - lo, dtype=[("A", "f8", (d, d)), ("done", "u1")])
+        rows["A"] = reader.read_block("fields", "A_H", lo, hi)
+        rows["done"] = reader.read_block("fields", "cell_done", lo, hi)
+        mine = _move_rows(self.comm, rows, blocks, self._owners())
+        self.A[:], self.done[:] = mine["A"], mine["done"].astype(bool)
+        self.step = int(reader.attrs["step"])
+        if self.dedupe:  # rebuild the cache from the cell problems already solved
+            idx = np.flatnonzero(self.done)
+            local = {k: self.A[i] for k, i in zip(self._keys(idx), idx)}
+            for part in self.comm.allgather(local):
+                self.cache.update(part)
+
+    # ------------------------------------------------------------------ outputs
+    def finalize(self, outdir: Path) -> dict | None:
+        mesh, d = self.mesh, self.dim
+        nq = mesh.n_qp
+        errors = mesh.errors(self.U, self.exact) if self.exact is not None else None
+        a_elem = self._coefficient_at_qp().mean(axis=1)  # element average of A_H
+        fields = {"A_H": a_elem}
+        mesh.write(outdir / "elliptic.h5", self.U, fields, nodal_name="U")
+        U = mesh.nodal_values(self.U)
+        A_all = mesh.element_values(a_elem)
+        if self.comm.rank != 0:
+            return None
+        summary = {
+            "app": self.name, "method": self.method, "dim": d, "cells": mesh.cells.tolist(),
+            "macro_h": mesh.h.tolist(), "eps": self.eps, "delta": self.delta,
+            "micro": {"n": self.spec.n, "bc": self.spec.bc, "frozen": self.frozen,
+                      "h_over_eps": self.delta / self.spec.n / self.eps},
+            "cell_problems": self.n_tasks if self.method == "fe-hmm" else 0,
+            "cell_problems_solved_this_run": self.solved_here,
+            "cache_hits_this_run": self.cache_hits,
+            "krylov_iterations": self.iterations,
+            "U_min": float(U.min()), "U_max": float(U.max()),
+        }
+        if errors is not None:
+            summary["error_vs_exact"] = {"l2": errors["l2"], "h1": errors["h1"]}
+        known = self.coefficient.homogenized(d)
+        if known is not None and self.method == "fe-hmm":
+            summary["A_H_mean"] = A_all.reshape(-1, d, d).mean(axis=0).tolist()
+            summary["A_H_exact_periodic"] = known.tolist()
+        if self.config["output.plots"]:
+            self._plot(outdir / "elliptic.png", U, A_all)
+        return summary
+
+    def _plot(self, path: Path, U: np.ndarray, A_all: np.ndarray) -> None:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        mesh, d = self.mesh, self.dim
+        if d == 3:  # middle slice in z
+            U = U[U.shape[0] // 2]
+            A_all = A_all.reshape(tuple(mesh.cells[::-1]) + (d, d))[mesh.cells[2] // 2]
+        else:
+            A_all = A_all.reshape(tuple(mesh.cells[::-1]) + (d, d))
+        ext = [mesh.lower[0], mesh.upper[0], mesh.lower[1], mesh.upper[1]]
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+        for ax, data, title in ((axes[0], U, "U (macro solution)"),
+                                (axes[1], A_all[..., 0, 0], "$A_H$ 11 (element mean)"),
+                                (axes[2], A_all[..., 1, 1], "$A_H$ 22 (element mean)")):
+            im = ax.imshow(data, origin="lower", extent=ext, cmap="viridis", interpolation="nearest")
+            ax.set(title=title + (" at mid z" if d == 3 else ""), xlabel="x", ylabel="y")
+            fig.colorbar(im, ax=ax, shrink=0.85)
+        fig.suptitle(f"{self.method}: {'x'.join(map(str, mesh.cells))} macro cells, eps = {self.eps:g}")
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+
+
+def _land():
+    from mpi4py import MPI
+    return MPI.LAND

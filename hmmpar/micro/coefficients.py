@@ -1,0 +1,342 @@
+r"""Oscillating coefficients :math:`a(x, y)` of elliptic homogenization problems.
+
+A coefficient is a function of the macro point ``x`` and of the fast variable
+``y = x / eps``, 1-periodic in every component of ``y``; it returns a scalar (isotropic)
+or a ``d x d`` tensor. Locally periodic problems have :math:`a^\varepsilon(x) = a(x, x/\varepsilon)`;
+a purely periodic one does not depend on ``x`` (:attr:`Coefficient.depends_on_x` is False),
+so all its cell problems are the same.
+
+Every coefficient evaluates on whole arrays of points: ``values(x, y)`` with ``x`` and
+``y`` of shape ``(n, d)`` returns ``(n,)`` or ``(n, d, d)``.
+
+The library: :class:`Laminate`, :class:`Sine` (``mean + amplitude sin(2 pi y_k)``),
+:class:`InverseCosine` (``1 / (mean + amplitude cos(2 pi y_k))``), :class:`Product`,
+:class:`Voxels` (piecewise constant on a voxel grid of the unit cell, from a ``.npy``
+file, an HDF5 dataset or an array) and :func:`checkerboard` (random two-phase voxels from
+a seed), :class:`Formula` (a config formula in ``x1.. y1..``) and :class:`UserFunction`
+(``module:function``, a numba-jittable pointwise ``f(x, y)``).
+
+Exact homogenized tensors of the layered ones (:meth:`Coefficient.homogenized`): for a
+coefficient that depends on ``y_k`` only, the effective tensor is diagonal with the
+harmonic mean :math:`\langle a^{-1}\rangle^{-1}` in direction ``k`` and the arithmetic
+mean :math:`\langle a\rangle` in the others (e.g. Bensoussan, Lions & Papanicolaou 1978;
+Jikov, Kozlov & Oleinik 1994, sec. 1.5). For ``2 + sin(2 pi y_1)`` that is
+``diag(sqrt(3), 2)``; for ``1 / (2 + cos(2 pi y_1))`` it is ``diag(1/2, 1/sqrt(3))``.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from hmmpar.core.expression import Expression, ExpressionError
+
+
+class Coefficient:
+    """Base class: ``values(x, y)`` on arrays of points, plus what caching needs."""
+
+    #: does the coefficient depend on the macro point x (False: purely periodic)
+    depends_on_x: bool = False
+
+    def values(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """``(n,)`` scalars or ``(n, d, d)`` tensors at points ``x``, ``y`` of shape ``(n, d)``."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """A canonical text that determines the coefficient (hashed for the cell cache)."""
+        raise NotImplementedError
+
+    def homogenized(self, dim: int) -> np.ndarray | None:
+        """The exact effective tensor when it is known in closed form, else None."""
+        return None
+
+    def tensor(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Always ``(n, d, d)``: a scalar coefficient times the identity."""
+        v = np.asarray(self.values(x, y), dtype=float)
+        d = x.shape[1]
+        if v.ndim == 1:
+            return v[:, None, None] * np.eye(d)
+        return v
+
+    def digest(self) -> bytes:
+        return hashlib.blake2b(self.describe().encode(), digest_size=16).digest()
+
+
+class _Layered(Coefficient):
+    """A scalar coefficient that varies along ``y_axis`` only."""
+
+    axis: int = 0
+
+    def profile(self, t: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def values(self, x, y):
+        return self.profile(np.mod(y[:, self.axis], 1.0))
+
+    def means(self) -> tuple[float, float]:
+        """(arithmetic mean, harmonic mean) over a period; subclasses give exact values."""
+        raise NotImplementedError
+
+    def homogenized(self, dim):
+        if self.axis >= dim:
+            return None
+        arith, harm = self.means()
+        a = np.full(dim, arith)
+        a[self.axis] = harm
+        return np.diag(a)
+
+
+class Laminate(_Layered):
+    """Two layers across ``y_axis``: ``values[0]`` on ``frac(y_axis) < fraction``, else ``values[1]``."""
+
+    def __init__(self, values: Sequence[float] = (1.0, 10.0), fraction: float = 0.5, axis: int = 0) -> None:
+        self.a = tuple(float(v) for v in values)
+        if len(self.a) != 2 or min(self.a) <= 0:
+            raise ValueError("laminate values must be two positive numbers")
+        if not 0.0 < fraction < 1.0:
+            raise ValueError("laminate fraction must be in (0, 1)")
+        self.fraction, self.axis = float(fraction), int(axis)
+
+    def profile(self, t):
+        return np.where(t < self.fraction, self.a[0], self.a[1])
+
+    def means(self):
+        f, (a0, a1) = self.fraction, self.a
+        return f * a0 + (1 - f) * a1, 1.0 / (f / a0 + (1 - f) / a1)
+
+    def describe(self):
+        return f"laminate({self.a!r},{self.fraction!r},{self.axis})"
+
+
+class Sine(_Layered):
+    """``mean + amplitude * sin(2 pi y_axis)`` (``|amplitude| < mean``)."""
+
+    def __init__(self, mean: float = 2.0, amplitude: float = 1.0, axis: int = 0) -> None:
+        if not abs(amplitude) < mean:
+            raise ValueError("sine coefficient needs |amplitude| < mean (a > 0)")
+        self.mean, self.amplitude, self.axis = float(mean), float(amplitude), int(axis)
+
+    def profile(self, t):
+        return self.mean + self.amplitude * np.sin(2 * np.pi * t)
+
+    def means(self):
+        return self.mean, math.sqrt(self.mean**2 - self.amplitude**2)
+
+    def describe(self):
+        return f"sine({self.mean!r},{self.amplitude!r},{self.axis})"
+
+
+class InverseCosine(_Layered):
+    """``1 / (mean + amplitude * cos(2 pi y_axis))`` (``|amplitude| < mean``)."""
+
+    def __init__(self, mean: float = 2.0, amplitude: float = 1.0, axis: int = 0) -> None:
+        if not abs(amplitude) < mean:
+            raise ValueError("inverse_cosine coefficient needs |amplitude| < mean (a > 0)")
+        self.mean, self.amplitude, self.axis = float(mean), float(amplitude), int(axis)
+
+    def profile(self, t):
+        return 1.0 / (self.mean + self.amplitude * np.cos(2 * np.pi * t))
+
+    def means(self):
+        return 1.0 / math.sqrt(self.mean**2 - self.amplitude**2), 1.0 / self.mean
+
+    def describe(self):
+        return f"inverse_cosine({self.mean!r},{self.amplitude!r},{self.axis})"
+
+
+class Product(Coefficient):
+    """The pointwise product of scalar coefficients (tensors multiply as matrices)."""
+
+    def __init__(self, *factors: Coefficient) -> None:
+        if not factors:
+            raise ValueError("a product needs at least one factor")
+        self.factors = factors
+        self.depends_on_x = any(f.depends_on_x for f in factors)
+
+    def values(self, x, y):
+        out = np.asarray(self.factors[0].values(x, y), dtype=float)
+        for f in self.factors[1:]:
+            v = np.asarray(f.values(x, y), dtype=float)
+            if out.ndim == 3 or v.ndim == 3:
+                out = np.einsum("nij,njk->nik", self._as_tensor(out, x), self._as_tensor(v, x))
+            else:
+                out = out * v
+        return out
+
+    @staticmethod
+    def _as_tensor(v, x):
+        return v if v.ndim == 3 else v[:, None, None] * np.eye(x.shape[1])
+
+    def homogenized(self, dim):
+        # a product of layered factors along one and the same axis is layered again,
+        # but its means are not those of the factors: no closed form in general
+        return None
+
+    def describe(self):
+        return "product(" + ",".join(f.describe() for f in self.factors) + ")"
+
+
+class Voxels(Coefficient):
+    """Piecewise constant on a voxel grid of the unit cell, repeated periodically.
+
+    ``grid[i_1, ..., i_d]`` is the value on the voxel ``prod_k [i_k, i_k + 1) / shape_k``
+    (index ``i_1`` runs along ``y_1``).
+    """
+
+    def __init__(self, grid: np.ndarray, label: str = "array") -> None:
+        grid = np.asarray(grid, dtype=float)
+        if grid.ndim not in (2, 3):
+            raise ValueError(f"voxel coefficient {label}: need a 2D or 3D array, got {grid.ndim}D")
+        if not np.all(np.isfinite(grid)) or grid.min() <= 0:
+            raise ValueError(f"voxel coefficient {label}: values must be finite and positive")
+        self.grid, self.label = grid, label
+
+    @classmethod
+    def from_file(cls, path: str | Path, dataset: str | None = None) -> "Voxels":
+        """From a ``.npy`` file, or an HDF5 file's ``dataset``."""
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"voxel coefficient: file {path} not found")
+        if path.suffix == ".npy":
+            return cls(np.load(path), label=str(path))
+        import hmmpar  # noqa: F401 - selects the MPI build of h5py
+        import h5py
+        with h5py.File(path, "r") as f:
+            if not dataset or dataset not in f:
+                raise ValueError(f"voxel coefficient: dataset {dataset!r} not in {path}")
+            return cls(np.asarray(f[dataset]), label=f"{path}:{dataset}")
+
+    def values(self, x, y):
+        d = self.grid.ndim
+        if y.shape[1] != d:
+            raise ValueError(f"voxel coefficient {self.label} is {d}D, the problem is {y.shape[1]}D")
+        shape = np.array(self.grid.shape)
+        idx = np.floor(np.mod(y, 1.0) * shape).astype(np.int64)
+        idx = np.minimum(idx, shape - 1)
+        return self.grid[tuple(idx[:, k] for k in range(d))]
+
+    def describe(self):
+        return "voxels(" + hashlib.blake2b(self.grid.tobytes() + str(self.grid.shape).encode(),
+                                           digest_size=16).hexdigest() + ")"
+
+
+def checkerboard(dim: int, cells: int = 4, low: float = 1.0, high: float = 10.0, seed: int = 0) -> Voxels:
+    """Random two-phase voxels: each of ``cells**dim`` squares is ``low`` or ``high`` with
+    probability 1/2, drawn from ``numpy.random.default_rng(seed)``."""
+    rng = np.random.default_rng(seed)
+    grid = np.where(rng.random((cells,) * dim) < 0.5, low, high)
+    return Voxels(grid, label=f"checkerboard(seed={seed})")
+
+
+class Formula(Coefficient):
+    """A formula in ``x1..xd`` (macro point) and ``y1..yd`` (fast variable), e.g.
+    ``"(2 + sin(2*pi*y1)) * (1 + x1)"``."""
+
+    def __init__(self, text: str, dim: int) -> None:
+        names = tuple(f"x{i + 1}" for i in range(dim)) + tuple(f"y{i + 1}" for i in range(dim))
+        self.expr = Expression(text, names)
+        self.dim = dim
+        self.depends_on_x = any(n.startswith("x") for n in self.expr.used)
+
+    def values(self, x, y):
+        cols = {f"x{i + 1}": x[:, i] for i in range(self.dim)}
+        cols.update({f"y{i + 1}": y[:, i] for i in range(self.dim)})
+        return np.array(np.broadcast_to(np.asarray(self.expr(**cols), dtype=float), x.shape[:1]))
+
+    def describe(self):
+        return f"formula({self.expr.text!r},{self.dim})"
+
+
+class UserFunction(Coefficient):
+    """``module:function``: a pointwise ``f(x, y)`` (1D arrays of length d) returning a
+    float or a ``d x d`` array, compiled with numba and looped over the points in
+    compiled code. ``depends_on_x`` is taken from the config (default True)."""
+
+    def __init__(self, spec: str, depends_on_x: bool = True) -> None:
+        module_name, _, func_name = str(spec).partition(":")
+        if not module_name or not func_name:
+            raise ValueError(f"coefficient function {spec!r} must be 'module:function'")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ValueError(f"coefficient function {spec!r}: cannot import {module_name}: {exc}") from None
+        fn = getattr(module, func_name, None)
+        if not callable(fn):
+            raise ValueError(f"coefficient function {spec!r}: {module_name} has no function {func_name}")
+        import numba
+        self.spec = spec
+        self.depends_on_x = bool(depends_on_x)
+        self._fn = fn if isinstance(fn, numba.core.dispatcher.Dispatcher) else numba.njit(cache=False)(fn)
+        self._tensor: bool | None = None
+
+    def values(self, x, y):
+        x = np.ascontiguousarray(x, dtype=float)
+        y = np.ascontiguousarray(y, dtype=float)
+        if self._tensor is None:
+            first = np.asarray(self._fn(x[0], y[0]))
+            if first.ndim not in (0, 2) or (first.ndim == 2 and first.shape != (x.shape[1],) * 2):
+                raise ValueError(f"coefficient function {self.spec} must return a float or a "
+                                 f"{x.shape[1]}x{x.shape[1]} array, got shape {first.shape}")
+            self._tensor = first.ndim == 2
+        if self._tensor:
+            out = np.empty((x.shape[0], x.shape[1], x.shape[1]))
+            _loop_tensor(self._fn, x, y, out)
+        else:
+            out = np.empty(x.shape[0])
+            _loop_scalar(self._fn, x, y, out)
+        return out
+
+    def describe(self):
+        return f"function({self.spec!r})"
+
+
+def _make_loops():
+    import numba
+
+    @numba.njit(cache=False)
+    def loop_scalar(f, x, y, out):
+        for i in range(x.shape[0]):
+            out[i] = f(x[i], y[i])
+
+    @numba.njit(cache=False)
+    def loop_tensor(f, x, y, out):
+        for i in range(x.shape[0]):
+            out[i] = f(x[i], y[i])
+
+    return loop_scalar, loop_tensor
+
+
+_loop_scalar, _loop_tensor = _make_loops()
+
+KINDS = ("laminate", "sine", "inverse_cosine", "formula", "checkerboard", "voxels", "function")
+
+
+def coefficient_from_config(c, dim: int) -> Coefficient:
+    """Build the coefficient of a ``[coefficient]`` config section (a mapping)."""
+    kind = c["kind"]
+    axis = int(c["axis"])
+    if axis >= dim:
+        raise ValueError(f"coefficient.axis = {axis} but the problem is {dim}D")
+    if kind == "laminate":
+        return Laminate(c["values"], c["fraction"], axis)
+    if kind == "sine":
+        return Sine(c["mean"], c["amplitude"], axis)
+    if kind == "inverse_cosine":
+        return InverseCosine(c["mean"], c["amplitude"], axis)
+    if kind == "formula":
+        try:
+            return Formula(c["formula"], dim)
+        except ExpressionError as exc:
+            raise ValueError(f"coefficient.formula: {exc}") from None
+    if kind == "checkerboard":
+        lo, hi = c["values"]
+        return checkerboard(dim, c["cells"], lo, hi, c["seed"])
+    if kind == "voxels":
+        return Voxels.from_file(c["file"], c["dataset"] or None)
+    if kind == "function":
+        return UserFunction(c["function"], c["depends_on_x"])
+    raise ValueError(f"coefficient.kind {kind!r} is not one of {', '.join(KINDS)}")

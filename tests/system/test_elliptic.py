@@ -1,0 +1,122 @@
+"""The elliptic FE-HMM application as users run it: under mpirun, restarted, and its driver."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import hmmpar  # noqa: F401 - MPI h5py
+import h5py
+
+from conftest import ROOT, hmmpar_lines, run_mpi
+
+CONFIG = """
+[run]
+app = "elliptic"
+output_dir = "{out}"
+progress_interval = 0.0
+[macro]
+cells = [8, 6]
+[problem]
+source = "1 + x*y"
+dirichlet = ["x-", "y-", "y+"]
+neumann = ["x+"]
+neumann_value = "0.5*y"
+[coefficient]
+kind = "formula"
+formula = "(1 + 0.5*x1*x2) * (2 + sin(2*pi*y1)) / (2 + cos(2*pi*y2))"
+[micro]
+eps = 0.01
+n = 12
+batches = 4
+[checkpoint]
+every_steps = 1
+keep = 10
+[output]
+plots = false
+"""
+
+
+def config(tmp_path, name):
+    f = tmp_path / f"{name}.toml"
+    f.write_text(CONFIG.format(out=tmp_path / name))
+    return f
+
+
+def hmmpar(n, *args, timeout=240):
+    return run_mpi(n, ["-m", "hmmpar.cli", "run", *map(str, args)], timeout=timeout)
+
+
+def nodal_u(out):
+    with h5py.File(out / "elliptic.h5", "r") as f:
+        return np.array(f["nodal/U"])
+
+
+def summary(out):
+    return json.loads((out / "summary.json").read_text())
+
+
+def test_one_two_three_ranks_same_solution(tmp_path):
+    results = {}
+    for n in (1, 2, 3):
+        name = f"r{n}"
+        p = hmmpar(n, config(tmp_path, name))
+        assert p.returncode == 0, p.stderr
+        results[n] = nodal_u(tmp_path / name)
+        s = summary(tmp_path / name)
+        assert s["cell_problems"] == 8 * 6 * 4 == s["cell_problems_solved_this_run"]
+    assert results[1].shape == (7, 9)
+    scale = np.abs(results[1]).max()
+    assert scale > 0.01
+    for n in (2, 3):  # macro rtol 1e-10: the same U to solver tolerance
+        assert np.abs(results[n] - results[1]).max() < 1e-8 * scale
+    # the cell problems themselves are rank-independent bit for bit
+    with h5py.File(tmp_path / "r1" / "checkpoints" / "ckpt_00000005.h5", "r") as a, \
+            h5py.File(tmp_path / "r3" / "checkpoints" / "ckpt_00000005.h5", "r") as b:
+        assert np.array(a["fields/A_H"]).tobytes() == np.array(b["fields/A_H"]).tobytes()
+
+
+def test_restart_does_not_resolve_checkpointed_cells(tmp_path):
+    p = hmmpar(1, config(tmp_path, "full"))
+    assert p.returncode == 0, p.stderr
+    reference = nodal_u(tmp_path / "full")
+    # keep the checkpoint after 2 of the 4 batches, as if the run had been killed there
+    out = tmp_path / "killed"
+    (out / "checkpoints").mkdir(parents=True)
+    shutil.copy(tmp_path / "full" / "checkpoints" / "ckpt_00000002.h5", out / "checkpoints")
+    p = hmmpar(3, config(tmp_path, "killed"), "--restart", "latest")
+    assert p.returncode == 0, p.stderr
+    assert "restarted from" in p.stdout
+    s = summary(out)
+    assert s["cell_problems_solved_this_run"] == s["cell_problems"] // 2
+    assert np.abs(nodal_u(out) - reference).max() < 1e-8 * np.abs(reference).max()
+
+
+def test_outputs_xdmf_png_and_bad_side(tmp_path):
+    f = config(tmp_path, "plots")
+    f.write_text(f.read_text().replace("plots = false", "plots = true"))
+    p = hmmpar(2, f)
+    assert p.returncode == 0, p.stderr
+    out = tmp_path / "plots"
+    for name in ("elliptic.h5", "elliptic.xdmf", "elliptic.png", "summary.json", "timing.json"):
+        assert (out / name).is_file(), name
+    import xml.etree.ElementTree as ET
+    ET.parse(out / "elliptic.xdmf")
+    p = hmmpar(2, f, "--set", 'problem.neumann=["x+", "w-"]')
+    assert p.returncode == 2
+    assert hmmpar_lines(p.stderr) == ["hmmpar: error: config key problem.neumann: unknown side 'w-' "
+                                      "(sides: x-, x+, y-, y+)"]
+
+
+def test_driver_default_config_runs(tmp_path):
+    """drivers/elliptic.py with its default config (made small with --set) on 2 ranks."""
+    p = run_mpi(2, [str(ROOT / "drivers" / "elliptic.py"), "--set", f'run.output_dir="{tmp_path}"',
+                    "--set", "macro.cells=[6, 6]", "--set", "micro.n=8", "--set", "output.plots=false"],
+                timeout=240)
+    assert p.returncode == 0, p.stderr
+    s = summary(tmp_path)
+    assert s["cell_problems_solved_this_run"] == 6 * 6 * 4
+    # the demo's coefficient separates: A_H(x) = (1 + 0.5 sin(pi x1)) A_periodic, so U > 0
+    assert s["U_max"] > 0 and s["U_min"] > -1e-12
