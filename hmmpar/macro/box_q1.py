@@ -151,8 +151,13 @@ class BoxQ1:
     Raises
     ------
     ValueError
-        On wrong lengths, ``cells < 1``, non-finite corners or ``upper <= lower``.
+        On wrong lengths, ``cells < 1``, non-finite corners or ``upper <= lower``, or
+        if PETSc cannot split the nodes over the ranks (fewer nodes than ranks in a
+        direction of its process grid).
     """
+
+    #: :meth:`solve` uses a direct solve (PCREDUNDANT, LU) by default up to this many rows.
+    DIRECT_MAX_ROWS = 1000
 
     def __init__(self, comm, cells: Sequence[int], lower: Sequence[float] = None,
                  upper: Sequence[float] = None) -> None:
@@ -185,10 +190,14 @@ class BoxQ1:
         self.last_iterations = -1
 
         nodes = tuple(int(c) + 1 for c in self.cells)
-        self.da = PETSc.DMDA().create(dim=dim, sizes=nodes, dof=1, stencil_width=1,
-                                      stencil_type=PETSc.DMDA.StencilType.BOX,
-                                      comm=PETSc.Comm(comm))
-        self.da.setUp()
+        try:
+            self.da = PETSc.DMDA().create(dim=dim, sizes=nodes, dof=1, stencil_width=1,
+                                          stencil_type=PETSc.DMDA.StencilType.BOX,
+                                          comm=PETSc.Comm(comm))
+            self.da.setUp()
+        except PETSc.Error as exc:
+            raise ValueError(f"PETSc cannot distribute {nodes} nodes over {comm.size} ranks "
+                             f"(each rank needs at least one node per direction): {exc}") from exc
 
         # owned node box [ns, ne) and ghosted box [gs, ge), per direction (x, y[, z])
         self._ns = np.array([r[0] for r in self.da.getRanges()], dtype=np.int64)
@@ -203,6 +212,8 @@ class BoxQ1:
         boxes = comm.allgather((self._ns.tolist(), self._ne.tolist(), self._es.tolist(), self._ee.tolist()))
         self._node_boxes = [(np.array(b[0]), np.array(b[1])) for b in boxes]
         self._elem_boxes = [(np.array(b[2]), np.maximum(np.array(b[3]), np.array(b[2]))) for b in boxes]
+        # first PETSc (global vector) row of this rank: ranks own consecutive row blocks
+        self._rstart = int(sum(np.prod(e - s) for s, e in self._node_boxes[: comm.rank]))
 
         # owned elements in natural order: C-order over (k, j, i) with i fastest
         axes = [np.arange(self._es[d], self._es[d] + ecount[d], dtype=np.int64) for d in range(dim)]
@@ -275,7 +286,12 @@ class BoxQ1:
                     raise ValueError(f"{what} returned shape {values.shape}, expected "
                                      f"({points.shape[0]},) for points of shape {points.shape}") from None
         else:
-            values = np.full(points.shape[0], float(data))
+            try:
+                value = float(data)
+            except (TypeError, ValueError):
+                raise ValueError(f"{what} must be a number or a callable f(points (n, dim)) -> (n,), "
+                                 f"got {data!r}") from None
+            values = np.full(points.shape[0], value)
         if not np.all(np.isfinite(values)):
             raise ValueError(f"{what} has non-finite values")
         return values
@@ -312,7 +328,9 @@ class BoxQ1:
             ``A`` is :math:`K` with the Dirichlet rows and columns replaced by the
             identity; ``b`` is :math:`F` with :math:`b_i = g_i` at Dirichlet nodes and
             :math:`b_j \\leftarrow b_j - \\sum_i K_{ji} g_i` elsewhere. ``A`` carries the
-            ``SYMMETRIC`` option when :math:`A(x)` is symmetric at every point.
+            ``SYMMETRIC`` option when :math:`A(x)` is symmetric at every point (to
+            :math:`10^{-12}` relative). Without Dirichlet sides :math:`K` is singular (the
+            solution is defined up to a constant; :math:`f, q` must be compatible).
 
         Raises
         ------
@@ -340,13 +358,14 @@ class BoxQ1:
             message = str(exc)
         _collective_raise(comm, message)
 
-        # symmetry of the coefficient (decides the default Krylov method)
+        # symmetry of the coefficient: the Mat option picks the default Krylov method
+        # (CG or GMRES). (No SPD flag: it switches GAMG's eigenvalue estimate to CG, which
+        # hangs in PETSc 3.18 when a rank owns only Dirichlet rows.)
+        scale = float(np.max(np.abs(coef), initial=0.0))
         if coef.ndim == 2:
             asym = 0.0
-            scale = float(np.max(np.abs(coef), initial=0.0))
         else:
             asym = float(np.max(np.abs(coef - np.swapaxes(coef, 2, 3)), initial=0.0))
-            scale = float(np.max(np.abs(coef), initial=0.0))
         asym, scale = comm.allreduce(asym, op=MPI.MAX), comm.allreduce(scale, op=MPI.MAX)
         symmetric = asym <= 1e-12 * scale
 
@@ -375,11 +394,11 @@ class BoxQ1:
                 pts = self.quadrature_points().reshape(-1, dim)
                 fq = self._evaluate(source, pts, "source").reshape(n, nq)
                 np.add.at(barr, self._conn, (fq * self._wdet2) @ self._N2)
-            elif float(source) != 0.0:
-                if not math.isfinite(float(source)):
-                    raise ValueError("source has non-finite values")
-                Fe = float(source) * (self._wdet2 @ self._N2)
-                np.add.at(barr, self._conn, np.broadcast_to(Fe, (n, Fe.size)))
+            else:
+                value = self._evaluate(source, np.zeros((1, dim)), "source")[0]
+                if value != 0.0:
+                    Fe = value * (self._wdet2 @ self._N2)
+                    np.add.at(barr, self._conn, np.broadcast_to(Fe, (n, Fe.size)))
             for side in SIDES[: 2 * dim]:
                 if side in neumann:
                     self._add_neumann(barr, side, neumann[side])
@@ -400,9 +419,9 @@ class BoxQ1:
         _collective_raise(comm, message)
         x = self.da.createGlobalVec()
         x.set(0.0)
-        rstart = x.getOwnershipRange()[0]
+        assert x.getOwnershipRange()[0] == self._rstart
         if rows.size:
-            x.getArray()[rows - rstart] = values
+            x.getArray()[rows - self._rstart] = values
         A.zeroRowsColumns(rows.astype(PETSc.IntType), 1.0, x, b)
         x.destroy()
         A.setOption(PETSc.Mat.Option.SYMMETRIC, symmetric)
@@ -449,25 +468,23 @@ class BoxQ1:
             all_vals.append(self._evaluate(dirichlet[side], pts, f"Dirichlet data on {side}"))
             all_rows.append(local)
             seen = np.concatenate([seen, local])
-        rstart = self._rstart()
+        rstart = self._rstart
         if not all_rows:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         return np.concatenate(all_rows) + rstart, np.concatenate(all_vals)
-
-    def _rstart(self) -> int:
-        if not hasattr(self, "_rstart_cache"):
-            v = self.da.createGlobalVec()
-            self._rstart_cache = int(v.getOwnershipRange()[0])
-            v.destroy()
-        return self._rstart_cache
 
     # ------------------------------------------------------------------ solve
     def solve(self, A: PETSc.Mat, b: PETSc.Vec, *, rtol: float = 1e-10,
               prefix: str = "macro_") -> PETSc.Vec:
         """Solve :math:`A U = b` with PETSc KSP (collective).
 
-        Defaults: CG (GMRES if ``A`` is not flagged symmetric, i.e. the coefficient was
-        not symmetric) with algebraic multigrid (GAMG), relative tolerance ``rtol``.
+        Defaults: CG with algebraic multigrid (GAMG), relative tolerance ``rtol`` (of the
+        preconditioned residual norm, CG's default). Two exceptions: if ``A`` is not
+        flagged ``SYMMETRIC`` (:meth:`assemble` found a non-symmetric coefficient) the
+        Krylov method is GMRES, since CG needs a symmetric operator; and systems of at
+        most :attr:`DIRECT_MAX_ROWS` rows use ``PCREDUNDANT`` (a sequential LU of the
+        whole matrix on every rank), because GAMG's eigenvalue estimates break down on
+        tiny grids (e.g. 2x2x2 cells) and a direct solve is cheaper there anyway.
         ``ksp.setFromOptions()`` runs last, so every option under ``prefix``
         (``-macro_ksp_type``, ``-macro_pc_type``, ``-macro_ksp_monitor`` ...) overrides
         the defaults. The iteration count is stored in :attr:`last_iterations`.
@@ -488,7 +505,8 @@ class BoxQ1:
             ksp.setOperators(A)
             known, sym = A.isSymmetricKnown()
             ksp.setType(PETSc.KSP.Type.CG if (known and sym) else PETSc.KSP.Type.GMRES)
-            ksp.getPC().setType(PETSc.PC.Type.GAMG)
+            small = A.getSize()[0] <= self.DIRECT_MAX_ROWS
+            ksp.getPC().setType(PETSc.PC.Type.REDUNDANT if small else PETSc.PC.Type.GAMG)
             ksp.setTolerances(rtol=rtol)
             ksp.setFromOptions()
             x = self.da.createGlobalVec()
@@ -675,7 +693,7 @@ class BoxQ1:
         nodal_name
             Dataset / attribute name of ``U``.
         """
-        comm, dim = self.comm, self.dim
+        comm = self.comm
         path = Path(path)
         xdmf_path = path.with_suffix(".xdmf")
         names = comm.allgather(sorted(element_fields))
@@ -696,7 +714,7 @@ class BoxQ1:
             if values.dtype.kind == "b":
                 values = values.astype(np.int8)
             trailing = values.shape[1:]
-            flat = values.reshape(values.shape[0], -1)
+            flat = values.reshape(values.shape[0], int(np.prod(trailing, dtype=np.int64)))
             if not trailing:
                 cell_sets.append((name, flat[:, 0]))
                 continue
@@ -754,7 +772,12 @@ class BoxQ1:
 
         def attribute(name: str, center: str, dims: str, dataset: str, dtype: np.dtype) -> None:
             att = ET.SubElement(grid, "Attribute", Name=name, AttributeType="Scalar", Center=center)
-            number = "Float" if dtype.kind == "f" else ("UInt" if dtype.kind == "u" else "Int")
+            if dtype.kind == "f":
+                number = "Float"
+            elif dtype.itemsize == 1:
+                number = "UChar" if dtype.kind == "u" else "Char"
+            else:
+                number = "UInt" if dtype.kind == "u" else "Int"
             item = ET.SubElement(att, "DataItem", Dimensions=dims, NumberType=number,
                                  Precision=str(dtype.itemsize), Format="HDF")
             item.text = f"{h5_name}:{dataset}"
