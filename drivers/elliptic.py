@@ -6,12 +6,7 @@ Without a config it runs drivers/configs/elliptic.toml.
 import sys
 from pathlib import Path
 
-from hmmpar.cli import main
-
-DEFAULT = Path(__file__).resolve().parent / "configs" / "elliptic.toml"
+from hmmpar.cli import driver_main
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    if not args or args[0].startswith("-"):
-        args = [str(DEFAULT)] + args
-    sys.exit(main(["run"] + args))
+    sys.exit(driver_main(Path(__file__).resolve().parent / "configs" / "elliptic.toml"))

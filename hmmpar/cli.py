@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from hmmpar import __version__
 from hmmpar.core.errors import ConfigError, abort_on_error
@@ -105,3 +106,12 @@ def _dispatch(args, comm) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def driver_main(default_config: str | Path, argv: list[str] | None = None) -> int:
+    """Entry point of a driver script: ``hmmpar run`` with ``default_config`` unless the
+    first argument names another config (``drivers/*.py [CONFIG] [run options]``)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0].startswith("-"):
+        args = [str(default_config)] + args
+    return main(["run"] + args)

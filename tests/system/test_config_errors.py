@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import hmmpar_lines, run_mpi
+from conftest import ROOT, hmmpar_lines, run_mpi
 
 GOOD = """
 [run]
@@ -83,3 +83,13 @@ def test_non_utf8_config(tmp_path):
     proc = run_mpi(1, ["-m", "hmmpar.cli", "validate", str(cfg)], timeout=60)
     assert proc.returncode == 2
     assert hmmpar_lines(proc.stderr) == [f"hmmpar: error: config file {cfg} is not UTF-8 text"]
+
+
+def test_ou_averaging_driver_runs_its_default_config(tmp_path):
+    """drivers/ou_averaging.py with its default config (shortened with --set) on 2 ranks."""
+    import json
+    p = run_mpi(2, [str(ROOT / "drivers" / "ou_averaging.py"), "--set", f'run.output_dir="{tmp_path}"',
+                    "--set", "macro.t_end=0.1", "--set", "micro.samples=200", "--set", "output.plots=false"])
+    assert p.returncode == 0, p.stderr
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["steps"] == 5 and s["points"] == 256
