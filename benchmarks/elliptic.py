@@ -22,8 +22,8 @@ Part 1, "cells": cell-problem throughput per core
     problem), frozen, delta = eps = 1e-3, for 2D 32x32 and 3D 16^3 micro meshes with
     periodic and Dirichlet cells. One process, one core. The cases are measured
     interleaved (case A, B, C, D, then again); the best of ``--repeats`` loop times counts.
-    Then one more loop per case times the pieces of a cell problem with a copy of the
-    steps of ``CellMesh.solve`` (checked against ``effective_tensor``): coefficient
+    Then one more loop per case times the phases of a cell problem (the ``timings``
+    argument of ``effective_tensor``): coefficient
     evaluation (points + ``Coefficient.tensor``), assembly (the numba ``_assemble``),
     matrix set-up (symmetry check, ``setValuesCSR``), factorization (``KSP.setUp``: the
     numeric Cholesky; the symbolic one is reused) and solve (``matSolve`` + flux average).
@@ -84,6 +84,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cpu_usage import own_cpu, system_busy  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 JSON_TAG = "ELLBENCH_JSON "
@@ -124,20 +127,6 @@ plots = false
 
 
 # ---------------------------------------------------------------------- helpers
-def _system_busy() -> float:
-    """CPU-seconds the whole machine has been busy (all cores, all processes), /proc/stat."""
-    try:
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-    except OSError:
-        return float("nan")
-    return (v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)) / os.sysconf("SC_CLK_TCK")
-
-
-def _own_cpu() -> float:
-    import resource
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
 
 
 def _peak_rss_gb() -> float:
@@ -153,11 +142,11 @@ def _quiet_run(cfg, comm):
     """hmmpar.core.runner.run without output; returns (seconds, cpu seconds, summary, timing)."""
     from hmmpar.core.log import RankLog
     from hmmpar.core.runner import run
-    c0 = _own_cpu()
+    c0 = own_cpu()
     t0 = time.perf_counter()
     summary = run(cfg, comm, log=RankLog(comm, quiet=True))
     dt = time.perf_counter() - t0
-    cpu = _own_cpu() - c0
+    cpu = own_cpu() - c0
     timing = None
     if comm.rank == 0:
         timing = json.loads((Path(cfg["run.output_dir"]) / "timing.json").read_text())
@@ -179,44 +168,9 @@ def _case_name(dim: int, n: int, bc: str) -> str:
 
 
 def _breakdown_solve(mesh, coefficient, spec, x_l, delta, eps, T):
-    """effective_tensor(frozen=True) step by step (a copy of CellMesh.solve), timing each
-    piece into T; returns A_H."""
-    from hmmpar.micro.cell_problem import _assemble, cell_points
-    d = spec.dim
-    t0 = time.perf_counter()
-    x_l = np.asarray(x_l, dtype=float)
-    pts = cell_points(spec, x_l, delta).reshape(-1, d)
-    slow = np.broadcast_to(x_l, pts.shape)
-    coef = coefficient.tensor(np.ascontiguousarray(slow), pts / eps)
-    coef = np.ascontiguousarray(coef.reshape(mesh.points.shape[:2] + (d, d)))
-    if not np.all(np.isfinite(coef)):
-        raise FloatingPointError("coefficient not finite")
-    t1 = time.perf_counter()
-    data = mesh.data
-    data[:] = 0.0
-    rhs = np.zeros((mesh.n_dofs, d))
-    g = np.zeros((d, mesh.n_dofs))
-    m0 = np.zeros((d, d))
-    _assemble(mesh.element_dofs, mesh.slot, mesh.grads, mesh.weights, coef, mesh.inner, data, rhs, g, m0)
-    t2 = time.perf_counter()
-    symmetric = bool(np.array_equal(coef, np.swapaxes(coef, 2, 3)))
-    if symmetric:
-        mesh.mat.setOption(mesh._petsc.Mat.Option.SYMMETRIC, True)
-    mesh.mat.setValuesCSR(mesh.indptr, mesh.indices, data)
-    mesh.mat.assemble()
-    ksp = mesh._solver(symmetric)
-    ksp.setOperators(mesh.mat)
-    t3 = time.perf_counter()
-    ksp.setUp()
-    t4 = time.perf_counter()
-    mesh.rhs.getDenseArray()[:] = rhs
-    ksp.getPC().getFactorMatrix().matSolve(mesh.rhs, mesh.sol)
-    A = m0 + g @ mesh.sol.getDenseArray()
-    t5 = time.perf_counter()
-    for k, a, b in (("coefficient", t0, t1), ("assembly", t1, t2), ("matrix_setup", t2, t3),
-                    ("factorization", t3, t4), ("solve", t4, t5)):
-        T[k] += b - a
-    return A
+    """effective_tensor(frozen=True) with its phase times added to T; returns A_H."""
+    from hmmpar.micro.cell_problem import effective_tensor
+    return effective_tensor(coefficient, x_l, spec, eps=eps, delta=delta, frozen=True, timings=T)
 
 
 def _factor_alternatives(mesh, repeats: int = 3) -> dict:
@@ -287,12 +241,12 @@ def worker_cells(args) -> dict:
         for c in cases:
             k = c["calls"]
             xs = c["xs"][rep * k:(rep + 1) * k]
-            c0 = _own_cpu()
+            c0 = own_cpu()
             t0 = time.perf_counter()
             for x in xs:
                 effective_tensor(c["coef"], x, c["spec"], eps=CELL_EPS, delta=CELL_EPS)
             c["times"].append(time.perf_counter() - t0)
-            c["cpu"].append(_own_cpu() - c0)
+            c["cpu"].append(own_cpu() - c0)
     out = []
     for c in cases:
         spec, k = c["spec"], c["calls"]
@@ -486,17 +440,17 @@ def worker_scaling(args) -> dict | None:
 
     def timed(fn):
         idle_wait()
-        busy0 = _system_busy() if rank == 0 else 0.0
-        own0 = _own_cpu()
+        busy0 = system_busy() if rank == 0 else 0.0
+        own0 = own_cpu()
         t0 = time.perf_counter()
         out = fn()
         idle_wait()
         dt = time.perf_counter() - t0
-        per_rank = comm.gather(_own_cpu() - own0, root=0)
+        per_rank = comm.gather(own_cpu() - own0, root=0)
         cpu = {}
         if rank == 0:
             ours = sum(per_rank)
-            cpu = {"ours": ours, "per_rank": per_rank, "foreign": max(0.0, _system_busy() - busy0 - ours)}
+            cpu = {"ours": ours, "per_rank": per_rank, "foreign": max(0.0, system_busy() - busy0 - ours)}
         return dt, out, cpu
 
     # warm-up on both communicators (numba, cell mesh, PETSc, h5py)
@@ -579,7 +533,7 @@ def launch(args, label: str, worker_args: list[str], *, ranks: int = 0, timeout:
     import resource
     print(f"  {label:<34s}...", end="", flush=True)
     t0 = time.perf_counter()
-    busy0 = _system_busy()
+    busy0 = system_busy()
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     box: dict = {}
@@ -598,7 +552,7 @@ def launch(args, label: str, worker_args: list[str], *, ranks: int = 0, timeout:
     wall = time.perf_counter() - t0
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     ours = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
-    foreign = max(0.0, _system_busy() - busy0 - ours)
+    foreign = max(0.0, system_busy() - busy0 - ours)
     note = f" (other jobs used {foreign / wall:.2f} cores)" if foreign > 0.05 * wall else ""
     launch_info = {"wall": wall, "cpu_ours": ours, "cpu_foreign": foreign, "foreign_cores": foreign / wall}
     if "killed" in box:
@@ -807,7 +761,7 @@ def _frac(e: float) -> str:
 def print_table(cells: dict, fehmm: dict, fine: list[dict], compare: dict, scaling: dict, aims: dict) -> None:
     print()
     print(f"1. cell problems, one process: effective_tensor over random x_l, a = {CELL_FORMULA}, frozen")
-    print("   best of the interleaved loops; split from a step-by-step copy of CellMesh.solve (ms per problem)")
+    print("   best of the interleaved loops; split from effective_tensor's timings (ms per problem)")
     print(f"   {'case':<20} {'dofs':>5} {'fill':>5} {'rate/s':>8} {'ms':>8} | {'coef':>6} {'assem':>6} "
           f"{'setup':>6} {'factor':>7} {'solve':>6} {'other':>6} | factor ms: petsc / mumps / cholmod")
     for c in cells.get("cases", []):

@@ -58,6 +58,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cpu_usage import own_cpu, system_busy  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 JSON_TAG = "FARMBENCH_JSON "
@@ -153,21 +156,6 @@ def numba_solve(rows: np.ndarray, ctx) -> dict:
 
 
 # ---------------------------------------------------------------------- MPI side
-def _system_busy() -> float:
-    """CPU-seconds the whole machine has been busy (all cores, all processes), /proc/stat."""
-    try:
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-    except OSError:
-        return float("nan")
-    # user nice system idle iowait irq softirq steal ...
-    return (v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)) / os.sysconf("SC_CLK_TCK")
-
-
-def _own_cpu() -> float:
-    import resource
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
 
 
 def _barrier(comm) -> None:
@@ -189,15 +177,15 @@ def _timed(comm, fn):
     used in the window (getrusage) and an estimate of what the rest of the machine used
     ("foreign": other jobs; /proc/stat minus ours, tick-sampled, so only indicative).
     """
-    own0 = _own_cpu()
+    own0 = own_cpu()
     _barrier(comm)
-    busy0 = _system_busy() if comm.rank == 0 else 0.0
+    busy0 = system_busy() if comm.rank == 0 else 0.0
     t0 = time.perf_counter()
     out = fn()
     _barrier(comm)
     dt = time.perf_counter() - t0
-    busy1 = _system_busy() if comm.rank == 0 else 0.0
-    ours = comm.reduce(_own_cpu() - own0, root=0)
+    busy1 = system_busy() if comm.rank == 0 else 0.0
+    ours = comm.reduce(own_cpu() - own0, root=0)
     cpu = {}
     if comm.rank == 0:
         cpu = {"ours": ours, "foreign": max(0.0, (busy1 - busy0) - ours)}
@@ -389,7 +377,7 @@ def launch(args, case: str, ranks: int, tasks: int, repeats: int, oversubscribe:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     import resource
     t0 = time.perf_counter()
-    busy0 = _system_busy()
+    busy0 = system_busy()
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(f"  {case:6s} P={ranks:3d} ...", end="", flush=True)
     try:
@@ -400,7 +388,7 @@ def launch(args, case: str, ranks: int, tasks: int, repeats: int, oversubscribe:
     wall = time.perf_counter() - t0
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     ours = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
-    foreign = max(0.0, _system_busy() - busy0 - ours)
+    foreign = max(0.0, system_busy() - busy0 - ours)
     note = f" (other jobs used {foreign / wall:.2f} cores)" if foreign > 0.05 * wall else ""
     print(f" {wall:5.1f} s{note}", flush=True)
     for line in proc.stdout.splitlines():

@@ -43,6 +43,7 @@ The error of the discrete :math:`A_H` against the exact cell average is
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -169,9 +170,13 @@ class CellMesh:
             self._ksp[symmetric] = ksp
         return self._ksp[symmetric]
 
-    def solve(self, coef: np.ndarray) -> np.ndarray:
-        """The effective tensor from coefficient tensors at the Gauss points, ``(n_el, nq, d, d)``."""
+    def solve(self, coef: np.ndarray, timings: dict | None = None) -> np.ndarray:
+        """The effective tensor from coefficient tensors at the Gauss points, ``(n_el, nq, d, d)``.
+
+        ``timings``: if given, seconds are added to its keys ``assembly``, ``matrix_setup``,
+        ``factorization`` and ``solve`` (for the benchmark's profile)."""
         d = self.spec.dim
+        t0 = time.perf_counter()
         data = self.data
         data[:] = 0.0
         rhs = np.zeros((self.n_dofs, d))
@@ -179,6 +184,7 @@ class CellMesh:
         m0 = np.zeros((d, d))
         _assemble(self.element_dofs, self.slot, self.grads, self.weights, coef, self.inner,
                   data, rhs, g, m0)
+        t1 = time.perf_counter()
         symmetric = bool(np.array_equal(coef, np.swapaxes(coef, 2, 3)))
         if symmetric:
             self.mat.setOption(self._petsc.Mat.Option.SYMMETRIC, True)
@@ -186,11 +192,18 @@ class CellMesh:
         self.mat.assemble()
         ksp = self._solver(symmetric)
         ksp.setOperators(self.mat)
+        t2 = time.perf_counter()
         ksp.setUp()
+        t3 = time.perf_counter()
         self.rhs.getDenseArray()[:] = rhs
         ksp.getPC().getFactorMatrix().matSolve(self.rhs, self.sol)
-        w = self.sol.getDenseArray()
-        return m0 + g @ w  # inner box volume is 1 in s-coordinates
+        A = m0 + g @ self.sol.getDenseArray()  # inner box volume is 1 in s-coordinates
+        if timings is not None:
+            t4 = time.perf_counter()
+            for key, a, b in (("assembly", t0, t1), ("matrix_setup", t1, t2),
+                              ("factorization", t2, t3), ("solve", t3, t4)):
+                timings[key] = timings.get(key, 0.0) + b - a
+        return A
 
 
 @numba.njit(cache=True)
@@ -263,13 +276,15 @@ def cell_points(spec: CellSpec, x_l: np.ndarray, delta: float) -> np.ndarray:
 
 
 def effective_tensor(coefficient, x_l: np.ndarray, spec: CellSpec, *, eps: float, delta: float,
-                     frozen: bool = True) -> np.ndarray:
+                     frozen: bool = True, timings: dict | None = None) -> np.ndarray:
     r"""The FE-HMM effective tensor :math:`A_H(x_l)` (``d x d``).
 
     ``frozen``: the coefficient is :math:`a(x_l, x/\varepsilon)` in the cell (locally
     periodic problems, the slow variable frozen at the quadrature point); otherwise
-    :math:`a(x, x/\varepsilon)` (a general :math:`a^\varepsilon`).
+    :math:`a(x, x/\varepsilon)` (a general :math:`a^\varepsilon`). ``timings``: add the
+    seconds of each phase (``coefficient`` and those of :meth:`CellMesh.solve`) to this dict.
     """
+    t0 = time.perf_counter()
     mesh = cell_mesh(spec)
     x_l = np.asarray(x_l, dtype=float)
     pts = cell_points(spec, x_l, delta).reshape(-1, spec.dim)
@@ -278,4 +293,6 @@ def effective_tensor(coefficient, x_l: np.ndarray, spec: CellSpec, *, eps: float
     coef = np.ascontiguousarray(coef.reshape(mesh.points.shape[:2] + (spec.dim, spec.dim)))
     if not np.all(np.isfinite(coef)):
         raise FloatingPointError(f"coefficient is NaN or Inf in the cell at x = {x_l.tolist()}")
-    return mesh.solve(coef)
+    if timings is not None:
+        timings["coefficient"] = timings.get("coefficient", 0.0) + time.perf_counter() - t0
+    return mesh.solve(coef, timings)
