@@ -24,11 +24,13 @@ Part 1, "cells": cell-problem throughput per core
     interleaved (case A, B, C, D, then again); the best of ``--repeats`` loop times counts.
     Then one more loop per case times the phases of a cell problem (the ``timings``
     argument of ``effective_tensor``): coefficient
-    evaluation (points + ``Coefficient.tensor``), assembly (the numba ``_assemble``),
-    matrix set-up (symmetry check, ``setValuesCSR``), factorization (``KSP.setUp``: the
-    numeric Cholesky; the symbolic one is reused) and solve (``matSolve`` + flux average).
-    For reference the same matrix is also refactorized with the other sparse Cholesky
-    packages PETSc offers here (MUMPS, CHOLMOD), when present.
+    evaluation (points + ``Coefficient.values``), assembly (one GEMM of the coefficient
+    values with the element maps, then the numba scatter into the CSR values), matrix
+    set-up (symmetry check, ``setValuesCSR``), factorization (``KSP.setUp``: the numeric
+    Cholesky with the package ``micro.solver = "auto"`` picks; the symbolic one is
+    reused) and solve (``matSolve`` + flux average). For reference the same matrix is
+    also refactorized with every sparse Cholesky PETSc offers here (its own with ND and
+    AMD orderings, MUMPS, CHOLMOD when present).
 Part 2, "fe-hmm" and "fine": FE-HMM against the fine-scale solver
     The problem of ``tests/validation/test_elliptic_macro.py``: a = 1/(2 + cos(2 pi y1)),
     f = pi^2 (1/2 + 1/sqrt 3) sin(pi x) sin(pi y), u = 0 on the boundary, exact homogenized
@@ -173,13 +175,18 @@ def _breakdown_solve(mesh, coefficient, spec, x_l, delta, eps, T):
     return effective_tensor(coefficient, x_l, spec, eps=eps, delta=delta, frozen=True, timings=T)
 
 
+FACTOR_VARIANTS = (("petsc-nd", "petsc", "nd"), ("petsc-amd", "petsc", "amd"),
+                   ("mumps", "mumps", None), ("cholmod", "cholmod", None))
+
+
 def _factor_alternatives(mesh, repeats: int = 3) -> dict:
-    """Numeric refactorization time of the cell matrix (its current values) with the sparse
-    Cholesky of MUMPS and of CHOLMOD when present (PETSc's own, which hmmpar uses, is the
-    "factorization" of the breakdown)."""
+    """Numeric refactorization time of the cell matrix (its current values) with every sparse
+    Cholesky PETSc offers here: its own with the nested-dissection and the AMD ordering,
+    MUMPS and CHOLMOD when present. hmmpar's choice (``micro.solver = "auto"``) is
+    ``mesh.package``; this table is what that choice rests on."""
     from petsc4py import PETSc
     out = {}
-    for pkg in ("mumps", "cholmod"):
+    for name, pkg, ordering in FACTOR_VARIANTS:
         A = mesh.mat.duplicate(copy=True)
         A.setOption(PETSc.Mat.Option.SYMMETRIC, True)
         ksp = PETSc.KSP().create(PETSc.COMM_SELF)
@@ -187,7 +194,10 @@ def _factor_alternatives(mesh, repeats: int = 3) -> dict:
             ksp.setType("preonly")
             pc = ksp.getPC()
             pc.setType("cholesky")
-            pc.setFactorSolverType(pkg)
+            if ordering:
+                pc.setFactorOrdering(ordering)
+            else:
+                pc.setFactorSolverType(pkg)
             ksp.setOperators(A)
             t0 = time.perf_counter()
             ksp.setUp()
@@ -204,9 +214,9 @@ def _factor_alternatives(mesh, repeats: int = 3) -> dict:
                 nz = float(pc.getFactorMatrix().getInfo()["nz_used"])
             except Exception:  # noqa: BLE001 - external packages do not all report it
                 pass
-            out[pkg] = {"first_setup_s": first, "refactor_s": min(times), "factor_nz": nz}
+            out[name] = {"first_setup_s": first, "refactor_s": min(times), "factor_nz": nz}
         except Exception as exc:  # noqa: BLE001 - a package may be missing
-            out[pkg] = {"error": str(exc).splitlines()[0][:120]}
+            out[name] = {"error": str(exc).splitlines()[0][:120]}
         finally:
             ksp.destroy()
             A.destroy()
@@ -219,9 +229,9 @@ def worker_cells(args) -> dict:
 
     quick = args.quick
     # calls per timed loop: ~0.3-1.5 s each
-    calls = {(2, "periodic"): 300, (2, "dirichlet"): 300, (3, "periodic"): 4, (3, "dirichlet"): 24}
+    calls = {(2, "periodic"): 600, (2, "dirichlet"): 600, (3, "periodic"): 24, (3, "dirichlet"): 60}
     if quick:
-        calls = {(2, "periodic"): 100, (2, "dirichlet"): 100, (3, "periodic"): 2, (3, "dirichlet"): 6}
+        calls = {(2, "periodic"): 100, (2, "dirichlet"): 100, (3, "periodic"): 4, (3, "dirichlet"): 10}
     cases = []
     for dim, n, bc in CELL_CASES:
         spec = CellSpec(dim, n, bc)
@@ -267,7 +277,7 @@ def worker_cells(args) -> dict:
         # factor fill of hmmpar's own factorization
         fill = None
         try:
-            F = mesh._solver(True).getPC().getFactorMatrix()
+            F = mesh._solver(True).getPC().getFactorMatrix()  # not reported by every package
             fill = float(F.getInfo()["nz_used"])
         except Exception:  # noqa: BLE001
             pass
@@ -287,6 +297,7 @@ def worker_cells(args) -> dict:
                     "tottime_ms_per_problem": v[2] / nprof * 1e3} for fn, v in top]
         out.append({"case": _case_name(c["dim"], c["n"], c["bc"]), "dim": c["dim"], "n": c["n"], "bc": c["bc"],
                     "n_dofs": c["n_dofs"], "matrix_nnz": c["matrix_nnz"], "factor_nz": fill,
+                    "factor_package": mesh.package,
                     "calls_per_loop": k, "loop_times": c["times"], "loop_cpu": c["cpu"],
                     "rate_per_s": 1.0 / per_call, "ms_per_problem": per_call * 1e3,
                     "first_call_s": c["first_call_s"],
@@ -763,16 +774,16 @@ def print_table(cells: dict, fehmm: dict, fine: list[dict], compare: dict, scali
     print(f"1. cell problems, one process: effective_tensor over random x_l, a = {CELL_FORMULA}, frozen")
     print("   best of the interleaved loops; split from effective_tensor's timings (ms per problem)")
     print(f"   {'case':<20} {'dofs':>5} {'fill':>5} {'rate/s':>8} {'ms':>8} | {'coef':>6} {'assem':>6} "
-          f"{'setup':>6} {'factor':>7} {'solve':>6} {'other':>6} | factor ms: petsc / mumps / cholmod")
+          f"{'setup':>6} {'factor':>7} {'solve':>6} {'other':>6} | used | factor ms: "
+          + " / ".join(v[0] for v in FACTOR_VARIANTS))
     for c in cells.get("cases", []):
         b = c["breakdown_ms"]
         fill = c["factor_nz"] / ((c["matrix_nnz"] + c["n_dofs"]) / 2) if c.get("factor_nz") else float("nan")
-        alt = " / ".join([f"{b['factorization']:.3g}"] + [
-            f"{v['refactor_s'] * 1e3:.3g}" if "refactor_s" in v else "n/a"
-            for v in (c["factor_alternatives"].get(p, {}) for p in ("mumps", "cholmod"))])
+        alt = " / ".join(f"{v['refactor_s'] * 1e3:.3g}" if "refactor_s" in v else "n/a"
+                         for v in (c["factor_alternatives"].get(p[0], {}) for p in FACTOR_VARIANTS))
         print(f"   {c['case']:<20} {c['n_dofs']:>5} {fill:>5.1f} {c['rate_per_s']:>8.1f} {c['ms_per_problem']:>8.3f} | "
               f"{b['coefficient']:>6.3f} {b['assembly']:>6.3f} {b['matrix_setup']:>6.3f} {b['factorization']:>7.3f} "
-              f"{b['solve']:>6.3f} {b['other']:>6.3f} | {alt}")
+              f"{b['solve']:>6.3f} {b['other']:>6.3f} | {c.get('factor_package', '?'):>7} | {alt}")
     if "error" in cells:
         print(f"   failed: {cells['error']}")
     print()

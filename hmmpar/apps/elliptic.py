@@ -40,7 +40,7 @@ from hmmpar.core.errors import CheckpointError, ConfigError
 from hmmpar.core.expression import ExpressionError, macro_function
 from hmmpar.core.farm import TaskContext
 from hmmpar.core.instances import _move_rows
-from hmmpar.micro.cell_problem import BCS, CellSpec, effective_tensor
+from hmmpar.micro.cell_problem import BCS, FACTOR_PACKAGES, CellSpec, available_factor_packages, effective_tensor
 from hmmpar.micro.coefficients import KINDS, coefficient_from_config
 
 SIDE_NAMES = ("x-", "x+", "y-", "y+", "z-", "z+")
@@ -99,6 +99,9 @@ class Elliptic(Application):
             "n": Field(int, 32, "micro Q1 elements per direction across delta", min=2),
             "bc": Field(str, "periodic", "cell boundary condition: " + ", ".join(BCS), choices=BCS),
             "oversampling": Field(float, 0.5, "oversampling: extra width per side / delta", min=0.0),
+            "solver": Field(str, "auto", "sparse direct solver of the cell problems: auto (MUMPS "
+                            "for 3D cells, PETSc's Cholesky otherwise), petsc, mumps, cholmod",
+                            choices=FACTOR_PACKAGES),
             "frozen": Field(bool, True, "coefficient a(x_l, x/eps) frozen at the quadrature point "
                             "(locally periodic) or a(x, x/eps) (general)"),
             "cache": Field(str, "auto", "solve identical cell problems once: auto (when the cell "
@@ -156,9 +159,12 @@ class Elliptic(Application):
         self.delta = m["delta_over_eps"] * m["eps"]
         self.frozen = m["frozen"]
         try:
-            self.spec = CellSpec(dim, m["n"], m["bc"], m["oversampling"])
+            self.spec = CellSpec(dim, m["n"], m["bc"], m["oversampling"], m["solver"])
         except ValueError as exc:
             raise ConfigError(f"config section micro: {exc}") from None
+        if self.spec.solver not in ("auto", "petsc") and self.spec.solver not in available_factor_packages():
+            raise ConfigError(f"config key micro.solver = {self.spec.solver!r}: this PETSc build has no "
+                              f"{self.spec.solver} (available: auto, petsc, {', '.join(available_factor_packages())})")
         self.mesh = BoxQ1(comm, cells, lower, upper)
         nq = self.mesh.n_qp
         n_local = self.mesh.elements.shape[0]

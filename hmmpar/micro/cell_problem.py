@@ -63,6 +63,7 @@ class CellSpec:
     n: int                    # elements per direction across the averaging box I_delta
     bc: str = "periodic"
     oversampling: float = 0.0  # extra width per side, in units of delta ("oversampling" only)
+    solver: str = "auto"       # sparse direct solver: auto, petsc, mumps, cholmod
 
     def __post_init__(self) -> None:
         if self.dim not in (2, 3):
@@ -71,6 +72,8 @@ class CellSpec:
             raise ValueError(f"micro.n = {self.n}: need at least 2 elements per direction")
         if self.bc not in BCS:
             raise ValueError(f"micro.bc = {self.bc!r} is not one of {', '.join(BCS)}")
+        if self.solver not in FACTOR_PACKAGES:
+            raise ValueError(f"micro.solver = {self.solver!r} is not one of {', '.join(FACTOR_PACKAGES)}")
         if self.bc == "oversampling" and not self.oversampling > 0:
             raise ValueError("micro.oversampling must be > 0 with bc = 'oversampling'")
 
@@ -146,6 +149,9 @@ class CellMesh:
         self.grads = grads * (2.0 / self.h)                             # d/ds of the physical element
         self.weights = np.full(nn, self.h**d / nn)                      # Gauss weights are 1 per dir.
         self.inner = np.all((self.element_index >= m) & (self.element_index < m + n), axis=1)
+        self.all_inner = bool(self.inner.all())
+        self.maps = {"tensor": _element_maps(self.grads, self.weights)}
+        self.maps["scalar"] = self.maps["tensor"].reshape(nn, d, d, -1).trace(axis1=1, axis2=2)
         # PETSc objects: matrix with this pattern, one direct solver per symmetry kind
         self._petsc = PETSc
         self.mat = PETSc.Mat().createAIJ(size=(self.n_dofs, self.n_dofs),
@@ -153,6 +159,7 @@ class CellMesh:
                                          comm=PETSc.COMM_SELF)
         self.mat.assemble()
         self._ksp: dict[bool, object] = {}
+        self.package = _factor_package(spec, self.n_dofs)
         self.rhs = PETSc.Mat().createDense((self.n_dofs, d), comm=PETSc.COMM_SELF)
         self.rhs.setUp()
         self.sol = PETSc.Mat().createDense((self.n_dofs, d), comm=PETSc.COMM_SELF)
@@ -166,26 +173,37 @@ class CellMesh:
             ksp.setType("preonly")
             pc = ksp.getPC()
             pc.setType("cholesky" if symmetric else "lu")
-            pc.setFactorOrdering("nd")
+            if self.package == "petsc":
+                pc.setFactorOrdering("amd")
+            else:
+                pc.setFactorSolverType(self.package)
             self._ksp[symmetric] = ksp
         return self._ksp[symmetric]
 
     def solve(self, coef: np.ndarray, timings: dict | None = None) -> np.ndarray:
-        """The effective tensor from coefficient tensors at the Gauss points, ``(n_el, nq, d, d)``.
+        """The effective tensor from the coefficient at the Gauss points: scalars
+        ``(n_el, nq)`` (isotropic) or tensors ``(n_el, nq, d, d)``.
 
         ``timings``: if given, seconds are added to its keys ``assembly``, ``matrix_setup``,
         ``factorization`` and ``solve`` (for the benchmark's profile)."""
-        d = self.spec.dim
+        d, nn = self.spec.dim, self.n_qp
         t0 = time.perf_counter()
+        n_el = self.element_dofs.shape[0]
+        scalar = coef.ndim == 2
+        if coef.shape != ((n_el, nn) if scalar else (n_el, nn, d, d)):
+            raise ValueError(f"cell coefficient has shape {coef.shape}, expected "
+                             f"({n_el}, {nn}) or ({n_el}, {nn}, {d}, {d})")
+        # every element quantity is linear in the element's coefficient values: one GEMM
+        E = coef.reshape(n_el, -1) @ self.maps["scalar" if scalar else "tensor"]
         data = self.data
         data[:] = 0.0
         rhs = np.zeros((self.n_dofs, d))
         g = np.zeros((d, self.n_dofs))
-        m0 = np.zeros((d, d))
-        _assemble(self.element_dofs, self.slot, self.grads, self.weights, coef, self.inner,
-                  data, rhs, g, m0)
+        _scatter(self.element_dofs, self.slot, self.inner, E, data, rhs, g)
+        Ein = E if self.all_inner else E[self.inner]
+        m0 = Ein[:, -d * d:].sum(axis=0).reshape(d, d)
         t1 = time.perf_counter()
-        symmetric = bool(np.array_equal(coef, np.swapaxes(coef, 2, 3)))
+        symmetric = scalar or _symmetric(coef)
         if symmetric:
             self.mat.setOption(self._petsc.Mat.Option.SYMMETRIC, True)
         self.mat.setValuesCSR(self.indptr, self.indices, data)
@@ -206,48 +224,97 @@ class CellMesh:
         return A
 
 
-@numba.njit(cache=True)
-def _assemble(element_dofs, slot, grads, weights, coef, inner, data, rhs, g, m0):  # pragma: no cover
-    """K (into CSR values), r_j = -int a e_j . grad N, g_i = int_inner e_i . a grad N, m0 = int_inner a.
+FACTOR_PACKAGES = ("auto", "petsc", "mumps", "cholmod")
 
-    Per element the local matrix ``ke``, load ``re`` and flux rows ``ge`` are summed over
-    the Gauss points first and scattered once."""
+
+def _factor_package(spec: "CellSpec", n_dofs: int) -> str:
+    """The sparse direct solver of a cell mesh.
+
+    ``auto``: MUMPS (multifrontal, dense BLAS kernels) for 3D cells with more than 400
+    unknowns, where it factorizes 7-8x faster than PETSc's own Cholesky (16^3 periodic:
+    39 ms against 284 ms, Dirichlet 12 against 52 ms, one core); PETSc's Cholesky with
+    the AMD ordering otherwise (2D 32^2 periodic: 0.41 ms, MUMPS 0.90 ms, CHOLMOD 1.18 ms).
+    Falls back to PETSc when MUMPS is not in this PETSc build."""
+    want = spec.solver
+    if want == "auto":
+        want = "mumps" if spec.dim == 3 and n_dofs > 400 else "petsc"
+        if want != "petsc" and want not in available_factor_packages():
+            want = "petsc"
+    elif want != "petsc" and want not in available_factor_packages():
+        raise ValueError(f"micro.solver = {want!r}: this PETSc build has no {want} "
+                         f"(available: {', '.join(['petsc', *available_factor_packages()])})")
+    return want
+
+
+@lru_cache(maxsize=1)
+def available_factor_packages() -> tuple[str, ...]:
+    """External factorization packages of this PETSc build that can factor an SPD matrix."""
+    from petsc4py import PETSc
+    out = []
+    A = PETSc.Mat().createAIJ(size=(2, 2), csr=([0, 1, 2], [0, 1], [2.0, 3.0]), comm=PETSc.COMM_SELF)
+    A.assemble()
+    A.setOption(PETSc.Mat.Option.SYMMETRIC, True)
+    for pkg in ("mumps", "cholmod"):
+        ksp = PETSc.KSP().create(PETSc.COMM_SELF)
+        try:
+            ksp.setType("preonly")
+            ksp.getPC().setType("cholesky")
+            ksp.getPC().setFactorSolverType(pkg)
+            ksp.setOperators(A)
+            ksp.setUp()
+            out.append(pkg)
+        except PETSc.Error:
+            pass
+        finally:
+            ksp.destroy()
+    A.destroy()
+    return tuple(out)
+
+
+def _symmetric(coef: np.ndarray) -> bool:
+    """Is every tensor of ``(n_el, nq, d, d)`` exactly symmetric (compares the off-diagonals)."""
+    d = coef.shape[-1]
+    iu = np.triu_indices(d, 1)
+    return bool(np.array_equal(coef[..., iu[0], iu[1]], coef[..., iu[1], iu[0]]))
+
+
+def _element_maps(grads: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    r"""The linear map from an element's coefficient tensors to its local quantities.
+
+    With :math:`G_{qbk} = \partial_k N_b` at Gauss point :math:`q` (the same on every
+    element of the uniform mesh) and weights :math:`w_q`, the element matrix, load, flux
+    rows and coefficient integral are
+
+    .. math::
+
+        K_{pb} = \sum_q w_q G_{qpi} a^q_{ik} G_{qbk},\quad
+        r_{pj} = -\sum_q w_q G_{qpi} a^q_{ij},\quad
+        g_{ib} = \sum_q w_q a^q_{ik} G_{qbk},\quad
+        m_{ij} = \sum_q w_q a^q_{ij},
+
+    all linear in the :math:`n_q d^2` values :math:`a^q_{ik}`. Returns the matrix
+    ``(nq*d*d, nn*nn + nn*d + d*nn + d*d)`` whose columns are ``K`` (row-major ``p, b``),
+    ``r`` (``p, j``), ``g`` (``i, b``) and ``m`` (``i, j``); a row of coefficient values
+    times it gives all four at once, so the assembly of all elements is one matrix product.
+    """
+    nq, nn, d = grads.shape
+    eye = np.eye(d)
+    K = np.einsum("q,qpi,qbk->qikpb", weights, grads, grads).reshape(nq * d * d, nn * nn)
+    R = -np.einsum("q,qpi,jl->qijpl", weights, grads, eye).reshape(nq * d * d, nn * d)
+    G = np.einsum("q,il,qbk->qiklb", weights, eye, grads).reshape(nq * d * d, d * nn)
+    M = np.einsum("q,il,jm->qijlm", weights, eye, eye).reshape(nq * d * d, d * d)
+    return np.ascontiguousarray(np.hstack([K, R, G, M]))
+
+
+@numba.njit(cache=True)
+def _scatter(element_dofs, slot, inner, E, data, rhs, g):  # pragma: no cover
+    """Add the element quantities ``E`` (rows of :func:`_element_maps` columns) into the CSR
+    values ``data``, the right-hand sides ``rhs`` and the flux rows ``g`` (inner elements)."""
     n_el, nn = element_dofs.shape
-    nq, _, d = grads.shape
-    ag = np.empty((nn, d))
-    ke = np.empty((nn, nn))
-    re = np.empty((nn, d))
-    ge = np.empty((d, nn))
+    d = rhs.shape[1]
+    off_r = nn * nn
+    off_g = off_r + nn * d
     for e in range(n_el):
-        ke[:] = 0.0
-        re[:] = 0.0
-        ge[:] = 0.0
-        for q in range(nq):
-            w = weights[q]
-            for b in range(nn):          # w * a grad N_b
-                for i in range(d):
-                    s = 0.0
-                    for k in range(d):
-                        s += coef[e, q, i, k] * grads[q, b, k]
-                    ag[b, i] = w * s
-            for p in range(nn):
-                for b in range(nn):
-                    s = 0.0
-                    for i in range(d):
-                        s += grads[q, p, i] * ag[b, i]
-                    ke[p, b] += s
-                for j in range(d):
-                    s = 0.0
-                    for i in range(d):
-                        s += grads[q, p, i] * coef[e, q, i, j]
-                    re[p, j] -= w * s
-            for b in range(nn):
-                for i in range(d):
-                    ge[i, b] += ag[b, i]
-            if inner[e]:
-                for i in range(d):
-                    for j in range(d):
-                        m0[i, j] += w * coef[e, q, i, j]
         for p in range(nn):
             dp = element_dofs[e, p]
             if dp < 0:
@@ -255,12 +322,12 @@ def _assemble(element_dofs, slot, grads, weights, coef, inner, data, rhs, g, m0)
             for b in range(nn):
                 idx = slot[e, p, b]
                 if idx >= 0:
-                    data[idx] += ke[p, b]
+                    data[idx] += E[e, p * nn + b]
             for j in range(d):
-                rhs[dp, j] += re[p, j]
+                rhs[dp, j] += E[e, off_r + p * d + j]
             if inner[e]:
                 for i in range(d):
-                    g[i, dp] += ge[i, p]
+                    g[i, dp] += E[e, off_g + i * nn + p]
 
 
 @lru_cache(maxsize=8)
@@ -289,8 +356,8 @@ def effective_tensor(coefficient, x_l: np.ndarray, spec: CellSpec, *, eps: float
     x_l = np.asarray(x_l, dtype=float)
     pts = cell_points(spec, x_l, delta).reshape(-1, spec.dim)
     slow = np.broadcast_to(x_l, pts.shape) if frozen else pts
-    coef = coefficient.tensor(np.ascontiguousarray(slow), pts / eps)
-    coef = np.ascontiguousarray(coef.reshape(mesh.points.shape[:2] + (spec.dim, spec.dim)))
+    coef = np.asarray(coefficient.values(np.ascontiguousarray(slow), pts / eps), dtype=float)
+    coef = np.ascontiguousarray(coef.reshape(mesh.points.shape[:2] + coef.shape[1:]))
     if not np.all(np.isfinite(coef)):
         raise FloatingPointError(f"coefficient is NaN or Inf in the cell at x = {x_l.tolist()}")
     if timings is not None:

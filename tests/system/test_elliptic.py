@@ -141,3 +141,18 @@ def test_sbatch_script_runs_and_resumes_outside_slurm(tmp_path):
     assert "restarted from" in p.stdout
     s = summary(tmp_path / "sbout")
     assert s["cell_problems_solved_this_run"] == 0 and s["U_max"] > 0
+
+
+def test_petsc_options_after_double_dash_reach_the_macro_solver(tmp_path):
+    """``-- -macro_ksp_type gmres -macro_pc_type jacobi`` replaces CG + GAMG (the
+    ``macro_`` prefix); the solution is the same to the solver tolerance (rtol 1e-10)."""
+    default = hmmpar(2, config(tmp_path, "cg"))
+    assert default.returncode == 0, default.stderr
+    p = hmmpar(2, config(tmp_path, "gmres"), "--", "-macro_ksp_type", "gmres",
+               "-macro_pc_type", "jacobi", "-macro_ksp_view")
+    assert p.returncode == 0, p.stderr
+    assert "KSP Object: (macro_)" in p.stdout and "type: gmres" in p.stdout and "type: jacobi" in p.stdout
+    assert "gamg" not in p.stdout
+    U0, U1 = nodal_u(tmp_path / "cg"), nodal_u(tmp_path / "gmres")
+    assert np.abs(U1 - U0).max() < 1e-7 * np.abs(U0).max()
+    assert summary(tmp_path / "gmres")["krylov_iterations"] > summary(tmp_path / "cg")["krylov_iterations"]
