@@ -51,6 +51,8 @@ test: setup
 
 bench: setup
 	$(PYTHON) benchmarks/farm.py
+	$(PYTHON) benchmarks/elliptic.py
+	$(PYTHON) benchmarks/ssa_engines.py
 
 clean:
 	rm -rf runs .pytest_cache .venv/.hmmpar-ready

@@ -41,3 +41,16 @@ def task_seeds(seed: int, step: int, task_ids: np.ndarray, attempt: int = 0,
     for i, tid in enumerate(ids):
         out[i] = task_seed_sequence(seed, step, tid, attempt, family).generate_state(1, np.uint64)[0]
     return out
+
+
+def substream(parent: np.random.SeedSequence, *keys: int) -> np.random.SeedSequence:
+    """The child of ``parent`` keyed by ``keys`` (e.g. a trajectory, then a replica).
+
+    It is ``SeedSequence(parent.entropy, spawn_key=parent.spawn_key + keys)``, the same
+    child that ``parent.spawn`` would give, but chosen by key rather than by how many
+    children were spawned before, so it is the same on any rank and in any order:
+    ``substream(task_seed_sequence(seed, step, task_id), replica)``.
+    """
+    return np.random.SeedSequence(parent.entropy,
+                                  spawn_key=tuple(parent.spawn_key) + tuple(int(k) for k in keys),
+                                  pool_size=parent.pool_size)
