@@ -5,7 +5,10 @@ Dirichlet sides, :math:`a^\varepsilon\nabla u\cdot n = q` on the Neumann sides, 
 :math:`a^\varepsilon(x) = a(x, x/\varepsilon)` oscillating on the scale
 :math:`\varepsilon`. FE-HMM (E & Engquist 2003; Abdulle 2005, 2009) solves the macro
 problem :math:`-\nabla\cdot(A_H\nabla U) = f` with Q1 elements of size H on a PETSc DMDA
-(:class:`hmmpar.macro.box_q1.BoxQ1`); at every macro quadrature point :math:`x_l` the
+(:class:`hmmpar.macro.box_q1.BoxQ1`), or with P1 elements on a triangle / tetrahedron mesh
+read from a Gmsh file (``macro.mesh``, :class:`hmmpar.macro.simplex_p1.SimplexP1`, PETSc
+DMPlex; the Dirichlet / Neumann "sides" are then the mesh's physical groups); at every
+macro quadrature point :math:`x_l` the
 effective tensor :math:`A_H(x_l)` comes from a micro cell problem on
 :math:`I_\delta(x_l)` (:mod:`hmmpar.micro.cell_problem`), and the stiffness matrix is
 
@@ -15,9 +18,10 @@ effective tensor :math:`A_H(x_l)` comes from a micro cell problem on
 
 The run's steps: steps ``0 .. B-1`` solve the cell problems in ``B = micro.batches``
 batches of task ids (one checkpoint can follow each), step ``B`` assembles and solves the
-macro system. A cell problem is a farm task with ``task_id = element * 2^d + q`` (global
-element number in natural order, Gauss point q), so results do not depend on the rank
-count. Identical cell problems (a coefficient without slow dependence, frozen) are
+macro system. A cell problem is a farm task with ``task_id = element * n_qp + q`` (global
+element number: natural order on a box, file order on a mesh; quadrature point q, with
+``n_qp = 2^d`` on a box and ``d + 1`` on a simplex mesh), so results do not depend on the
+rank count. Identical cell problems (a coefficient without slow dependence, frozen) are
 solved once: tasks are keyed by a hash of what defines their cell problem, and only one
 task per key goes to the farm (``micro.cache``).
 
@@ -61,6 +65,8 @@ class Elliptic(Application):
             "method": Field(str, "fe-hmm", "fe-hmm, or fine-scale (direct solve with a^eps; the mesh "
                             "must resolve eps)", choices=("fe-hmm", "fine-scale")),
             "cells": Field(list, [16, 16], "macro Q1 elements per direction (2 or 3 entries)", item_type=int),
+            "mesh": Field(str, "", "Gmsh .msh file of triangles / tetrahedra (path relative to the "
+                          "config file); empty: the box of macro.cells"),
             "lower": Field(list, [], "lower corner of the box (default 0)", item_type=float),
             "upper": Field(list, [], "upper corner of the box (default 1)", item_type=float),
             "rtol": Field(float, 1e-10, "relative tolerance of the macro Krylov solver", min=0.0,
@@ -114,27 +120,20 @@ class Elliptic(Application):
     # ------------------------------------------------------------------ set-up
     def __init__(self, config, comm, timers) -> None:
         super().__init__(config, comm, timers)
-        from hmmpar.macro.box_q1 import BoxQ1
-
-        cells = list(config["macro.cells"])
-        dim = len(cells)
-        if dim not in (2, 3):
-            raise ConfigError(f"config key macro.cells must have 2 or 3 entries, not {dim}")
-        if min(cells) < 1:
-            raise ConfigError("config key macro.cells: every entry must be >= 1")
-        lower = list(config["macro.lower"]) or [0.0] * dim
-        upper = list(config["macro.upper"]) or [1.0] * dim
-        for key, v in (("macro.lower", lower), ("macro.upper", upper)):
-            if len(v) != dim:
-                raise ConfigError(f"config key {key} must have {dim} entries like macro.cells")
-        if any(u <= lo for lo, u in zip(lower, upper)):
-            raise ConfigError("config key macro.upper must exceed macro.lower in every direction")
+        self.mesh = _macro_mesh(config, comm)
+        dim = self.mesh.dim
         self.dim = dim
         self.method = config["macro.method"]
         self.result_dtype = _result_dtype(dim)
         p = config.section("problem")
         sides = SIDE_NAMES[:2 * dim]
         for key in ("dirichlet", "neumann"):
+            if config["macro.mesh"]:  # physical groups of the mesh file
+                try:
+                    self.mesh.check_groups(dict.fromkeys(p[key]), key.capitalize())
+                except ValueError as exc:
+                    raise ConfigError(f"config key problem.{key}: {exc}") from None
+                continue
             bad = [s for s in p[key] if s not in sides]
             if bad:
                 raise ConfigError(f"config key problem.{key}: unknown side {bad[0]!r} (sides: {', '.join(sides)})")
@@ -165,7 +164,6 @@ class Elliptic(Application):
         if self.spec.solver not in ("auto", "petsc") and self.spec.solver not in available_factor_packages():
             raise ConfigError(f"config key micro.solver = {self.spec.solver!r}: this PETSc build has no "
                               f"{self.spec.solver} (available: auto, petsc, {', '.join(available_factor_packages())})")
-        self.mesh = BoxQ1(comm, cells, lower, upper)
         nq = self.mesh.n_qp
         n_local = self.mesh.elements.shape[0]
         self.n_tasks = self.mesh.n_elements * nq
@@ -179,7 +177,7 @@ class Elliptic(Application):
         self.cache: dict[bytes, np.ndarray] = {}
         self._submitted = np.zeros(0, dtype=np.int64)  # local indices sent to the farm this step
         self.solved_here = 0  # cell problems this run solved (all ranks, counted on the farm)
-        self.cache_hits = 0
+        self.cache_hits = 0   # tasks of this rank filled from the cache (summed in finalize)
         self.U = None
         self.iterations = 0
         self.step = 0
@@ -361,16 +359,19 @@ class Elliptic(Application):
         mesh.write(outdir / "elliptic.h5", self.U, fields, nodal_name="U")
         U = mesh.nodal_values(self.U)
         A_all = mesh.element_values(a_elem)
+        cache_hits = self.comm.allreduce(self.cache_hits)  # counted on the owner ranks
+        simplex_plot = self.config["output.plots"] and bool(self.config["macro.mesh"])
+        points, cells = mesh.gather_mesh() if simplex_plot else (None, None)
         if self.comm.rank != 0:
             return None
         summary = {
-            "app": self.name, "method": self.method, "dim": d, "cells": mesh.cells.tolist(),
-            "macro_h": mesh.h.tolist(), "eps": self.eps, "delta": self.delta,
+            "app": self.name, "method": self.method, "dim": d, **_mesh_summary(mesh),
+            "eps": self.eps, "delta": self.delta,
             "micro": {"n": self.spec.n, "bc": self.spec.bc, "frozen": self.frozen,
                       "h_over_eps": self.delta / self.spec.n / self.eps},
             "cell_problems": self.n_tasks if self.method == "fe-hmm" else 0,
             "cell_problems_solved_this_run": self.solved_here,
-            "cache_hits_this_run": self.cache_hits,
+            "cache_hits_this_run": cache_hits,
             "krylov_iterations": self.iterations,
             "U_min": float(U.min()), "U_max": float(U.max()),
         }
@@ -380,7 +381,9 @@ class Elliptic(Application):
         if known is not None and self.method == "fe-hmm":
             summary["A_H_mean"] = A_all.reshape(-1, d, d).mean(axis=0).tolist()
             summary["A_H_exact_periodic"] = known.tolist()
-        if self.config["output.plots"]:
+        if simplex_plot:
+            self._plot_simplex(outdir / "elliptic.png", U, A_all, points, cells)
+        elif self.config["output.plots"]:
             self._plot(outdir / "elliptic.png", U, A_all)
         return summary
 
@@ -406,6 +409,78 @@ class Elliptic(Application):
         fig.tight_layout()
         fig.savefig(path, dpi=110)
         plt.close(fig)
+
+    def _plot_simplex(self, path: Path, U: np.ndarray, A_all: np.ndarray, points: np.ndarray,
+                      cells: np.ndarray) -> None:
+        """U and the diagonal of A_H on a simplex mesh: ``tripcolor`` in 2D; in 3D the
+        vertices / element centroids within h_max / 2 of the middle z plane."""
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        mesh, d = self.mesh, self.dim
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+        titles = ("U (macro solution)", "$A_H$ 11 (element mean)", "$A_H$ 22 (element mean)")
+        if d == 2:
+            ims = [axes[0].tripcolor(points[:, 0], points[:, 1], cells, U, shading="gouraud", cmap="viridis")]
+            ims += [ax.tripcolor(points[:, 0], points[:, 1], cells, facecolors=A_all[:, k, k], cmap="viridis",
+                                 edgecolors="face")
+                    for ax, k in ((axes[1], 0), (axes[2], 1))]
+        else:
+            zmid, half = 0.5 * (mesh.lower[2] + mesh.upper[2]), 0.5 * mesh.h_max
+            near = np.abs(points[:, 2] - zmid) <= half
+            centre = points[cells].mean(axis=1)
+            enear = np.abs(centre[:, 2] - zmid) <= half
+            ims = [axes[0].scatter(points[near, 0], points[near, 1], c=U[near], s=12, cmap="viridis")]
+            ims += [ax.scatter(centre[enear, 0], centre[enear, 1], c=A_all[enear, k, k], s=12, cmap="viridis")
+                    for ax, k in ((axes[1], 0), (axes[2], 1))]
+            titles = tuple(t + " near mid z" for t in titles)
+        for ax, im, title in zip(axes, ims, titles):
+            ax.set(title=title, xlabel="x", ylabel="y", aspect="equal")
+            fig.colorbar(im, ax=ax, shrink=0.85)
+        fig.suptitle(f"{self.method}: {mesh.path.name}, {mesh.n_elements} elements, eps = {self.eps:g}")
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+
+
+def _macro_mesh(config, comm):
+    """The macro mesh of the config: a SimplexP1 on ``macro.mesh`` (a path relative to the
+    config file's directory, or to the working directory for a config given as text), or
+    a BoxQ1 on ``macro.cells`` / ``lower`` / ``upper``. Problems are ConfigErrors."""
+    from hmmpar.macro.box_q1 import BoxQ1
+    from hmmpar.macro.simplex_p1 import SimplexP1
+
+    if config["macro.mesh"]:
+        path = Path(config["macro.mesh"]).expanduser()
+        source = Path(config.source)
+        if not path.is_absolute() and source.is_file():
+            path = source.resolve().parent / path
+        try:
+            return SimplexP1(comm, path)
+        except ValueError as exc:
+            raise ConfigError(f"config key macro.mesh: {exc}") from None
+    cells = list(config["macro.cells"])
+    dim = len(cells)
+    if dim not in (2, 3):
+        raise ConfigError(f"config key macro.cells must have 2 or 3 entries, not {dim}")
+    if min(cells) < 1:
+        raise ConfigError("config key macro.cells: every entry must be >= 1")
+    lower = list(config["macro.lower"]) or [0.0] * dim
+    upper = list(config["macro.upper"]) or [1.0] * dim
+    for key, v in (("macro.lower", lower), ("macro.upper", upper)):
+        if len(v) != dim:
+            raise ConfigError(f"config key {key} must have {dim} entries like macro.cells")
+    if any(u <= lo for lo, u in zip(lower, upper)):
+        raise ConfigError("config key macro.upper must exceed macro.lower in every direction")
+    return BoxQ1(comm, cells, lower, upper)
+
+
+def _mesh_summary(mesh) -> dict:
+    """The summary's mesh entries: ``cells`` and ``macro_h`` of a box, ``mesh`` (file,
+    counts, edge lengths) of a simplex mesh."""
+    if hasattr(mesh, "describe"):
+        return {"mesh": mesh.describe()}
+    return {"cells": mesh.cells.tolist(), "macro_h": mesh.h.tolist()}
 
 
 def _land():

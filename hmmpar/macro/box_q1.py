@@ -108,6 +108,45 @@ def _collective_raise(comm, message: str | None, exc=ValueError) -> None:
             raise exc(m)
 
 
+def krylov_solve(A: PETSc.Mat, b: PETSc.Vec, x: PETSc.Vec, *, rtol: float, prefix: str,
+                 direct_max_rows: int) -> tuple[int, str | None]:
+    """Solve :math:`A x = b` in place with the macro solvers' defaults (collective).
+
+    CG if ``A`` is flagged ``SYMMETRIC``, else GMRES; GAMG, or ``PCREDUNDANT`` (a
+    sequential LU on every rank) for at most ``direct_max_rows`` rows; relative tolerance
+    ``rtol``; then ``ksp.setFromOptions()`` with ``prefix``, so the options database
+    overrides every default. ``x`` is the initial guess.
+
+    Returns
+    -------
+    (iterations, failure)
+        The iteration count and ``None``, or a one-line message if the solver diverged
+        (negative converged reason).
+    """
+    ksp = PETSc.KSP().create(comm=A.getComm())
+    try:
+        ksp.setOptionsPrefix(prefix)
+        ksp.setOperators(A)
+        known, sym = A.isSymmetricKnown()
+        ksp.setType(PETSc.KSP.Type.CG if (known and sym) else PETSc.KSP.Type.GMRES)
+        small = A.getSize()[0] <= direct_max_rows
+        ksp.getPC().setType(PETSc.PC.Type.REDUNDANT if small else PETSc.PC.Type.GAMG)
+        ksp.setTolerances(rtol=rtol)
+        ksp.setFromOptions()
+        ksp.solve(b, x)
+        reason = ksp.getConvergedReason()
+        iterations = int(ksp.getIterationNumber())
+        if reason >= 0:
+            return iterations, None
+        names = {v: k for k, v in vars(PETSc.KSP.ConvergedReason).items() if isinstance(v, int)}
+        return iterations, (
+            f"macro solve diverged: KSP {ksp.getType()}/{ksp.getPC().getType()} (prefix "
+            f"{prefix!r}) stopped with {names.get(reason, 'reason')} ({reason}) after "
+            f"{iterations} iterations, residual norm {ksp.getResidualNorm():.3e}")
+    finally:
+        ksp.destroy()
+
+
 def _h5py():
     import h5py  # after hmmpar, which asks Debian's h5py for its MPI build
     return h5py
@@ -499,29 +538,12 @@ class BoxQ1:
         RuntimeError
             If the solver diverges (negative converged reason).
         """
-        ksp = PETSc.KSP().create(comm=A.getComm())
-        try:
-            ksp.setOptionsPrefix(prefix)
-            ksp.setOperators(A)
-            known, sym = A.isSymmetricKnown()
-            ksp.setType(PETSc.KSP.Type.CG if (known and sym) else PETSc.KSP.Type.GMRES)
-            small = A.getSize()[0] <= self.DIRECT_MAX_ROWS
-            ksp.getPC().setType(PETSc.PC.Type.REDUNDANT if small else PETSc.PC.Type.GAMG)
-            ksp.setTolerances(rtol=rtol)
-            ksp.setFromOptions()
-            x = self.da.createGlobalVec()
-            x.set(0.0)
-            ksp.solve(b, x)
-            reason = ksp.getConvergedReason()
-            self.last_iterations = int(ksp.getIterationNumber())
-            if reason < 0:
-                names = {v: k for k, v in vars(PETSc.KSP.ConvergedReason).items() if isinstance(v, int)}
-                raise RuntimeError(
-                    f"macro solve diverged: KSP {ksp.getType()}/{ksp.getPC().getType()} (prefix "
-                    f"{prefix!r}) stopped with {names.get(reason, 'reason')} ({reason}) after "
-                    f"{self.last_iterations} iterations, residual norm {ksp.getResidualNorm():.3e}")
-        finally:
-            ksp.destroy()
+        x = self.da.createGlobalVec()
+        x.set(0.0)
+        self.last_iterations, failure = krylov_solve(A, b, x, rtol=rtol, prefix=prefix,
+                                                     direct_max_rows=self.DIRECT_MAX_ROWS)
+        if failure:
+            raise RuntimeError(failure)
         return x
 
     # ------------------------------------------------------------------ errors

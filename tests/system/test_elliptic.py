@@ -156,3 +156,13 @@ def test_petsc_options_after_double_dash_reach_the_macro_solver(tmp_path):
     U0, U1 = nodal_u(tmp_path / "cg"), nodal_u(tmp_path / "gmres")
     assert np.abs(U1 - U0).max() < 1e-7 * np.abs(U0).max()
     assert summary(tmp_path / "gmres")["krylov_iterations"] > summary(tmp_path / "cg")["krylov_iterations"]
+
+
+def test_cache_counts_are_summed_over_ranks(tmp_path):
+    """A purely periodic coefficient on 3 ranks: one cell problem solved, every other task a
+    cache hit, whichever rank owns it."""
+    p = hmmpar(3, config(tmp_path, "cache"), "--set", 'coefficient.kind="sine"')
+    assert p.returncode == 0, p.stderr
+    s = summary(tmp_path / "cache")
+    assert s["cell_problems_solved_this_run"] == 1
+    assert s["cache_hits_this_run"] == s["cell_problems"] - 1 == 8 * 6 * 4 - 1
