@@ -41,8 +41,8 @@ Part 2, "fe-hmm" and "fine": FE-HMM against the fine-scale solver
     ``hmmpar.core.runner.run`` in-process after a warm-up run; "wall" is the whole run,
     "solve" is the wall minus the run's ``io`` phase (the error norms against the exact
     solution and the HDF5 output, which for the fine-scale mesh cost as much as the
-    solve). FE-HMM: three sweeps (eps ascending, descending, ascending), best of the three
-    (one extra run of the slowest eps if max/min > 1.2); the spread of the repeats of one
+    solve). FE-HMM: five sweeps (eps ascending, descending, ascending, ...), best of the
+    five (up to two extra runs of the slowest eps while max/min > 1.2); the spread of the repeats of one
     and the same eps is reported as the noise level; plus one run with micro N = 8,
     the fine-scale's h/eps = 1/8, to show the error that resolution alone leaves.
     Fine-scale: one process per eps, in increasing size, best of 3 runs while a run
@@ -59,7 +59,7 @@ Part 3, "scaling": 2 ranks against 1
     The demo config ``drivers/configs/elliptic.toml`` (32x32 macro, 4096 x-dependent
     cell problems, checkpoint after every batch; plots off) in one ``mpirun -n 2``: T1 is
     the run on ``COMM_SELF`` of rank 0 (rank 1 waits without spinning), T2 the run on
-    both ranks; alternately, ``--scaling-repeats`` (4) times, best of each; efficiency
+    both ranks; alternately, ``--scaling-repeats`` (6) times, best of each; efficiency
     T1 / (2 T2). As a cross-check against other jobs on the machine, the same with T1
     replaced by rank 0's CPU time in that run (what it needs when it never waits for a
     core).
@@ -921,11 +921,11 @@ def main(argv=None) -> int:
     ap.add_argument("--macro-cells", type=int, default=None, help="FE-HMM macro cells per direction (default 32)")
     ap.add_argument("--micro-n", type=int, default=32)
     ap.add_argument("--fehmm-sweeps", type=int, default=None,
-                    help="FE-HMM passes over eps, ascending/descending alternately (default 3, quick 1)")
+                    help="FE-HMM passes over eps, ascending/descending alternately (default 5, quick 1)")
     ap.add_argument("--fehmm-extra", type=int, default=None,
-                    help="extra runs of the slowest eps while max/min > 1.2 (default 1)")
+                    help="extra runs of the slowest eps while max/min > 1.2 (default 2)")
     ap.add_argument("--scaling-repeats", type=int, default=None,
-                    help="T1/T2 pairs in part 3, best of each counts (default 4, quick 2)")
+                    help="T1/T2 pairs in part 3, best of each counts (default 6, quick 2)")
     ap.add_argument("--fine-seconds", type=float, default=60.0, help="fine-scale time limit per run")
     ap.add_argument("--fine-gb", type=float, default=8.0, help="fine-scale peak RSS limit")
     ap.add_argument("--fine-repeats", type=int, default=None,
@@ -943,11 +943,11 @@ def main(argv=None) -> int:
     if args.macro_cells is None:
         args.macro_cells = 8 if q else 32
     if args.fehmm_sweeps is None:
-        args.fehmm_sweeps = 1 if q else 3
+        args.fehmm_sweeps = 1 if q else 5
     if args.fehmm_extra is None:
-        args.fehmm_extra = 0 if q else 1
+        args.fehmm_extra = 0 if q else 2
     if args.scaling_repeats is None:
-        args.scaling_repeats = 2 if q else 4
+        args.scaling_repeats = 2 if q else 6
     if args.fine_repeats is None:
         args.fine_repeats = 1 if q else 3
     if args.demo_set is None:
