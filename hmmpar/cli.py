@@ -31,8 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", help="TOML config file")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                      help="override a config value (repeatable)")
-    run.add_argument("--restart", metavar="latest|PATH",
-                     help="continue from the newest complete checkpoint, or from PATH")
+    run.add_argument("--restart", metavar="latest|auto|PATH",
+                     help="continue from the newest complete checkpoint (auto: if there is one, "
+                          "else start fresh), or from PATH")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
 
     val = sub.add_parser("validate", help="check a config without running it")

@@ -298,17 +298,19 @@ def _inspect(path: Path) -> str | None:
     return None
 
 
-def resolve_restart(comm, spec: str, directory: str | Path) -> Path:
-    """Turn ``--restart latest|PATH`` into a checked checkpoint path (collective).
+def resolve_restart(comm, spec: str, directory: str | Path) -> Path | None:
+    """Turn ``--restart latest|auto|PATH`` into a checked checkpoint path (collective).
 
     ``latest`` takes the newest complete checkpoint in ``directory`` that opens cleanly;
-    an unreadable newer one is skipped with a warning on rank 0.
+    an unreadable newer one is skipped with a warning on rank 0. ``auto`` is ``latest``
+    when ``directory`` holds any checkpoint and None (a fresh run) when it holds none, which
+    is what a batch script that may be a first start or a requeue wants.
     """
     problem, chosen, skipped = None, None, []
     if comm.rank == 0:
-        if spec == "latest":
+        if spec in ("latest", "auto"):
             candidates = list_checkpoints(directory)
-            if not candidates:
+            if not candidates and spec == "latest":
                 problem = f"--restart latest: no checkpoint in {directory}"
             for _, path in reversed(candidates):
                 why = _inspect(path)
@@ -316,8 +318,8 @@ def resolve_restart(comm, spec: str, directory: str | Path) -> Path:
                     chosen = path
                     break
                 skipped.append(why)
-            if chosen is None and problem is None:
-                problem = "--restart latest: no usable checkpoint; " + skipped[0]
+            if chosen is None and problem is None and candidates:
+                problem = f"--restart {spec}: no usable checkpoint; " + skipped[0]
         else:
             problem = _inspect(Path(spec))
             chosen = Path(spec)

@@ -70,8 +70,8 @@ def run(cfg: Config, comm, *, restart: str | None = None, log: RankLog | None = 
                       every_steps=cfg["checkpoint.every_steps"],
                       every_seconds=cfg["checkpoint.every_seconds"], signals=STOP_SIGNALS)
     seed = cfg["run.seed"]
-    if restart:
-        path = resolve_restart(comm, restart, ck.directory)
+    path = resolve_restart(comm, restart, ck.directory) if restart else None
+    if path is not None:
         with timers.phase("io"), open_checkpoint(comm, path) as reader:
             _check_compatible(cfg, reader)
             app.load_checkpoint(reader)
@@ -90,7 +90,7 @@ def run(cfg: Config, comm, *, restart: str | None = None, log: RankLog | None = 
     log.info(f"hmmpar {cfg['run.app']}: {app.n_steps} steps on {comm.size} rank(s), "
              f"output in {outdir}")
     progress = Progress(log, app.n_steps, first_step=first, interval=cfg["run.progress_interval"])
-    last_written = first if restart else None
+    last_written = first if path is not None else None
     for step in range(first, app.n_steps):
         with timers.phase("reconstruct"):
             rows = app.tasks(step)

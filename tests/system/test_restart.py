@@ -141,3 +141,19 @@ def test_fresh_run_moves_earlier_checkpoints_aside(small_ou_config, tmp_path):
     assert "moved 1 checkpoint(s) of an earlier run" in p.stderr
     assert [c.name for c in ck.glob("ckpt_*.h5")] == ["ckpt_00000005.h5"]
     assert [c.name for c in (ck / "previous-run").glob("ckpt_*.h5")] == ["ckpt_00000020.h5"]
+
+
+def test_restart_auto_starts_fresh_then_continues(small_ou_config, tmp_path):
+    """``--restart auto``: no checkpoint yet -> a fresh run; checkpoints there -> continue
+    from the newest (what a batch script that may be a requeue runs)."""
+    straight = tmp_path / "straight"
+    assert hmmpar(1, small_ou_config, "--set", f'run.output_dir="{straight}"').returncode == 0
+    out = tmp_path / "auto"
+    p = hmmpar(2, small_ou_config, "--set", f'run.output_dir="{out}"', "--set", "macro.t_end=0.5",
+               "--restart", "auto")
+    assert p.returncode == 0, p.stderr
+    assert "restarted from" not in p.stdout
+    p = hmmpar(3, small_ou_config, "--set", f'run.output_dir="{out}"', "--restart", "auto")
+    assert p.returncode == 0, p.stderr
+    assert "restarted from" in p.stdout and "ckpt_00000010.h5" in p.stdout
+    assert final_x(straight).tobytes() == final_x(out).tobytes()
