@@ -1,4 +1,4 @@
-"""Command line: ``hmmpar run | validate | ckpt info | apps``.
+"""Command line: ``hmmpar run | validate | ckpt info | gather | apps``.
 
 Everything after ``--`` goes to PETSc unchanged (``-ksp_type cg -pc_type gamg``).
 Errors are one line on stderr, printed once, with the documented exit codes
@@ -46,6 +46,17 @@ def build_parser() -> argparse.ArgumentParser:
     info = cksub.add_parser("info", help="describe a checkpoint file")
     info.add_argument("path")
 
+    ga = sub.add_parser("gather", help="one table (CSV, Markdown, plot) from the summary.json of many runs")
+    ga.add_argument("paths", nargs="+", help="run directories, or directories to search for summary.json")
+    ga.add_argument("--param", action="append", default=[], metavar="SECTION.KEY",
+                    help="config key to add as a column (from run_config.toml); the first sorts the rows")
+    ga.add_argument("--column", action="append", default=[], metavar="KEY",
+                    help="summary value to show (dotted, e.g. error_vs_exact.l2); default all")
+    ga.add_argument("--csv", metavar="PATH", help="write the table as CSV")
+    ga.add_argument("--plot", metavar="PATH", help="PNG of the --y columns against --x")
+    ga.add_argument("--x", metavar="KEY")
+    ga.add_argument("--y", action="append", default=[], metavar="KEY")
+
     sub.add_parser("apps", help="list the applications")
     return parser
 
@@ -78,6 +89,20 @@ def _dispatch(args, comm) -> int:
         for name in sorted(APPS):
             doc = (app_class(name).__doc__ or "").strip().splitlines()[0]
             log.info(f"{name:<16} {doc}")
+        return 0
+    if args.command == "gather":
+        from hmmpar.gather import main as gather_main
+        table = None
+        problem = None
+        if comm.rank == 0:
+            try:
+                table = gather_main(args)
+            except ConfigError as exc:
+                problem = str(exc)
+        table, problem = comm.bcast((table, problem), root=0)
+        if problem:
+            raise ConfigError(problem)
+        log.info(table)
         return 0
     if args.command == "validate":
         cfg = load_config(args.config, args.overrides)

@@ -62,6 +62,8 @@ def run(cfg: Config, comm, *, restart: str | None = None, log: RankLog | None = 
     wall0 = time.perf_counter()
     outdir = Path(cfg["run.output_dir"])
     check_output_dir(comm, outdir)
+    if comm.rank == 0:  # the resolved config, defaults filled in (read by `hmmpar gather`)
+        (outdir / "run_config.toml").write_text(cfg.dumps())
     timers, stats = Timers(), FarmStats()
     farm = Farm(comm, mode=cfg["farm.mode"], retry=cfg["farm.retry"], min_chunk=cfg["farm.min_chunk"],
                 stats=stats)
