@@ -2,6 +2,7 @@
 # The body of every hmmpar batch job: run a driver, survive the wall-time limit, continue.
 #
 #   bash slurm/hmmpar_job.sh DRIVER [CONFIG] [hmmpar run options ...]
+# (without CONFIG the driver's default config: drivers/DRIVER.py says which)
 #
 # Called by slurm/<driver>.sbatch (and slurm/sweep.sbatch); it can also run outside Slurm.
 # Environment (all optional):
@@ -26,8 +27,8 @@ DRIVER=${1:?usage: hmmpar_job.sh DRIVER [CONFIG] [hmmpar run options]}
 shift
 HMMPAR_ROOT=${HMMPAR_ROOT:-${SLURM_SUBMIT_DIR:-$(cd "$(dirname "$0")/.." && pwd)}}
 cd "$HMMPAR_ROOT" || exit 2
-CONFIG=drivers/configs/$DRIVER.toml
-if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then CONFIG=$1; shift; fi
+CONFIG=()   # none given: the driver's default config
+if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then CONFIG=("$1"); shift; fi
 PYTHON=${PYTHON:-$HMMPAR_ROOT/.venv/bin/python}
 NTASKS=${NTASKS:-${SLURM_NTASKS:-2}}
 LAUNCHER=${LAUNCHER:-mpirun}
@@ -42,7 +43,8 @@ if [ "$(id -u)" = 0 ]; then  # OpenMPI refuses root unless told
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
 [ -x "$PYTHON" ] || { echo "hmmpar_job: no Python at $PYTHON (run 'make setup' first or set PYTHON)" >&2; exit 2; }
-[ -f "$CONFIG" ] || { echo "hmmpar_job: config $CONFIG not found" >&2; exit 2; }
+[ -f "drivers/$DRIVER.py" ] || { echo "hmmpar_job: no driver drivers/$DRIVER.py" >&2; exit 2; }
+if [ ${#CONFIG[@]} -gt 0 ] && [ ! -f "${CONFIG[0]}" ]; then echo "hmmpar_job: config ${CONFIG[0]} not found" >&2; exit 2; fi
 
 SWEEP=()
 if [ -n "${SWEEP_KEY:-}" ]; then
@@ -58,9 +60,9 @@ case "$LAUNCHER" in
     *) echo "hmmpar_job: LAUNCHER=$LAUNCHER is not mpirun or srun" >&2; exit 2 ;;
 esac
 mkdir -p "$OUT"
-echo "hmmpar_job: $DRIVER, config $CONFIG, $NTASKS ranks via $LAUNCHER, output $OUT, job $JOB" \
+echo "hmmpar_job: $DRIVER, config ${CONFIG[0]:-(driver default)}, $NTASKS ranks via $LAUNCHER, output $OUT, job $JOB" \
      "(restart count ${SLURM_RESTART_COUNT:-0})"
-"${LAUNCH[@]}" "$PYTHON" "drivers/$DRIVER.py" "$CONFIG" --set "run.output_dir=\"$OUT\"" \
+"${LAUNCH[@]}" "$PYTHON" "drivers/$DRIVER.py" "${CONFIG[@]}" --set "run.output_dir=\"$OUT\"" \
     "${SWEEP[@]}" --restart auto "$@" &
 PID=$!
 forward() { echo "hmmpar_job: got $1, asking hmmpar to checkpoint"; kill -USR1 "$PID" 2>/dev/null; }
@@ -84,7 +86,7 @@ if [ "$rc" = 75 ] && [ -n "${SLURM_JOB_ID:-}" ]; then
             echo "hmmpar_job: checkpointed; submitting the continuation ($script, $next ranks) after job $SLURM_JOB_ID"
             OUT=$OUT NTASKS=$next sbatch --parsable --dependency="afterany:$SLURM_JOB_ID" \
                 --ntasks="$next" --export=ALL ${log:+--output="$log"} --open-mode=append \
-                "$script" "$CONFIG" "$@" ;;
+                "$script" "${CONFIG[@]}" "$@" ;;
         none) echo "hmmpar_job: checkpointed; not continued (CONTINUE=none)" ;;
     esac
 fi
