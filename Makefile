@@ -16,7 +16,7 @@ export OMPI_MCA_rmaps_base_oversubscribe := 1
 MPIRUN := mpirun --oversubscribe
 DEMO_CONFIG ?= drivers/configs/elliptic.toml
 
-.PHONY: setup demo test test-serial test-mpi bench clean
+.PHONY: setup demo test test-serial test-mpi bench bench-gillespy2 clean
 .DEFAULT_GOAL := demo
 
 setup: .venv/.hmmpar-ready
@@ -53,6 +53,11 @@ bench: setup
 	$(PYTHON) benchmarks/farm.py
 	$(PYTHON) benchmarks/elliptic.py
 	$(PYTHON) benchmarks/ssa_engines.py
+
+# hmmpar's SSA against GillesPy2's compiled solver; installs GillesPy2 into its own venv
+# (benchmarks/.venv-gillespy2: needs PyPI and g++ on the first run), about 6 minutes
+bench-gillespy2: setup
+	$(PYTHON) benchmarks/ssa_gillespy2.py
 
 clean:
 	rm -rf runs .pytest_cache .venv/.hmmpar-ready
