@@ -113,14 +113,15 @@ def _dispatch(args, comm) -> int:
         from hmmpar.core.errors import CheckpointError
         text = problem = None
         if comm.rank == 0:
-            try:
-                text = describe(args.path)
+            try:  # the data are verified against their checksums: a mismatch is exit 2
+                text, problem = describe(args.path)
             except CheckpointError as exc:
                 problem = str(exc)
         text, problem = comm.bcast((text, problem), root=0)
+        if text:
+            log.info(text)
         if problem:
             raise CheckpointError(problem)
-        log.info(text)
         return 0
     if args.command == "run":
         from hmmpar.core.runner import run

@@ -65,6 +65,8 @@ RUNTIME_SCHEMA: dict[str, dict[str, Field]] = {
                       choices=("dynamic", "static"), physics=False),
         "retry": Field(bool, False, "re-run a failed task once with a fresh random substream"),
         "min_chunk": Field(int, 1, "smallest chunk of tasks handed to a worker", min=1, physics=False),
+        "task_time_limit": Field(float, 0.0, "seconds one micro task may take before the run stops with "
+                                 "an error naming it (0: no limit)", min=0.0, physics=False),
     },
     "checkpoint": {
         "every_steps": Field(int, 0, "checkpoint every N steps (0: never)", min=0, physics=False),

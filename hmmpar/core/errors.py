@@ -11,6 +11,7 @@ Exit codes (documented in the README):
 """
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from contextlib import contextmanager
@@ -38,9 +39,12 @@ class HmmparError(Exception):
 
     exit_code = EXIT_FAILURE
 
-    def __init__(self, message: str, *, collective: bool = True) -> None:
+    def __init__(self, message: str, *, collective: bool = True, hard_exit: bool = False) -> None:
         super().__init__(message)
         self.collective = collective
+        #: the process must not shut down normally (a library, e.g. HDF5 after a failed
+        #: file close, would crash in its exit handlers): exit at once after the message
+        self.hard_exit = hard_exit
 
 
 class ConfigError(HmmparError):
@@ -94,17 +98,20 @@ def abort_on_error(comm=None, *, debug: bool = False) -> Iterator[None]:
             if rank == 0:
                 print(f"hmmpar: error: {exc}", file=sys.stderr, flush=True)
             raise SystemExit(exc.exit_code)
-        _abort(comm, f"hmmpar: error on rank {rank}: {exc}", exc.exit_code, debug)
+        _abort(comm, f"hmmpar: error on rank {rank}: {exc}", exc.exit_code, debug, exc.hard_exit)
     except KeyboardInterrupt:
         _abort(comm, f"hmmpar: interrupted on rank {rank}", EXIT_FAILURE, debug)
     except Exception as exc:  # noqa: BLE001 - this is the last line of defence
         _abort(comm, f"hmmpar: internal error on rank {rank}: {one_line(exc)}", EXIT_FAILURE, debug)
 
 
-def _abort(comm, message: str, code: int, debug: bool) -> None:
+def _abort(comm, message: str, code: int, debug: bool, hard: bool = False) -> None:
     if debug:
         traceback.print_exc()
     print(message, file=sys.stderr, flush=True)
     if comm is not None and comm.size > 1:
         comm.Abort(code)
+    if hard:
+        sys.stdout.flush()
+        os._exit(code)
     raise SystemExit(code)

@@ -37,13 +37,29 @@ Failure
     to stop, and both sides drain their in-flight messages by count, so no rank hangs.
     A worker that does not answer within ``abort_grace`` seconds (stuck in a task) makes
     the master print the error and call ``MPI_Abort``.
+
+Time limit
+    With ``task_time_limit = L > 0`` a solve call on ``n`` rows may take ``n L`` seconds
+    (``L + 10 (n - 1) t`` once the rank has measured ``t`` seconds per task). A ``SIGALRM``
+    (``setitimer``) then raises :class:`TaskTimeout` inside the call, which counts as a
+    failure: the rows are solved one by one, each with the limit ``L``, and the task that
+    runs out of time is named like any failing task. Code that does not return
+    to the interpreter (a numba or C loop) cannot be interrupted so: a watchdog thread
+    then prints the error and calls ``MPI_Abort`` after ``n L + abort_grace`` (it runs if
+    the stuck code released the GIL), and ``faulthandler`` ends the process after
+    ``n L + 2 abort_grace`` (a Python traceback instead of the one-line error) if not.
 """
 from __future__ import annotations
 
+import faulthandler
 import math
 import os
+import signal
 import sys
+import threading
 import time
+import types
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
@@ -82,6 +98,80 @@ SolveFn = Callable[[np.ndarray, TaskContext], "np.ndarray | Mapping[str, np.ndar
 
 class _ChunkFailure(Exception):
     """A row of a chunk failed; ``message`` names its task_id and the rank."""
+
+
+class TaskTimeout(BaseException):
+    """A micro solve call ran past its time limit (``farm.task_time_limit``).
+
+    Raised by the ``SIGALRM`` handler inside the solver; a ``BaseException`` (like
+    ``KeyboardInterrupt``) so that a solver's own ``except Exception`` does not swallow it.
+    """
+
+
+def _labelled(label: str) -> Callable:
+    """``f(fn, *args) = fn(*args)`` under the function name ``label``: the traceback that
+    ``faulthandler`` prints for a stuck call then names the task on its own line."""
+    def call(fn, *args):
+        return fn(*args)
+    code = call.__code__.replace(co_name=label)
+    if hasattr(code, "co_qualname"):
+        code = code.replace(co_qualname=label)
+    return types.FunctionType(code, {}, label)
+
+
+def _direct(fn, *args):
+    return fn(*args)
+
+
+def _ids_text(ids: np.ndarray, show: int = 3) -> str:
+    head = ", ".join(str(int(i)) for i in ids[:show])
+    return head + (f" (+{ids.size - show} more)" if ids.size > show else "")
+
+
+class _Watchdog:
+    """Ends the run when a solve call outlives its deadline without being interrupted.
+
+    One daemon thread per farm, armed around each solve call when a time limit is set:
+    at the deadline it prints the armed message and calls ``MPI_Abort(1)``. It can only
+    run while the stuck code has released the GIL (numba ``nogil=True``, most C
+    extensions in long calls, blocking system calls).
+    """
+
+    def __init__(self, comm) -> None:
+        self.comm = comm
+        self._cv = threading.Condition()
+        self._job: tuple[float, str] | None = None
+        self._wakeup = math.inf  # when the thread looks next (inf: only when notified)
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float, message: str) -> None:
+        with self._cv:
+            deadline = time.monotonic() + seconds
+            self._job = (deadline, message)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="hmmpar-watchdog", daemon=True)
+                self._thread.start()
+            if deadline < self._wakeup:  # otherwise it wakes up in time by itself: no switch
+                self._cv.notify()
+
+    def disarm(self) -> None:
+        with self._cv:
+            self._job = None
+
+    def _run(self) -> None:
+        if hasattr(signal, "pthread_sigmask"):  # SIGALRM is for the main thread, where solve runs
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        with self._cv:
+            while True:
+                job = self._job
+                left = math.inf if job is None else job[0] - time.monotonic()
+                if left <= 0:
+                    break
+                self._wakeup = time.monotonic() + left
+                self._cv.wait(None if left == math.inf else left)
+                self._wakeup = 0.0  # awake: arm() need not notify
+        print(job[1], file=sys.stderr, flush=True)
+        self.comm.Abort(1)
 
 
 def as_results(out, dtype: np.dtype, n: int) -> np.ndarray:
@@ -138,18 +228,27 @@ class Farm:
     min_chunk
         Smallest chunk handed to a worker.
     abort_grace
-        Seconds the master waits for workers to acknowledge an abort before ``MPI_Abort``.
+        Seconds the master waits for workers to acknowledge an abort before ``MPI_Abort``;
+        also the grace after a time limit before a stuck rank is aborted.
     master_latency
         Seconds of work the master takes on itself between looks at the message queue.
+    task_time_limit
+        Seconds one task may take (0: no limit); a call on ``n`` rows gets ``n`` times this.
     """
 
     def __init__(self, comm=None, *, mode: str = "dynamic", retry: bool = False,
                  check_finite: bool = True, min_chunk: int = 1, abort_grace: float = 5.0,
-                 master_latency: float = 2e-3, stats: FarmStats | None = None) -> None:
+                 master_latency: float = 2e-3, task_time_limit: float = 0.0,
+                 stats: FarmStats | None = None) -> None:
         if mode not in ("dynamic", "static"):
             raise ValueError(f"farm mode must be 'dynamic' or 'static', not {mode!r}")
         if min_chunk < 1:
             raise ValueError("farm min_chunk must be >= 1")
+        if not task_time_limit >= 0:
+            raise ValueError("farm task_time_limit must be >= 0")
+        self.task_time_limit = float(task_time_limit)
+        self._alarm_live = False
+        self._guard_until = 0.0  # faulthandler armed until then (monotonic; 0: not armed)
         self.comm = comm if comm is not None else MPI.COMM_WORLD
         self.mode = mode
         self.retry = retry
@@ -158,6 +257,7 @@ class Farm:
         self.abort_grace = abort_grace
         self.master_latency = master_latency
         self.stats = stats if stats is not None else FarmStats()
+        self._watchdog = _Watchdog(self.comm)
         self.retries = 0
         self.last_total = 0  # tasks over all ranks in the last map call
         node = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
@@ -178,11 +278,14 @@ class Farm:
         tasks, counts = self._check_tasks(tasks)
         self.stats.calls += 1
         self.last_total = int(counts.sum())
-        if self.comm.size == 1:
-            return self._serial(solve, tasks, result_dtype, step, seed)
-        if self.mode == "static":
-            return self._static(solve, tasks, counts, result_dtype, step, seed)
-        return self._dynamic(solve, tasks, counts, result_dtype, step, seed)
+        try:
+            if self.comm.size == 1:
+                return self._serial(solve, tasks, result_dtype, step, seed)
+            if self.mode == "static":
+                return self._static(solve, tasks, counts, result_dtype, step, seed)
+            return self._dynamic(solve, tasks, counts, result_dtype, step, seed)
+        finally:
+            self._release_process_guard()
 
     # ------------------------------------------------------------------ checks
     def _check_tasks(self, tasks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -213,8 +316,84 @@ class Farm:
         return np.ascontiguousarray(tasks), counts
 
     # ------------------------------------------------------------------ solving
+    def _call_deadline(self, n: int) -> float:
+        """Seconds a solve call on ``n`` rows may take under the time limit ``L``.
+
+        ``n L`` never interrupts a call whose tasks each keep the limit. Once this rank
+        has measured its mean seconds per task ``t``, the bound is ``L + (n - 1) 10 t``
+        (one task may take ``L``, the others ten times the mean), so that a stuck task in
+        a large chunk is found sooner. A call cut short by this tighter bound is not an
+        error: its rows are solved again one by one, each with the limit ``L``.
+        """
+        limit = self.task_time_limit
+        if self.stats.tasks > 0 and self.stats.busy > 0:
+            return min(n * limit, limit + (n - 1) * 10.0 * self.stats.busy / self.stats.tasks)
+        return n * limit
+
+    @contextmanager
+    def _time_limit(self, rows: np.ndarray, step: int):
+        """Bound the solve call on ``rows`` (see :meth:`_call_deadline`); yields the function
+        to call ``solve`` through (its frame names the tasks in faulthandler's output)."""
+        limit = self.task_time_limit
+        if limit <= 0 or rows.shape[0] == 0:
+            yield _direct
+            return
+        n, rank = rows.shape[0], self.comm.rank
+        seconds = self._call_deadline(n)
+        ids = rows["task_id"]
+        who = f"micro task {int(ids[0])}" if n == 1 else f"one of micro tasks {_ids_text(ids)}"
+        what = (f"{who} (step {step}) on rank {rank} ran past the time limit "
+                f"(farm.task_time_limit = {limit:g} s per task)")
+        self._watchdog.arm(seconds + self.abort_grace,
+                           f"hmmpar: error: {what} and could not be interrupted; aborting")
+        self._guard_process(seconds)
+        main = threading.current_thread() is threading.main_thread()
+        old = None
+        if main:
+            def on_alarm(signum, frame):  # noqa: ARG001
+                if self._alarm_live:
+                    self._alarm_live = False
+                    raise TaskTimeout(f"ran past the time limit farm.task_time_limit = {limit:g} s")
+            old = signal.signal(signal.SIGALRM, on_alarm)
+            self._alarm_live = True
+            signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            yield _labelled(f"<hmmpar: error: {what}>")
+        finally:
+            try:  # an alarm still pending may raise here once; clean up regardless
+                self._alarm_live = False
+                if main:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+            finally:
+                if main:
+                    signal.signal(signal.SIGALRM, old if old is not None else signal.SIG_DFL)
+                self._watchdog.disarm()
+
+    def _guard_process(self, seconds: float) -> None:
+        """The last resort for a call that holds the GIL and never returns: ``faulthandler``
+        prints every thread's traceback and exits the process ``seconds + 2 abort_grace``
+        after now (or later). Arming it starts a thread (~0.1 ms), so one arming covers
+        twice that span and is only renewed when a call needs more; it is released
+        before any wait for other ranks (:meth:`_release_process_guard`)."""
+        now = time.monotonic()
+        if self._guard_until >= now + seconds + 2 * self.abort_grace:
+            return
+        span = 2 * (seconds + 2 * self.abort_grace)
+        try:
+            faulthandler.dump_traceback_later(span, exit=True, file=2)
+        except (ValueError, OSError):  # pragma: no cover - no usable stderr
+            return
+        self._guard_until = now + span
+
+    def _release_process_guard(self) -> None:
+        if self._guard_until:
+            faulthandler.cancel_dump_traceback_later()
+            self._guard_until = 0.0
+
     def _call(self, solve, rows, dtype, ctx) -> np.ndarray:
-        res = as_results(solve(rows, ctx), dtype, rows.shape[0])
+        with self._time_limit(rows, ctx.step) as call:
+            out = call(solve, rows, ctx)
+        res = as_results(out, dtype, rows.shape[0])
         if self.check_finite:
             bad = _first_nonfinite(res)
             if bad is not None:
@@ -229,14 +408,14 @@ class Farm:
         try:
             try:
                 return self._call(solve, rows, dtype, ctx)
-            except Exception:  # noqa: BLE001 - locate the row below
+            except (Exception, TaskTimeout):  # noqa: BLE001 - locate the row below
                 pass
             out = np.empty(rows.shape[0], dtype=dtype)
             for i in range(rows.shape[0]):
                 try:
                     out[i:i + 1] = self._call(solve, rows[i:i + 1], dtype, ctx)
                     continue
-                except Exception as exc:  # noqa: BLE001
+                except (Exception, TaskTimeout) as exc:  # noqa: BLE001
                     err = exc
                 if self.retry:
                     try:
@@ -244,11 +423,12 @@ class Farm:
                                                   TaskContext(seed, step, 1, rank))
                         self.retries += 1
                         continue
-                    except Exception as exc:  # noqa: BLE001
+                    except (Exception, TaskTimeout) as exc:  # noqa: BLE001
                         err = exc
                 tid = int(rows["task_id"][i])
                 again = " (and on retry)" if self.retry else ""
-                raise _ChunkFailure(f"micro task {tid} failed on rank {rank}{again}: {one_line(err)}")
+                raise _ChunkFailure(f"micro task {tid} (step {step}) failed on rank {rank}{again}: "
+                                    f"{one_line(err)}")
             return out
         finally:
             dt = time.perf_counter() - t0
@@ -287,6 +467,7 @@ class Farm:
             res = self._solve_rows(solve, mine, dtype, step, seed)
         except _ChunkFailure as exc:
             error, res = str(exc), np.empty(mine.shape[0], dtype=dtype)
+        self._release_process_guard()  # the other ranks may take long to get here
         t1 = time.perf_counter()
         errors = [e for e in comm.allgather(error) if e]
         if errors:
@@ -316,6 +497,7 @@ class Farm:
         else:
             error = self._worker(solve, tasks.dtype, dtype, step, seed)
             results = None
+        self._release_process_guard()
         error = comm.bcast(error, root=0)
         if error:
             raise TaskError(error)
@@ -329,6 +511,8 @@ class Farm:
         """Wait for a message from ``source``; False if ``deadline`` passed first."""
         comm = self.comm
         t0 = time.perf_counter()
+        if self._guard_until and not comm.Iprobe(source=source, tag=MPI.ANY_TAG, status=status):
+            self._release_process_guard()  # waiting for others is not a stuck task
         if not self._polite and deadline is None:
             comm.Probe(source=source, tag=MPI.ANY_TAG, status=status)
             self.stats.idle += time.perf_counter() - t0
@@ -501,6 +685,7 @@ class Farm:
                 break
             if tag == TAG_ABORT:
                 expected = int(buf.view(np.int64)[0])
+                self._release_process_guard()
                 while received < expected:  # drain work still in flight
                     comm.Probe(source=0, tag=TAG_WORK, status=status)
                     comm.Recv([np.empty(status.Get_count(MPI.BYTE), np.uint8), MPI.BYTE],

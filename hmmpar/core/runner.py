@@ -1,13 +1,15 @@
 """The HMM time loop shared by every application: farm, progress, checkpoints, report."""
 from __future__ import annotations
 
+import errno
 import json
+import os
 import time
 from pathlib import Path
 
 from hmmpar.apps import app_class
-from hmmpar.core.checkpoint import (STOP_SIGNALS, Checkpointer, list_checkpoints, open_checkpoint,
-                                    resolve_restart)
+from hmmpar.core.checkpoint import (STOP_SIGNALS, Checkpointer, estimate_size, format_bytes,
+                                    list_checkpoints, open_checkpoint, resolve_restart)
 from hmmpar.core.config import Config, load_config
 from hmmpar.core.errors import CheckpointError, ConfigError, RequeueExit
 from hmmpar.core.farm import Farm
@@ -15,20 +17,70 @@ from hmmpar.core.log import Progress, RankLog
 from hmmpar.core.timing import FarmStats, Timers, format_report, gather_report, write_report
 
 
-def check_output_dir(comm, directory: Path) -> None:
+def check_output_dir(comm, directory: Path, what: str = "output directory") -> None:
     """Create ``directory`` and prove it writable, before any micro work (collective)."""
     problem = None
     if comm.rank == 0:
+        probe = directory / ".hmmpar-write-test"
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            probe = directory / ".hmmpar-write-test"
             probe.write_bytes(b"x" * 4096)
             probe.unlink()
         except OSError as exc:
-            problem = f"output directory {directory} is not writable: {exc.strerror or exc}"
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                problem = f"{what} {directory} is full ({exc.strerror})"
+            else:
+                problem = f"{what} {directory} is not writable: {exc.strerror or exc}"
+            try:
+                probe.unlink(missing_ok=True)  # a partial probe on a full disk
+            except OSError:
+                pass
     problem = comm.bcast(problem, root=0)
     if problem:
         raise ConfigError(problem)
+
+
+def checkpoint_size(data: dict, config_text: str, ranks: int) -> int:
+    """Estimated bytes of one checkpoint file holding ``data`` (``checkpoint_data()``)."""
+    return estimate_size([data.get(g, {}) for g in ("fields", "instances", "tasks")], config_text, ranks)
+
+
+def planned_checkpoints(cfg: Config, first: int, n_steps: int) -> int | None:
+    """How many checkpoints the steps ``first .. n_steps`` will write (None: unbounded,
+    i.e. by wall time); a SIGTERM/SIGUSR1 checkpoint counts as one."""
+    if cfg["checkpoint.every_seconds"] > 0:
+        return None
+    every = cfg["checkpoint.every_steps"]
+    n = sum(1 for done in range(first + 1, n_steps) if every and done % every == 0)
+    if cfg["checkpoint.at_end"] and first < n_steps:
+        n += 1
+    return max(1, n)
+
+
+def check_checkpoint_space(comm, directory: Path, estimate: int, keep: int,
+                           planned: int | None, *, statvfs=os.statvfs) -> None:
+    """Refuse to start when the checkpoint file system cannot hold this run's checkpoints
+    (collective; rank 0 decides). At the peak ``keep`` complete files plus the one being
+    written exist; checkpoints already in ``directory`` (a restart) count as written."""
+    problem = None
+    if comm.rank == 0:
+        existing = len(list_checkpoints(directory))
+        new = keep + 1 - existing if planned is None else min(planned, keep + 1 - existing)
+        new = max(1, new)
+        try:
+            st = statvfs(directory)
+            free = st.f_bavail * st.f_frsize
+        except OSError:
+            free = None  # no free-space figure: the write probe already passed
+        need = new * estimate
+        if free is not None and free < need:
+            problem = (f"checkpoint directory {directory} has {format_bytes(free)} free; this run's "
+                       f"checkpoints need about {format_bytes(need)} ({new} file(s) of {format_bytes(estimate)}, "
+                       f"checkpoint.keep = {keep}); free space, lower checkpoint.keep or set "
+                       "checkpoint.directory")
+    problem = comm.bcast(problem, root=0)
+    if problem:
+        raise CheckpointError(problem)
 
 
 def retire_previous_checkpoints(comm, directory: Path) -> int:
@@ -66,19 +118,23 @@ def run(cfg: Config, comm, *, restart: str | None = None, log: RankLog | None = 
         (outdir / "run_config.toml").write_text(cfg.dumps())
     timers, stats = Timers(), FarmStats()
     farm = Farm(comm, mode=cfg["farm.mode"], retry=cfg["farm.retry"], min_chunk=cfg["farm.min_chunk"],
-                stats=stats)
+                task_time_limit=cfg["farm.task_time_limit"], stats=stats)
     app = app_class(cfg["run.app"])(cfg, comm, timers)
     ck = Checkpointer(comm, checkpoint_directory(cfg), keep=cfg["checkpoint.keep"],
                       every_steps=cfg["checkpoint.every_steps"],
                       every_seconds=cfg["checkpoint.every_seconds"], signals=STOP_SIGNALS)
     seed = cfg["run.seed"]
-    path = resolve_restart(comm, restart, ck.directory) if restart else None
+    verified: dict = {}
+    with timers.phase("io"):
+        path = resolve_restart(comm, restart, ck.directory, info=verified) if restart else None
     if path is not None:
         with timers.phase("io"), open_checkpoint(comm, path) as reader:
             _check_compatible(cfg, reader)
             app.load_checkpoint(reader)
+        check = (f"; checksums of {format_bytes(verified['bytes'])} verified in {verified['seconds']:.2f} s"
+                 if verified.get("blocks") else "")
         log.info(f"restarted from {path} (step {reader.step}, t = {reader.time:g}, "
-                 f"written on {reader.ranks} rank(s), now {comm.size})")
+                 f"written on {reader.ranks} rank(s), now {comm.size}{check})")
     else:
         moved = retire_previous_checkpoints(comm, ck.directory)
         if moved:
@@ -89,6 +145,11 @@ def run(cfg: Config, comm, *, restart: str | None = None, log: RankLog | None = 
     if first > app.n_steps:
         raise CheckpointError(f"the checkpoint is at step {first} (t = {app.sim_time:g}), past the end "
                               f"of this run ({app.n_steps} steps); raise the final time to continue")
+    # a full or unwritable checkpoint location is reported now, before any micro work
+    check_output_dir(comm, ck.directory, "checkpoint directory")
+    with timers.phase("io"):
+        estimate = checkpoint_size(app.checkpoint_data(), cfg.dumps(), comm.size)
+    check_checkpoint_space(comm, ck.directory, estimate, ck.keep, planned_checkpoints(cfg, first, app.n_steps))
     log.info(f"hmmpar {cfg['run.app']}: {app.n_steps} steps on {comm.size} rank(s), "
              f"output in {outdir}")
     progress = Progress(log, app.n_steps, first_step=first, interval=cfg["run.progress_interval"])

@@ -199,3 +199,29 @@ def test_bad_cost_estimate_is_reported_everywhere(bad):
         rows["cost"][:1] = bad
     with pytest.raises(TaskError, match=f"rank {comm.size - 1}: the 'cost' field must hold one finite"):
         Farm(comm).map(random_cost_solve, rows, RESULT)
+
+
+def sleepy_solve(rows, ctx):
+    """Task 42 never ends (an interruptible Python sleep); the rest take 1 ms."""
+    for tid in rows["task_id"]:
+        time.sleep(3600 if tid == 42 else 1e-3)
+    return {"mean": rows["x"][:, 0], "draws": np.zeros((rows.shape[0], 4)), "n": rows["task_id"]}
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("mode", ["dynamic", "static"])
+def test_task_over_time_limit_is_collective_and_names_task(mode):
+    rows = make_tasks(comm.rank, comm.size, "round_robin")
+    farm = Farm(comm, mode=mode, task_time_limit=0.05)
+    farm.map(random_cost_solve, rows, RESULT, step=0, seed=0)  # measures the time per task
+    t0 = time.monotonic()
+    with pytest.raises(TaskError) as info:
+        farm.map(sleepy_solve, rows, RESULT, step=3, seed=0)
+    msg = str(info.value)
+    assert msg.startswith("micro task 42 (step 3) failed on rank ")
+    assert msg.endswith("TaskTimeout: ran past the time limit farm.task_time_limit = 0.05 s")
+    assert agree(comm.allgather(msg) == [msg] * comm.size)
+    assert time.monotonic() - t0 < 30
+    # the farm is usable again, and the limit does not change results
+    res = farm.map(random_cost_solve, rows, RESULT, step=4, seed=11)
+    assert agree(res.tobytes() == reference()[rows["task_id"]].tobytes())

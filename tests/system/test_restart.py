@@ -119,7 +119,9 @@ def test_ckpt_info_and_foreign_or_truncated_files(small_ou_config, tmp_path):
     (out / "checkpoints" / "ckpt_00000099.h5").write_bytes(b"garbage" * 100)
     p = hmmpar(1, small_ou_config, "--set", f'run.output_dir="{out}"', "--restart", "latest")
     assert p.returncode == 0, p.stderr
-    assert "warning: skipping checkpoint" in p.stderr and "restarted from" in p.stdout
+    bad = out / "checkpoints" / "ckpt_00000099.h5"
+    assert f"hmmpar: warning: skipping {bad}: unreadable or truncated" in p.stderr
+    assert "restarted from" in p.stdout
 
 
 def test_restart_past_the_end_is_refused(small_ou_config, tmp_path):
