@@ -53,6 +53,7 @@ bench: setup
 	$(PYTHON) benchmarks/farm.py
 	$(PYTHON) benchmarks/elliptic.py
 	$(PYTHON) benchmarks/ssa_engines.py
+	$(PYTHON) benchmarks/ssa_nested.py
 
 # hmmpar's SSA against GillesPy2's compiled solver; installs GillesPy2 into its own venv
 # (benchmarks/.venv-gillespy2: needs PyPI and g++ on the first run), about 6 minutes

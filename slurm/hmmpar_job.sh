@@ -77,7 +77,13 @@ if [ "$rc" = 75 ] && [ -n "${SLURM_JOB_ID:-}" ]; then
     case "$CONTINUE" in
         requeue)
             echo "hmmpar_job: checkpointed; requeueing job $SLURM_JOB_ID"
-            scontrol requeue "$SLURM_JOB_ID" ;;
+            # the job is killed once the requeue is accepted; retry a busy controller
+            for attempt in 1 2 3 4 5; do
+                if scontrol requeue "$SLURM_JOB_ID"; then sleep 120; exit "$rc"; fi
+                echo "hmmpar_job: scontrol requeue failed (attempt $attempt); retrying" >&2
+                sleep $((attempt * 2))
+            done
+            echo "hmmpar_job: could not requeue job $SLURM_JOB_ID; resubmit it by hand (it continues from $OUT)" >&2 ;;
         resubmit)
             script=${HMMPAR_SBATCH:-slurm/$DRIVER.sbatch}
             next=${NEXT_NTASKS:-$NTASKS}

@@ -9,6 +9,7 @@ from hmmpar.core.errors import ConfigError
 APPS = {
     "elliptic": "hmmpar.apps.elliptic:Elliptic",
     "ou_averaging": "hmmpar.apps.ou_averaging:OUAveraging",
+    "ssa": "hmmpar.apps.nested_ssa:NestedSSA",
 }
 
 

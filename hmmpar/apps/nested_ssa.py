@@ -1,0 +1,358 @@
+r"""Ensembles of chemical-kinetics trajectories by the Nested SSA or the exact SSA (app ``ssa``).
+
+The Nested SSA (E, Liu & Vanden-Eijnden, J. Chem. Phys. 123 (2005) 194107;
+:mod:`hmmpar.micro.nested_ssa`) averages the slow propensities over inner SSAs of the
+fast reactions and takes outer SSA steps of the slow reactions at those rates; the
+direct SSA (Gillespie, J. Comput. Phys. 22 (1976) 403) is the exact reference, run
+through the same application (``ensemble.method``).
+
+Steps are *sample windows*: step k advances every trajectory from the sample time t_k
+to t_{k+1} (t_0 = 0) and records its state. A trajectory is a farm task whose row holds
+its state; its random streams are keyed by (run seed, window, trajectory) and, inside
+the window, by the outer step and replica (:mod:`hmmpar.micro.splitmix`), so the
+ensemble is bitwise the same on any number of ranks, under any schedule, and after a
+restart at any window boundary. Checkpoints hold every trajectory's state and its
+samples so far, in trajectory order.
+
+Outputs (:mod:`hmmpar.io.ssa_output`): ``ssa.h5`` (trajectories at the sample times,
+mean and variance series, final histograms of the selected observables), ``ssa.png``
+and ``summary.json`` (events, final means and variances with standard errors, timing).
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from mpi4py import MPI
+
+from hmmpar.apps.base import Application
+from hmmpar.apps.ssa_replicas import ReplicaRounds
+from hmmpar.core.checkpoint import Block, CheckpointReader
+from hmmpar.core.config import RUNTIME_SCHEMA, Field
+from hmmpar.core.errors import CheckpointError, ConfigError, one_line
+from hmmpar.core.farm import Farm, TaskContext
+from hmmpar.core.rng import task_seeds
+from hmmpar.io import ssa_output
+from hmmpar.micro.nested_ssa import COUNTERS, NestedParameters, WindowRunner, auto_partition, time_scale
+from hmmpar.micro.ssa_model import NetworkError, ReactionNetwork, parse_equation
+
+METHODS = ("nested", "direct")
+
+
+def resolve_model_path(config) -> Path:
+    """``model.file``, relative to the config file's directory (or to the working
+    directory for a config given as text)."""
+    path = Path(config["model.file"]).expanduser()
+    source = Path(config.source)
+    if not path.is_absolute() and source.is_file():
+        path = source.resolve().parent / path
+    return path
+
+
+def load_model(config, comm) -> tuple[ReactionNetwork, str]:
+    """Read the model on rank 0 and broadcast it; (network, sha256 of the file). Collective."""
+    text = problem = None
+    path = resolve_model_path(config)
+    if comm.rank == 0:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problem = (f"config key model.file: cannot read {path} "
+                       f"({getattr(exc, 'strerror', None) or one_line(exc)})")
+    text, problem = comm.bcast((text, problem), root=0)
+    if problem:
+        raise ConfigError(problem)
+    import tomllib
+    try:
+        network = ReactionNetwork.from_dict(tomllib.loads(text), source=str(path))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config key model.file: {path}: TOML syntax error: {exc}") from None
+    except NetworkError as exc:
+        raise ConfigError(f"config key model.file: {exc}") from None
+    return network, hashlib.sha256(text.encode()).hexdigest()
+
+
+def observable_weights(network: ReactionNetwork, expression: str) -> np.ndarray:
+    """The weights w of an observable w·x: a species name or a sum such as ``"S3 + S4"``
+    or ``"2 A + B"`` (ValueError naming an unknown species)."""
+    try:
+        terms, _ = parse_equation(f"{expression} -> 0")
+    except ValueError as exc:
+        raise ValueError(f"cannot read {expression!r}: {exc}") from None
+    if not terms:
+        raise ValueError(f"{expression!r} names no species")
+    w = np.zeros(network.n_species, dtype=np.int64)
+    for name, coefficient in terms:
+        if name not in network.species:
+            close = difflib.get_close_matches(name, network.species, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown species {name!r}{hint}")
+        w[network.species_index(name)] += coefficient
+    return w
+
+
+def sample_times(config) -> np.ndarray:
+    """t_1 < ... < t_K of the config (t_0 = 0 is added by the app)."""
+    explicit = list(config["ensemble.sample_times"])
+    if explicit:
+        t = np.array(explicit, dtype=np.float64)
+        if t[0] <= 0 or np.any(np.diff(t) <= 0):
+            raise ConfigError("config key ensemble.sample_times must be strictly increasing and > 0, "
+                              f"got {explicit}")
+        return t
+    k = config["ensemble.samples"]
+    return config["ensemble.t_end"] * np.arange(1, k + 1) / k
+
+
+class NestedSSA(Application):
+    """Nested SSA (or direct SSA) ensembles of a reaction network; trajectories are farm tasks."""
+
+    name = "ssa"
+    schema = {
+        "model": {
+            "file": Field(str, doc="reaction network (TOML, docs/ssa.md), relative to the config file"),
+        },
+        "ensemble": {
+            "method": Field(str, "nested", "nested (Nested SSA) or direct (exact SSA, the reference)",
+                            choices=METHODS),
+            "trajectories": Field(int, 100, "number of independent trajectories", min=1),
+            "t_end": Field(float, 1.0, "final time", min=0.0, min_exclusive=True),
+            "samples": Field(int, 20, "sample times t_end k / samples, k = 1..samples (one step each)", min=1),
+            "sample_times": Field(list, [], "explicit sample times (increasing, > 0); replace t_end and "
+                                  "samples", item_type=float),
+            "engine": Field(str, "direct", "SSA engine: direct (Gillespie) or sorting (sorting direct)",
+                            choices=("direct", "sorting")),
+            "max_events": Field(int, 0, "events allowed per trajectory and step (0: no limit)", min=0),
+            "parallel": Field(str, "auto", "farm tasks: trajectories (one per trajectory and window), "
+                              "replicas (the inner replicas of every outer step; for fewer trajectories "
+                              "than ranks), auto (replicas when trajectories < ranks and N > 1); the "
+                              "results are bitwise the same", choices=("auto", "trajectories", "replicas"),
+                              physics=False),
+        },
+        "nested": {
+            "tolerance": Field(float, 0.1, "lambda: N = ceil(1/lambda), T_f = eps(x)/lambda where "
+                               "replicas / averaging_time are 0", min=0.0),
+            "replicas": Field(int, 0, "N inner replicas per outer step (0: from the tolerance)", min=0),
+            "averaging_time": Field(float, 0.0, "T_f (0: eps(x)/tolerance, every outer step)", min=0.0),
+            "burn_in": Field(float, 0.0, "T_0, inner time discarded before averaging", min=0.0),
+            "partition": Field(str, "model", "fast reactions: model (the model's fast flags) or auto "
+                               "(potential propensity >= partition_ratio * largest, every outer step)",
+                               choices=("model", "auto")),
+            "partition_ratio": Field(float, 1e-3, "theta of the automatic partition", min=0.0,
+                                     min_exclusive=True, max=1.0),
+        },
+        "output": {  # the runtime's output keys (plots) and the observables
+            **RUNTIME_SCHEMA["output"],
+            "species": Field(list, [], "observables for statistics, histograms and plots: species "
+                             "names or sums such as \"S3 + S4\" (default: every species)",
+                             item_type=str, physics=False),
+        },
+    }
+
+    def __init__(self, config, comm, timers) -> None:
+        super().__init__(config, comm, timers)
+        self.network, self.model_digest = load_model(config, comm)
+        net = self.network
+        self.method = config["ensemble.method"]
+        self.times = np.concatenate(([0.0], sample_times(config)))
+        self.n_traj = config["ensemble.trajectories"]
+        nested = config.section("nested")
+        if self.method == "nested" and (nested["replicas"] == 0 or nested["averaging_time"] == 0) \
+                and nested["tolerance"] == 0:
+            which = "replicas" if nested["replicas"] == 0 else "averaging_time"
+            raise ConfigError(f"config key nested.tolerance must be > 0 when nested.{which} is 0 "
+                              f"(derived from the tolerance); set one of them")
+        self.params = NestedParameters(
+            replicas=nested["replicas"], averaging_time=nested["averaging_time"], burn_in=nested["burn_in"],
+            tolerance=nested["tolerance"] if nested["tolerance"] > 0 else 1.0,
+            partition=nested["partition"], partition_ratio=nested["partition_ratio"],
+            engine=config["ensemble.engine"], max_events=config["ensemble.max_events"])
+        if self.method == "nested" and nested["partition"] == "model" and not net.fast.any():
+            raise ConfigError(f"config key nested.partition = \"model\" but {resolve_model_path(config)} marks "
+                              "no reaction fast (add fast = true, or use partition = \"auto\")")
+        try:
+            self.runner = WindowRunner(net, self.method, self.params)
+        except ValueError as exc:
+            raise ConfigError(f"config section [nested]: {exc}") from None
+        parallel = config["ensemble.parallel"]
+        self.replica_mode = self.method == "nested" and (
+            parallel == "replicas" or (parallel == "auto" and self.n_traj < comm.size and self.params.n_replicas > 1))
+        self.rounds = None
+        if self.replica_mode:  # collective: every rank takes the same decision
+            self.rounds = ReplicaRounds(self.runner, Farm(comm, mode=config["farm.mode"],
+                                                          min_chunk=config["farm.min_chunk"]))
+        names = list(config["output.species"]) or list(net.species)
+        self.observables: dict[str, np.ndarray] = {}
+        for name in names:
+            try:
+                self.observables[" ".join(name.split())] = observable_weights(net, name)
+            except ValueError as exc:
+                raise ConfigError(f"config key output.species: {exc}") from None
+        ns = net.n_species
+        self.task_dtype = np.dtype([("task_id", "i8"), ("cost", "f8"), ("x", "i8", (ns,))])
+        self.result_dtype = np.dtype([("x", "i8", (ns,)), ("counters", "i8", (len(COUNTERS),)),
+                                      ("cpu", "f8")])
+        self.state_dtype = np.dtype([("x", "i8", (ns,)), ("counters", "i8", (len(COUNTERS),)),
+                                     ("cpu", "f8")])
+        p, r = comm.size, comm.rank
+        self.lo, self.hi = self.n_traj * r // p, self.n_traj * (r + 1) // p
+        n_local, k1 = self.hi - self.lo, self.times.size
+        self.state = np.zeros(n_local, dtype=self.state_dtype)
+        self.samples = np.zeros((n_local, k1, ns), dtype=np.int64)
+        self.cost = np.ones(n_local)
+        self.step = 0
+
+    # ------------------------------------------------------------------ the run
+    @property
+    def n_steps(self) -> int:
+        return self.times.size - 1
+
+    @property
+    def sim_time(self) -> float:
+        return float(self.times[self.step])
+
+    def initialize(self) -> None:
+        self.state["x"] = self.network.initial_counts
+        self.samples[:, 0] = self.network.initial_counts
+        self.step = 0
+
+    def tasks(self, step: int) -> np.ndarray:
+        if self.replica_mode:  # the window runs in absorb, in rounds of replica tasks
+            return np.empty(0, dtype=self.task_dtype)
+        rows = np.empty(self.hi - self.lo, dtype=self.task_dtype)
+        rows["task_id"] = np.arange(self.lo, self.hi)
+        rows["cost"] = self.cost  # seconds of the last window: longest first (schedule only)
+        rows["x"] = self.state["x"]
+        return rows
+
+    def solve(self, rows: np.ndarray, ctx: TaskContext) -> np.ndarray:
+        """Advance each row's trajectory over window ``ctx.step`` with its own key."""
+        out = np.empty(rows.shape[0], dtype=self.result_dtype)
+        keys = ctx.seeds(rows["task_id"])
+        t0, t1 = float(self.times[ctx.step]), float(self.times[ctx.step + 1])
+        for i in range(rows.shape[0]):
+            x = rows["x"][i].copy()
+            c0 = time.process_time()
+            out["counters"][i] = self.runner.advance(x, t0, t1, int(keys[i]))
+            out["cpu"][i] = time.process_time() - c0
+            out["x"][i] = x
+        return out
+
+    def absorb(self, step: int, results: np.ndarray) -> None:
+        if self.replica_mode:
+            results = self._replica_window(step)
+        self.state["x"] = results["x"]
+        self.state["counters"] += results["counters"]
+        self.state["cpu"] += results["cpu"]
+        self.cost = np.maximum(results["cpu"], 1e-9)
+        self.samples[:, step + 1] = results["x"]
+        self.step = step + 1
+
+    def _replica_window(self, step: int) -> np.ndarray:
+        """Window ``step`` with the replicas as farm tasks (collective); results as ``solve``'s."""
+        ids = np.arange(self.lo, self.hi)
+        seed = self.config["run.seed"]
+        keys = task_seeds(seed, step, ids)
+        x = self.state["x"].copy()
+        busy0 = self.rounds.farm.stats.busy
+        with self.timers.phase("replica_rounds"):
+            counters = self.rounds.advance(x, ids, keys, float(self.times[step]), float(self.times[step + 1]),
+                                           step, seed)
+        out = np.zeros(ids.size, dtype=self.result_dtype)
+        out["x"], out["counters"] = x, counters
+        # CPU cannot be told apart per trajectory here: this rank's replica time, shared out
+        out["cpu"] = (self.rounds.farm.stats.busy - busy0) / max(ids.size, 1)
+        return out
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_data(self) -> dict:
+        return {"tasks": {"state": Block(self.state.copy(), self.lo, self.n_traj),
+                          "samples": Block(self.samples.copy(), self.lo, self.n_traj)},
+                "attrs": {"step": self.step, "model_sha256": self.model_digest,
+                          "species": json.dumps(list(self.network.species))}}
+
+    def load_checkpoint(self, reader: CheckpointReader) -> None:
+        if reader.rows("tasks", "state") != self.n_traj:
+            raise CheckpointError(f"checkpoint {reader.path} holds {reader.rows('tasks', 'state')} "
+                                  f"trajectories, config ensemble.trajectories = {self.n_traj}")
+        if str(reader.attrs.get("model_sha256", "")) != self.model_digest:
+            raise CheckpointError(f"checkpoint {reader.path} was written with another model file than "
+                                  f"{resolve_model_path(self.config)} (its content changed)")
+        state = reader.read_block("tasks", "state", self.lo, self.hi)
+        samples = reader.read_block("tasks", "samples", self.lo, self.hi)
+        if state.dtype != self.state_dtype or samples.shape[1:] != self.samples.shape[1:]:
+            raise CheckpointError(f"checkpoint {reader.path}: trajectory data do not match this model "
+                                  "and sample times")
+        self.state[:], self.samples[:] = state, samples
+        self.cost = np.maximum(self.state["cpu"], 1e-9)
+        self.step = int(reader.attrs["step"])
+
+    # ------------------------------------------------------------------ outputs
+    def _gather(self, local: np.ndarray) -> np.ndarray | None:
+        parts = self.comm.gather(np.ascontiguousarray(local), root=0)
+        return np.concatenate(parts) if self.comm.rank == 0 else None
+
+    def parameters(self) -> dict:
+        """The method's parameters as they apply (summary and HDF5 attributes)."""
+        if self.method == "direct":
+            return {"engine": self.params.engine}
+        p, net = self.params, self.network
+        fast = net.fast.copy()
+        if p.partition == "auto":
+            auto_partition(net.initial_counts, net.reactants, net.rates, p.partition_ratio, fast)
+        out = {"replicas": p.n_replicas, "burn_in": p.burn_in, "partition": p.partition,
+               "engine": p.engine}
+        if p.partition == "auto":
+            out["partition_ratio"] = p.partition_ratio
+        if p.averaging_time > 0:
+            out["averaging_time"] = p.averaging_time
+        else:
+            out["averaging_time"] = "eps(x)/tolerance"
+            out["tolerance"] = p.tolerance
+            eps0 = time_scale(net.initial_counts, fast, net.reactants, net.rates, net.nu)
+            out["eps_initial"], out["averaging_time_initial"] = eps0, eps0 / p.tolerance  # for orientation
+        return out
+
+    def finalize(self, outdir: Path) -> dict | None:
+        if self.rounds is not None:  # the replica rounds' farm time counts as micro time
+            self.timers.add("micro", self.rounds.farm.stats.busy)
+        rounds = self.comm.allreduce(self.rounds.rounds if self.rounds is not None else 0, op=MPI.MAX)
+        samples = self._gather(self.samples)
+        state = self._gather(self.state)
+        if self.comm.rank != 0:
+            return None
+        net = self.network
+        observables = {name: samples @ w for name, w in self.observables.items()}
+        counters = state["counters"].sum(axis=0)
+        n = self.n_traj
+        params = self.parameters()
+        attrs = {"app": self.name, "method": self.method, "model": net.name,
+                 "model_file": str(resolve_model_path(self.config)), "trajectories": n,
+                 "seed": self.config["run.seed"], "parameters": json.dumps(params)}
+        ssa_output.write_h5(outdir / "ssa.h5", self.times, net.species, samples, observables, attrs)
+        cpu = float(state["cpu"].sum())
+        summary = {
+            "app": self.name, "method": self.method, "model": net.name, "trajectories": n,
+            "parallel": "replicas" if self.replica_mode else "trajectories",
+            "windows": self.n_steps, "t_end": float(self.times[-1]), "parameters": params,
+            "events": {"inner": int(counters[0]), "outer": int(counters[1]),
+                       "per_trajectory": float(counters[:2].sum()) / n},
+            "outer_steps": int(counters[2]), "partition_changes": int(counters[3]),
+            "continuations": int(counters[4]),
+            "final": ssa_output.final_statistics(observables),
+            "cpu_seconds": {"micro_total": cpu, "per_trajectory": cpu / n},
+        }
+        if self.replica_mode:
+            summary["replica_rounds"] = rounds
+        if self.method == "direct":
+            summary["events"] = {"direct": int(counters[1]), "per_trajectory": float(counters[1]) / n}
+            for key in ("outer_steps", "partition_changes", "continuations"):
+                summary.pop(key)
+        if self.config["output.plots"]:
+            title = f"{net.name or 'model'}: {self.method} SSA, {n} trajectories"
+            ssa_output.plot(outdir / "ssa.png", self.times, observables, title)
+        return summary

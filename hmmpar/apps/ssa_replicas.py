@@ -1,0 +1,155 @@
+"""Replicas as farm tasks: the Nested SSA of few trajectories on many ranks.
+
+When an ensemble has fewer trajectories than ranks, one farm task per trajectory leaves
+ranks idle. In this mode the N inner replicas of every outer step are the farm tasks
+instead: each window is a sequence of *rounds*; in a round every trajectory still in the
+window plans its outer step (partition, T_f) on its owner rank, its N replicas run as
+tasks anywhere (:func:`hmmpar.micro.nested_ssa.replica_run`, stream (key, n, r)), and
+the owner combines them (:func:`~hmmpar.micro.nested_ssa.replica_average`, replica
+order) and takes the outer step (:func:`~hmmpar.micro.nested_ssa.outer_step`). These are
+the same compiled functions, with the same arguments and the same summation order, as
+in :func:`~hmmpar.micro.nested_ssa.nested_window_kernel`, so both modes give bitwise the
+same trajectories. A round costs one farm call (collective), so the mode pays when an
+outer step's replicas cost much more than the farm's per-call overhead.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from hmmpar.core.errors import TaskError
+from hmmpar.core.farm import Farm, TaskContext
+from hmmpar.micro.nested_ssa import (COUNTERS, MAX_EVENTS, OK, WindowError, WindowRunner, exact_rates,
+                                     outer_step, replica_average, replica_run, status_error, step_plan)
+from hmmpar.micro.splitmix import OUTER_STREAM, seed_stream
+
+
+def replica_dtypes(n_species: int, n_reactions: int) -> tuple[np.dtype, np.dtype]:
+    """Task and result rows of one replica."""
+    task = np.dtype([("task_id", "i8"), ("x", "i8", (n_species,)), ("key", "u8"), ("n", "i8"), ("r", "i8"),
+                     ("t_f", "f8"), ("limit", "i8"), ("fast", "?", (n_reactions,))])
+    result = np.dtype([("end", "i8", (n_species,)), ("integrals", "f8", (n_reactions,)), ("events", "i8")])
+    return task, result
+
+
+class ReplicaRounds:
+    """Advances this rank's trajectories through a window with replicas as farm tasks.
+
+    Parameters
+    ----------
+    runner
+        The trajectory mode's runner (network, parameters, engine, event limit).
+    farm
+        The farm for the rounds (collective over its communicator).
+    """
+
+    def __init__(self, runner: WindowRunner, farm: Farm) -> None:
+        self.runner = runner
+        self.farm = farm
+        net = runner.network
+        self.task_dtype, self.result_dtype = replica_dtypes(net.n_species, net.n_reactions)
+        self.rounds = 0
+
+    def solve(self, rows: np.ndarray, ctx: TaskContext) -> np.ndarray:
+        """Run the replicas of the rows (pure: streams from the rows' keys)."""
+        runner, net = self.runner, self.runner.network
+        out = np.zeros(rows.shape[0], dtype=self.result_dtype)
+        for i in range(rows.shape[0]):
+            fast = rows["fast"][i]
+            slow_idx = np.flatnonzero(~fast)
+            integrals = np.empty(slow_idx.size)
+            end = np.empty(net.n_species, dtype=np.int64)
+            status, ne = replica_run(rows["x"][i], np.uint64(rows["key"][i]), int(rows["n"][i]), int(rows["r"][i]),
+                                     float(runner.params.burn_in), float(rows["t_f"][i]), np.flatnonzero(fast),
+                                     slow_idx, net.reactants, net.rates, net.nu_ptr, net.nu_species, net.nu_change,
+                                     net.dep_ptr, net.dep_idx, runner.sorting, int(rows["limit"][i]), end, integrals)
+            if status != OK:
+                raise WindowError(status_error(status, net, 0.0, runner.max_events))
+            out["end"][i] = end
+            out["integrals"][i, slow_idx] = integrals
+            out["events"][i] = ne
+        return out
+
+    def advance(self, x: np.ndarray, ids: np.ndarray, keys: np.ndarray, t_start: float, t_stop: float,
+                step: int, seed: int) -> np.ndarray:
+        """Advance the states ``x`` (rows of this rank's trajectories ``ids``, in place) over
+        [t_start, t_stop]; return their counters (len(ids), 5). Collective."""
+        runner, net, p = self.runner, self.runner.network, self.runner.params
+        m, ns, n_rep = net.n_reactions, net.n_species, p.n_replicas
+        k = ids.size
+        counters = np.zeros((k, len(COUNTERS)), dtype=np.int64)
+        t = np.full(k, float(t_start))
+        n = np.zeros(k, dtype=np.int64)
+        spent = np.zeros(k, dtype=np.int64)
+        active = np.ones(k, dtype=bool)
+        outer = np.empty((k, 4), dtype=np.uint64)
+        for i in range(k):
+            seed_stream(np.uint64(keys[i]), np.uint64(0), OUTER_STREAM, outer[i])
+        previous = np.zeros((k, m), dtype=bool)
+        fast = np.zeros((k, m), dtype=bool)
+        t_f = np.zeros(k)
+        error = None
+        while True:
+            rows = []
+            for i in np.flatnonzero(active):
+                t_f[i] = step_plan(x[i], net.fast, runner.auto, float(p.partition_ratio), float(p.averaging_time),
+                                   float(p.tolerance), net.reactants, net.rates, net.nu, fast[i])
+                if n[i] > 0 and runner.auto and not np.array_equal(fast[i], previous[i]):
+                    counters[i, 3] += 1
+                previous[i] = fast[i]
+                counters[i, 2] += 1
+                if t_f[i] > 0.0:
+                    block = np.zeros(n_rep, dtype=self.task_dtype)
+                    block["task_id"] = ids[i] * n_rep + np.arange(n_rep)
+                    block["x"], block["key"], block["n"] = x[i], keys[i], n[i]
+                    block["r"], block["t_f"], block["fast"] = np.arange(n_rep), t_f[i], fast[i]
+                    block["limit"] = runner.max_events - spent[i]
+                    rows.append(block)
+            if self.farm.comm.allreduce(int(active.sum())) == 0:
+                break
+            tasks = np.concatenate(rows) if rows else np.zeros(0, dtype=self.task_dtype)
+            results = self.farm.map(self.solve, tasks, self.result_dtype, step=step, seed=seed)
+            self.rounds += 1
+            done = 0
+            for i in np.flatnonzero(active):
+                fast_idx, slow_idx = np.flatnonzero(fast[i]), np.flatnonzero(~fast[i])
+                rates_avg = np.empty(slow_idx.size)
+                ends = np.zeros((n_rep, ns), dtype=np.int64)
+                if t_f[i] > 0.0:
+                    block = results[done:done + n_rep]
+                    done += n_rep
+                    replica_average(np.ascontiguousarray(block["integrals"][:, slow_idx]), t_f[i], rates_avg)
+                    ends[:] = block["end"]
+                    ne = int(block["events"].sum())
+                    counters[i, 0] += ne
+                    spent[i] += ne
+                    if spent[i] >= runner.max_events:
+                        error = error or status_error(MAX_EVENTS, net, t[i], runner.max_events)
+                        active[i] = False
+                        continue
+                else:
+                    exact_rates(x[i], slow_idx, net.reactants, net.rates, rates_avg)
+                status, t_next, fired, ne = outer_step(
+                    x[i], t[i], float(t_stop), rates_avg, slow_idx, fast_idx, ends, t_f[i], np.uint64(keys[i]),
+                    int(n[i]), outer[i], net.reactants, net.rates, net.nu_ptr, net.nu_species, net.nu_change,
+                    net.dep_ptr, net.dep_idx, runner.sorting, runner.max_events - spent[i])
+                if ne > 0:
+                    counters[i, 4] += 1
+                    counters[i, 0] += ne
+                    spent[i] += ne
+                if status != OK:
+                    error = error or status_error(status, net, t_next, runner.max_events)
+                    active[i] = False
+                    continue
+                if not fired:
+                    active[i] = False
+                    continue
+                t[i], n[i] = t_next, n[i] + 1
+                counters[i, 1] += 1
+                spent[i] += 1
+                if spent[i] >= runner.max_events:
+                    error = error or status_error(MAX_EVENTS, net, t[i], runner.max_events)
+                    active[i] = False
+        errors = [e for e in self.farm.comm.allgather(error) if e]
+        if errors:
+            raise TaskError(f"nested SSA (replica mode): {errors[0]}")
+        return counters

@@ -1,0 +1,97 @@
+"""The ``ssa`` application as users run it: its driver, restarts across rank counts, bad input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import hmmpar  # noqa: F401 - MPI h5py
+import h5py
+
+from conftest import ROOT, hmmpar_lines, run_mpi
+
+MODELS = ROOT / "drivers" / "configs" / "models"
+
+CONFIG = """
+[run]
+app = "ssa"
+seed = 4
+output_dir = "{out}"
+progress_interval = 0.0
+[model]
+file = "{model}"
+[ensemble]
+trajectories = 11
+t_end = 0.5
+samples = 5
+[nested]
+tolerance = 1.0
+[output]
+plots = false
+species = ["s32", "DnaJ"]
+[checkpoint]
+every_steps = 1
+keep = 10
+"""
+
+
+def hmmpar_run(n, cfg, *extra, timeout=180):
+    return run_mpi(n, ["-m", "hmmpar.cli", "run", str(cfg), *extra], timeout=timeout)
+
+
+def trajectories(out):
+    with h5py.File(out / "ssa.h5", "r") as f:
+        return np.array(f["trajectories"])
+
+
+def test_driver_runs_its_default_config(tmp_path):
+    """drivers/ssa.py (heat shock) shortened with --set, on 2 ranks: every output is there."""
+    out = tmp_path / "hs"
+    p = run_mpi(2, [str(ROOT / "drivers" / "ssa.py"), "--set", f'run.output_dir="{out}"',
+                    "--set", "ensemble.trajectories=12", "--set", "ensemble.t_end=0.5",
+                    "--set", "ensemble.samples=5"], timeout=180)
+    assert p.returncode == 0, p.stderr
+    s = json.loads((out / "summary.json").read_text())
+    assert s["app"] == "ssa" and s["method"] == "nested" and s["trajectories"] == 12 and s["windows"] == 5
+    assert s["parameters"]["replicas"] == 1 and s["events"]["inner"] > 1000 * s["events"]["outer"] > 0
+    assert set(s["final"]) == {"s32", "RNAP.s32", "s32.DnaJ", "DnaJ"}
+    assert s["final"]["s32"]["se_mean"] > 0
+    assert (out / "ssa.png").stat().st_size > 10_000
+    with h5py.File(out / "ssa.h5", "r") as f:
+        assert f["trajectories"].shape == (12, 6, 14) and f["trajectories"].chunks[0] == 12
+        assert np.allclose(f["times"][:], np.linspace(0, 0.5, 6))
+        assert f["observables/s32/histogram/counts"][:].sum() == 12
+        assert np.allclose(f["mean"][-1, 2], s["final"]["s32"]["mean"])
+
+
+def test_restart_on_other_rank_counts_is_bitwise_the_straight_run(tmp_path):
+    """3 ranks straight, checkpoint after every window; restart from window 2 of 5 on 2
+    ranks; and 1 rank straight: the same trajectories bit for bit."""
+    cfg = tmp_path / "hs.toml"
+    cfg.write_text(CONFIG.format(out=tmp_path / "three", model=MODELS / "heat_shock.toml"))
+    p = hmmpar_run(3, cfg)
+    assert p.returncode == 0, p.stderr
+    p = hmmpar_run(2, cfg, "--set", f'run.output_dir="{tmp_path / "two"}"',
+                   "--restart", str(tmp_path / "three" / "checkpoints" / "ckpt_00000002.h5"))
+    assert p.returncode == 0, p.stderr
+    assert "written on 3 rank(s), now 2" in p.stdout
+    p = hmmpar_run(1, cfg, "--set", f'run.output_dir="{tmp_path / "one"}"')
+    assert p.returncode == 0, p.stderr
+    a, b, c = (trajectories(tmp_path / name) for name in ("three", "two", "one"))
+    assert a.shape == (11, 6, 14) and a.tobytes() == b.tobytes() == c.tobytes()
+
+
+@pytest.mark.parametrize("ranks,extra,message", [
+    (2, '[model]\nfile = "nope.toml"\n', "config key model.file: cannot read {tmp}/nope.toml"),
+    (1, '[model]\nfile = "{model}"\n[output]\nspecies = ["s33"]\n',
+     "config key output.species: unknown species 's33' (did you mean 's32'?)"),
+], ids=["bad_model_path", "unknown_species"])
+def test_bad_input_is_one_line_naming_the_key_exit_2(tmp_path, ranks, extra, message):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[run]\napp = "ssa"\n' + extra.format(model=MODELS / "heat_shock.toml"))
+    p = hmmpar_run(ranks, cfg, timeout=60)
+    assert p.returncode == 2, p.stderr
+    lines = hmmpar_lines(p.stderr)
+    assert len(lines) == 1 and message.format(tmp=tmp_path) in lines[0], p.stderr
+    assert "Traceback" not in p.stderr
