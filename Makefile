@@ -54,6 +54,7 @@ bench: setup
 	$(PYTHON) benchmarks/elliptic.py
 	$(PYTHON) benchmarks/ssa_engines.py
 	$(PYTHON) benchmarks/ssa_nested.py
+	$(PYTHON) benchmarks/scaling.py
 
 # hmmpar's SSA against GillesPy2's compiled solver; installs GillesPy2 into its own venv
 # (benchmarks/.venv-gillespy2: needs PyPI and g++ on the first run), about 6 minutes
