@@ -108,6 +108,39 @@ def _collective_raise(comm, message: str | None, exc=ValueError) -> None:
             raise exc(m)
 
 
+def check_assembly_inputs(comm, coefficient, n: int, nq: int, dim: int, dirichlet, neumann,
+                          check_names: Callable, kind: str) -> tuple[np.ndarray, dict, dict, bool]:
+    """Validate what ``assemble`` gets, collectively; shared by the box and the simplex mesh.
+
+    ``check_names(mapping, "Dirichlet"|"Neumann")`` checks the side / group names (``kind``
+    is the word for them in messages). Returns the coefficient as an array, the checked
+    Dirichlet and Neumann mappings, and whether the coefficient is symmetric on every rank
+    (``max |A - A^T| <= 1e-12 max |A|``), which picks CG or GMRES. Raises ValueError with
+    the same message on every rank if any rank finds a problem."""
+    message = None
+    coef = np.zeros((n, nq))
+    try:
+        dirichlet = check_names(dirichlet, "Dirichlet")
+        neumann = check_names(neumann, "Neumann")
+        both = sorted(set(dirichlet) & set(neumann))
+        if both:
+            raise ValueError(f"{kind}(s) {', '.join(both)} given both Dirichlet and Neumann data")
+        coef = np.asarray(coefficient, dtype=float)
+        if coef.shape not in ((n, nq), (n, nq, dim, dim)):
+            raise ValueError(f"coefficient has shape {coef.shape}; expected ({n}, {nq}) (scalar) "
+                             f"or ({n}, {nq}, {dim}, {dim}) (tensor) for the {n} elements this "
+                             f"rank owns and {nq} quadrature points each")
+        if not np.all(np.isfinite(coef)):
+            raise ValueError("coefficient has non-finite values")
+    except ValueError as exc:
+        message = str(exc)
+    _collective_raise(comm, message)
+    scale = float(np.max(np.abs(coef), initial=0.0))
+    asym = 0.0 if coef.ndim == 2 else float(np.max(np.abs(coef - np.swapaxes(coef, 2, 3)), initial=0.0))
+    asym, scale = comm.allreduce(asym, op=MPI.MAX), comm.allreduce(scale, op=MPI.MAX)
+    return coef, dirichlet, neumann, asym <= 1e-12 * scale
+
+
 def krylov_solve(A: PETSc.Mat, b: PETSc.Vec, x: PETSc.Vec, *, rtol: float, prefix: str,
                  direct_max_rows: int) -> tuple[int, str | None]:
     """Solve :math:`A x = b` in place with the macro solvers' defaults (collective).
@@ -379,34 +412,11 @@ class BoxQ1:
             every rank if any rank detects it.
         """
         comm, dim, n, nq = self.comm, self.dim, self.n_local, self.n_qp
-        message = None
-        try:
-            dirichlet = self._check_sides(dirichlet, "Dirichlet")
-            neumann = self._check_sides(neumann, "Neumann")
-            both = sorted(set(dirichlet) & set(neumann))
-            if both:
-                raise ValueError(f"side(s) {', '.join(both)} given both Dirichlet and Neumann data")
-            coef = np.asarray(coefficient, dtype=float)
-            if coef.shape not in ((n, nq), (n, nq, dim, dim)):
-                raise ValueError(f"coefficient has shape {coef.shape}; expected ({n}, {nq}) (scalar) "
-                                 f"or ({n}, {nq}, {dim}, {dim}) (tensor) for the {n} elements this "
-                                 f"rank owns and {nq} quadrature points each")
-            if not np.all(np.isfinite(coef)):
-                raise ValueError("coefficient has non-finite values")
-        except ValueError as exc:
-            message = str(exc)
-        _collective_raise(comm, message)
-
-        # symmetry of the coefficient: the Mat option picks the default Krylov method
-        # (CG or GMRES). (No SPD flag: it switches GAMG's eigenvalue estimate to CG, which
-        # hangs in PETSc 3.18 when a rank owns only Dirichlet rows.)
-        scale = float(np.max(np.abs(coef), initial=0.0))
-        if coef.ndim == 2:
-            asym = 0.0
-        else:
-            asym = float(np.max(np.abs(coef - np.swapaxes(coef, 2, 3)), initial=0.0))
-        asym, scale = comm.allreduce(asym, op=MPI.MAX), comm.allreduce(scale, op=MPI.MAX)
-        symmetric = asym <= 1e-12 * scale
+        # symmetry of the coefficient picks the default Krylov method (CG or GMRES). (No SPD
+        # flag: it switches GAMG's eigenvalue estimate to CG, which hangs in PETSc 3.18 when
+        # a rank owns only Dirichlet rows.)
+        coef, dirichlet, neumann, symmetric = check_assembly_inputs(
+            comm, coefficient, n, nq, dim, dirichlet, neumann, self._check_sides, "side")
 
         # element matrices K[e, a, b] = sum_q wdet_q G[q, a] . A[e, q] G[q, b], as one matmul
         G, nen = self._G2, 2 ** dim

@@ -71,7 +71,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 import hmmpar  # noqa: F401  (sets H5PY_ALWAYS_USE_MPI before h5py is imported)
-from hmmpar.macro.box_q1 import BoxQ1, _collective_raise, _h5py, _write_box, krylov_solve
+from hmmpar.macro.box_q1 import BoxQ1, _collective_raise, _h5py, _write_box, check_assembly_inputs, krylov_solve
 
 __all__ = ["SimplexP1", "read_physical_names"]
 
@@ -507,28 +507,8 @@ class SimplexP1:
             non-finite values, bad source/boundary data; raised on every rank.
         """
         comm, dim, n, nq = self.comm, self.dim, self.n_local, self.n_qp
-        message = None
-        try:
-            dirichlet = self.check_groups(dirichlet, "Dirichlet")
-            neumann = self.check_groups(neumann, "Neumann")
-            both = sorted(set(dirichlet) & set(neumann))
-            if both:
-                raise ValueError(f"group(s) {', '.join(both)} given both Dirichlet and Neumann data")
-            coef = np.asarray(coefficient, dtype=float)
-            if coef.shape not in ((n, nq), (n, nq, dim, dim)):
-                raise ValueError(f"coefficient has shape {coef.shape}; expected ({n}, {nq}) (scalar) "
-                                 f"or ({n}, {nq}, {dim}, {dim}) (tensor) for the {n} elements this "
-                                 f"rank owns and {nq} quadrature points each")
-            if not np.all(np.isfinite(coef)):
-                raise ValueError("coefficient has non-finite values")
-        except ValueError as exc:
-            message = str(exc)
-        _collective_raise(comm, message)
-
-        scale = float(np.max(np.abs(coef), initial=0.0))
-        asym = 0.0 if coef.ndim == 2 else float(np.max(np.abs(coef - np.swapaxes(coef, 2, 3)), initial=0.0))
-        asym, scale = comm.allreduce(asym, op=MPI.MAX), comm.allreduce(scale, op=MPI.MAX)
-        symmetric = asym <= 1e-12 * scale
+        coef, dirichlet, neumann, symmetric = check_assembly_inputs(
+            comm, coefficient, n, nq, dim, dirichlet, neumann, self.check_groups, "group")
 
         # K_e = |det J| G (sum_q w_q A_q) G^T
         if coef.ndim == 2:
