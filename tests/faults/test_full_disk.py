@@ -179,10 +179,20 @@ def test_disk_filling_up_during_a_run_stops_it_then_restart_continues(tmpfs, tmp
             kill_session(proc)
     assert proc.returncode == 1, stderr
     lines = hmmpar_lines(stderr)
+    # The filler lands at a random moment of the checkpoint cycle: usually before a write,
+    # whose space check stops the run; sometimes between that check and the write, where
+    # HDF5's write fails and the writing rank(s) abort (both documented in docs/faults.md).
     match = re.fullmatch(rf"hmmpar: error: checkpoint directory {out / 'checkpoints'} has \d+ B free, "
                          r"checkpoint (\d+) needs about [\d.]+ kB; the previous checkpoints are intact", lines[-1])
-    assert len(lines) == 1 and match, stderr
-    failed = int(match.group(1))
+    raced = [re.fullmatch(rf"hmmpar: error on rank \d: writing checkpoint {out / 'checkpoints'}/"
+                          r"\.ckpt_(\d+)\.h5\.tmp failed: .*; the previous checkpoints are intact", line)
+             for line in lines]
+    if match:
+        assert len(lines) == 1, stderr
+        failed = int(match.group(1))
+    else:
+        assert lines and all(raced) and len({m.group(1) for m in raced}) == 1, stderr
+        failed = int(raced[0].group(1))
     assert [p.name for p in (out / "checkpoints").glob("ckpt_*.h5")] == [f"ckpt_{failed - 1:08d}.h5"]
     (tmpfs / "filler").unlink()  # space freed: the run continues from where it stopped
     p = run_hmmpar(1, cfg, "--restart", "latest", "--set", f"macro.t_end={0.05 * (failed + 2)}", timeout=60)
