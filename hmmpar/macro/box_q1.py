@@ -185,7 +185,59 @@ def _h5py():
     return h5py
 
 
-class BoxQ1:
+class NodalMesh:
+    """What the box (:class:`BoxQ1`) and the simplex mesh
+    (:class:`hmmpar.macro.simplex_p1.SimplexP1`) share: the Krylov solve and the element
+    gather of nodal values. Subclasses provide ``dm`` (the PETSc DM of the nodal dofs) and
+    ``_conn`` (local dof indices per element)."""
+
+    #: :meth:`solve` uses a direct solve (PCREDUNDANT, LU) by default up to this many rows.
+    DIRECT_MAX_ROWS = 1000
+    dm: PETSc.DM
+    _conn: np.ndarray
+
+    def solve(self, A: PETSc.Mat, b: PETSc.Vec, *, rtol: float = 1e-10,
+              prefix: str = "macro_") -> PETSc.Vec:
+        """Solve :math:`A U = b` with PETSc KSP (collective).
+
+        Defaults: CG with algebraic multigrid (GAMG), relative tolerance ``rtol`` (of the
+        preconditioned residual norm, CG's default). Two exceptions: if ``A`` is not
+        flagged ``SYMMETRIC`` (:meth:`assemble` found a non-symmetric coefficient) the
+        Krylov method is GMRES, since CG needs a symmetric operator; and systems of at
+        most :attr:`DIRECT_MAX_ROWS` rows use ``PCREDUNDANT`` (a sequential LU of the
+        whole matrix on every rank), because GAMG's eigenvalue estimates break down on
+        tiny grids (e.g. 2x2x2 cells) and a direct solve is cheaper there anyway.
+        ``ksp.setFromOptions()`` runs last, so every option under ``prefix``
+        (``-macro_ksp_type``, ``-macro_pc_type``, ``-macro_ksp_monitor`` ...) overrides
+        the defaults. The iteration count is stored in :attr:`last_iterations`.
+
+        Returns
+        -------
+        petsc4py.PETSc.Vec
+            The nodal solution (a global vector of ``dm``).
+
+        Raises
+        ------
+        RuntimeError
+            If the solver diverges (negative converged reason).
+        """
+        x = self.dm.createGlobalVec()
+        x.set(0.0)
+        self.last_iterations, failure = krylov_solve(A, b, x, rtol=rtol, prefix=prefix,
+                                                     direct_max_rows=self.DIRECT_MAX_ROWS)
+        if failure:
+            raise RuntimeError(failure)
+        return x
+
+    def _element_dofs(self, U: PETSc.Vec) -> np.ndarray:
+        lu = self.dm.createLocalVec()
+        self.dm.globalToLocal(U, lu)
+        values = lu.getArray(readonly=True)[self._conn].copy()
+        lu.destroy()
+        return values
+
+
+class BoxQ1(NodalMesh):
     """Q1 finite elements on a uniform box grid distributed with a PETSc DMDA.
 
     Parameters
@@ -228,8 +280,10 @@ class BoxQ1:
         direction of its process grid).
     """
 
-    #: :meth:`solve` uses a direct solve (PCREDUNDANT, LU) by default up to this many rows.
-    DIRECT_MAX_ROWS = 1000
+    @property
+    def dm(self) -> PETSc.DMDA:
+        """The DMDA of the nodes (the name :class:`NodalMesh` uses)."""
+        return self.da
 
     def __init__(self, comm, cells: Sequence[int], lower: Sequence[float] = None,
                  upper: Sequence[float] = None) -> None:
@@ -523,47 +577,7 @@ class BoxQ1:
         return np.concatenate(all_rows) + rstart, np.concatenate(all_vals)
 
     # ------------------------------------------------------------------ solve
-    def solve(self, A: PETSc.Mat, b: PETSc.Vec, *, rtol: float = 1e-10,
-              prefix: str = "macro_") -> PETSc.Vec:
-        """Solve :math:`A U = b` with PETSc KSP (collective).
-
-        Defaults: CG with algebraic multigrid (GAMG), relative tolerance ``rtol`` (of the
-        preconditioned residual norm, CG's default). Two exceptions: if ``A`` is not
-        flagged ``SYMMETRIC`` (:meth:`assemble` found a non-symmetric coefficient) the
-        Krylov method is GMRES, since CG needs a symmetric operator; and systems of at
-        most :attr:`DIRECT_MAX_ROWS` rows use ``PCREDUNDANT`` (a sequential LU of the
-        whole matrix on every rank), because GAMG's eigenvalue estimates break down on
-        tiny grids (e.g. 2x2x2 cells) and a direct solve is cheaper there anyway.
-        ``ksp.setFromOptions()`` runs last, so every option under ``prefix``
-        (``-macro_ksp_type``, ``-macro_pc_type``, ``-macro_ksp_monitor`` ...) overrides
-        the defaults. The iteration count is stored in :attr:`last_iterations`.
-
-        Returns
-        -------
-        petsc4py.PETSc.Vec
-            The nodal solution (a DMDA global vector).
-
-        Raises
-        ------
-        RuntimeError
-            If the solver diverges (negative converged reason).
-        """
-        x = self.da.createGlobalVec()
-        x.set(0.0)
-        self.last_iterations, failure = krylov_solve(A, b, x, rtol=rtol, prefix=prefix,
-                                                     direct_max_rows=self.DIRECT_MAX_ROWS)
-        if failure:
-            raise RuntimeError(failure)
-        return x
-
     # ------------------------------------------------------------------ errors
-    def _element_dofs(self, U: PETSc.Vec) -> np.ndarray:
-        lu = self.da.createLocalVec()
-        self.da.globalToLocal(U, lu)
-        values = lu.getArray(readonly=True)[self._conn].copy()
-        lu.destroy()
-        return values
-
     def errors(self, U: PETSc.Vec, exact: Callable[[np.ndarray], np.ndarray]) -> dict:
         """Global L2 norm and H1 seminorm of :math:`U - u` (collective).
 

@@ -71,7 +71,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 import hmmpar  # noqa: F401  (sets H5PY_ALWAYS_USE_MPI before h5py is imported)
-from hmmpar.macro.box_q1 import BoxQ1, _collective_raise, _h5py, _write_box, check_assembly_inputs, krylov_solve
+from hmmpar.macro.box_q1 import BoxQ1, NodalMesh, _collective_raise, _h5py, _write_box, check_assembly_inputs
 
 __all__ = ["SimplexP1", "read_physical_names"]
 
@@ -217,7 +217,7 @@ def _mpi_int():
     return MPI.INT64_T if np.dtype(PETSc.IntType).itemsize == 8 else MPI.INT32_T
 
 
-class SimplexP1:
+class SimplexP1(NodalMesh):
     """P1 finite elements on a distributed Gmsh simplex mesh (PETSc DMPlex).
 
     A drop-in for :class:`~hmmpar.macro.box_q1.BoxQ1` where the domain is a mesh file
@@ -262,7 +262,6 @@ class SimplexP1:
     """
 
     #: :meth:`solve` uses a direct solve (PCREDUNDANT, LU) by default up to this many rows.
-    DIRECT_MAX_ROWS = BoxQ1.DIRECT_MAX_ROWS
 
     def __init__(self, comm, path: str | Path, *, prefix: str = "macro_") -> None:
         if isinstance(comm, PETSc.Comm):
@@ -635,35 +634,7 @@ class SimplexP1:
         return np.concatenate(rows), np.concatenate(vals)
 
     # ------------------------------------------------------------------ solve
-    def solve(self, A: PETSc.Mat, b: PETSc.Vec, *, rtol: float = 1e-10,
-              prefix: str = "macro_") -> PETSc.Vec:
-        """Solve :math:`A U = b` with PETSc KSP (collective), as :meth:`BoxQ1.solve`.
-
-        CG (GMRES if ``A`` is not flagged symmetric) with GAMG, or ``PCREDUNDANT`` LU up to
-        :attr:`DIRECT_MAX_ROWS` rows; every option under ``prefix`` overrides these
-        defaults. The iteration count goes to :attr:`last_iterations`.
-
-        Raises
-        ------
-        RuntimeError
-            If the solver diverges.
-        """
-        x = self.dm.createGlobalVec()
-        x.set(0.0)
-        self.last_iterations, failure = krylov_solve(A, b, x, rtol=rtol, prefix=prefix,
-                                                     direct_max_rows=self.DIRECT_MAX_ROWS)
-        if failure:
-            raise RuntimeError(failure)
-        return x
-
     # ------------------------------------------------------------------ errors
-    def _element_dofs(self, U: PETSc.Vec) -> np.ndarray:
-        lu = self.dm.createLocalVec()
-        self.dm.globalToLocal(U, lu)
-        values = lu.getArray(readonly=True)[self._conn].copy()
-        lu.destroy()
-        return values
-
     def errors(self, U: PETSc.Vec, exact: Callable[[np.ndarray], np.ndarray]) -> dict:
         """Global L2 norm and H1 seminorm of :math:`U - u` (collective).
 
