@@ -71,6 +71,15 @@ class Application:
         """``{"fields": {...}, "instances": {...}, "tasks": {...}, "attrs": {...}}`` to store."""
         raise NotImplementedError
 
+    def step_changes_checkpoint(self, step: int) -> bool:
+        """Whether step ``step`` changes what :meth:`checkpoint_data` stores (default True).
+
+        The runner skips the end-of-run checkpoint when no step since the last checkpoint
+        changed it: that file would hold the same data as the previous one. (FE-HMM: the
+        macro solve of the last step stores nothing, the cell results are all in the
+        checkpoint of the last batch.)"""
+        return True
+
     def load_checkpoint(self, reader: CheckpointReader) -> None:
         """Restore the state written by :meth:`checkpoint_data` (any rank count)."""
         raise NotImplementedError

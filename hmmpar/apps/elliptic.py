@@ -328,6 +328,9 @@ class Elliptic(Application):
                            "cell_done": Block(np.ascontiguousarray(moved["done"]), start, self.n_tasks)},
                 "attrs": {"step": self.step, "dim": d}}
 
+    def step_changes_checkpoint(self, step: int) -> bool:
+        return step < self.batches  # the last step is the macro solve; U is not checkpointed
+
     def load_checkpoint(self, reader: CheckpointReader) -> None:
         if reader.rows("fields", "A_H") != self.n_tasks or int(reader.attrs.get("dim", 0)) != self.dim:
             raise CheckpointError(f"checkpoint {reader.path} holds {reader.rows('fields', 'A_H')} cell "

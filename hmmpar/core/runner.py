@@ -154,6 +154,7 @@ def run(cfg: Config, comm, *, restart: str | None = None, log: RankLog | None = 
              f"output in {outdir}")
     progress = Progress(log, app.n_steps, first_step=first, interval=cfg["run.progress_interval"])
     last_written = first if path is not None else None
+    unsaved = False  # a step since the last checkpoint changed the checkpointed state
     for step in range(first, app.n_steps):
         with timers.phase("reconstruct"):
             rows = app.tasks(step)
@@ -161,16 +162,17 @@ def run(cfg: Config, comm, *, restart: str | None = None, log: RankLog | None = 
         results = farm.map(app.solve, rows, app.result_dtype, step=step, seed=seed)
         timers.add("farm_total", time.perf_counter() - t_farm)
         app.absorb(step, results)
+        unsaved = unsaved or app.step_changes_checkpoint(step)
         done = step + 1
         progress.update(done, app.sim_time, farm.last_total)
         now, stop = ck.due(done)
         if (now or stop) and done < app.n_steps:
             _write(ck, app, cfg, done, timers)
-            last_written = done
+            last_written, unsaved = done, False
         if stop and done < app.n_steps:
             raise RequeueExit(f"checkpointed at step {done} after signal; requeue to continue "
                               f"(exit code 75)")
-    if cfg["checkpoint.at_end"] and last_written != app.n_steps:
+    if cfg["checkpoint.at_end"] and last_written != app.n_steps and unsaved:
         _write(ck, app, cfg, app.n_steps, timers)
     with timers.phase("io"):
         summary = app.finalize(outdir)

@@ -72,10 +72,25 @@ def test_one_two_three_ranks_same_solution(tmp_path):
     assert scale > 0.01
     for n in (2, 3):  # macro rtol 1e-10: the same U to solver tolerance
         assert np.abs(results[n] - results[1]).max() < 1e-8 * scale
+    # one checkpoint per batch and none after the macro solve, which stores nothing new
+    assert sorted(p.name for p in (tmp_path / "r2" / "checkpoints").glob("ckpt_*.h5")) == \
+        [f"ckpt_0000000{k}.h5" for k in (1, 2, 3, 4)]
     # the cell problems themselves are rank-independent bit for bit
-    with h5py.File(tmp_path / "r1" / "checkpoints" / "ckpt_00000005.h5", "r") as a, \
-            h5py.File(tmp_path / "r3" / "checkpoints" / "ckpt_00000005.h5", "r") as b:
+    with h5py.File(tmp_path / "r1" / "checkpoints" / "ckpt_00000004.h5", "r") as a, \
+            h5py.File(tmp_path / "r3" / "checkpoints" / "ckpt_00000004.h5", "r") as b:
         assert np.array(a["fields/A_H"]).tobytes() == np.array(b["fields/A_H"]).tobytes()
+
+
+def test_restart_of_a_finished_run_redoes_only_the_macro_solve(tmp_path):
+    p = hmmpar(2, config(tmp_path, "done"))
+    assert p.returncode == 0, p.stderr
+    reference = nodal_u(tmp_path / "done")
+    p = hmmpar(3, config(tmp_path, "done"), "--restart", "latest")
+    assert p.returncode == 0, p.stderr
+    assert "ckpt_00000004.h5" in p.stdout
+    s = summary(tmp_path / "done")
+    assert s["cell_problems_solved_this_run"] == 0 and s["cell_problems"] == 8 * 6 * 4
+    assert np.abs(nodal_u(tmp_path / "done") - reference).max() < 1e-8 * np.abs(reference).max()
 
 
 def test_restart_does_not_resolve_checkpointed_cells(tmp_path):
