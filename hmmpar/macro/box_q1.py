@@ -237,6 +237,157 @@ class NodalMesh:
         return values
 
 
+    def _load_and_constraints(self, A: PETSc.Mat, add_load: Callable[[np.ndarray], None], dirichlet: dict,
+                              symmetric: bool) -> tuple[PETSc.Mat, PETSc.Vec]:
+        """Finish an assembly (collective): the load vector b, accumulated by ``add_load``
+        on the ghosted local vector, then the Dirichlet rows and columns of the assembled
+        ``A`` replaced by identity rows (``MatZeroRowsColumns``, which moves the known
+        values to the right-hand side, so A stays symmetric). A ``ValueError`` from the
+        data on any rank is raised on every rank."""
+        message = None
+        lb = self.dm.createLocalVec()
+        lb.set(0.0)
+        try:
+            add_load(lb.getArray())
+        except ValueError as exc:
+            message = str(exc)
+        _collective_raise(self.comm, message)
+        b = self.dm.createGlobalVec()
+        b.set(0.0)
+        self.dm.localToGlobal(lb, b, addv=PETSc.InsertMode.ADD_VALUES)
+        lb.destroy()
+        # Dirichlet nodes owned here: global (PETSc-ordered) rows and values
+        message = None
+        try:
+            rows, values = self._dirichlet_rows(dirichlet)
+        except ValueError as exc:
+            message = str(exc)
+            rows, values = np.zeros(0, dtype=np.int64), np.zeros(0)
+        _collective_raise(self.comm, message)
+        x = self.dm.createGlobalVec()
+        x.set(0.0)
+        assert x.getOwnershipRange()[0] == self._rstart
+        if rows.size:
+            x.getArray()[rows - self._rstart] = values
+        A.zeroRowsColumns(rows.astype(PETSc.IntType), 1.0, x, b)
+        x.destroy()
+        A.setOption(PETSc.Mat.Option.SYMMETRIC, symmetric)
+        return A, b
+
+    # ------------------------------------------------------------------ shared by errors / write
+    def _error_norms(self, exact: Callable[[np.ndarray], np.ndarray], pts: np.ndarray, uh: np.ndarray,
+                     guh: np.ndarray, wdet: np.ndarray, delta: float) -> dict:
+        """``{"l2", "h1"}`` of :math:`U - u` from U and its gradient at quadrature points.
+
+        ``pts`` (n nq, dim) are the points, ``uh`` (n, nq) and ``guh`` (n, nq or 1, dim) U and
+        :math:`\\nabla U` there, ``wdet`` (n or 1, nq) the weights times :math:`|\\det J|`.
+        :math:`\\partial_d u` is the 4th-order central difference
+        :math:`(-u(x+2\\delta e_d) + 8u(x+\\delta e_d) - 8u(x-\\delta e_d) + u(x-2\\delta e_d))
+        / (12\\delta)` (``exact`` is evaluated up to :math:`2\\delta` outside the domain).
+        Collective; the result is bitwise the same on every rank."""
+        n, nq = uh.shape
+        dim = pts.shape[1]
+        message = None
+        try:
+            u = BoxQ1._evaluate(exact, pts, "exact").reshape(n, nq)
+            gu = np.empty((n, nq, dim))
+            for d in range(dim):
+                e = np.zeros(dim)
+                e[d] = delta
+                f = [BoxQ1._evaluate(exact, pts + s * e, "exact").reshape(n, nq) for s in (2, 1, -1, -2)]
+                gu[:, :, d] = (-f[0] + 8.0 * f[1] - 8.0 * f[2] + f[3]) / (12.0 * delta)
+        except ValueError as exc:
+            message = str(exc)
+        _collective_raise(self.comm, message)
+        sums = np.array([np.sum((uh - u) ** 2 * wdet), np.sum(np.sum((guh - gu) ** 2, axis=2) * wdet)])
+        self.comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)
+        self.comm.Bcast(sums, root=0)  # bitwise identical everywhere
+        return {"l2": float(math.sqrt(sums[0])), "h1": float(math.sqrt(sums[1]))}
+
+    def _write_outputs(self, path: str | Path, U: PETSc.Vec, element_fields: Mapping[str, np.ndarray],
+                       nodal_name: str) -> None:
+        """The collective part of ``write``: check the names, expand components, write the
+        HDF5 file (:meth:`_write_h5` of the subclass), then rank 0 writes the XDMF file
+        (grid from :meth:`_xdmf_grid`)."""
+        comm = self.comm
+        path = Path(path)
+        names = comm.allgather(sorted(element_fields))
+        message = None
+        if any(nm != names[0] for nm in names):
+            message = f"element_fields names differ between ranks: {names}"
+        else:
+            for nm in [nodal_name] + names[0]:
+                if not isinstance(nm, str) or not nm or "/" in nm or nm in (".", ".."):
+                    message = f"invalid field name {nm!r} (non-empty, no '/')"
+        _collective_raise(comm, message)
+        # expand element fields into scalar components (same order on every rank)
+        cell_sets: list[tuple[str, np.ndarray]] = []
+        for name in names[0]:
+            values = self._check_element_array(element_fields[name], f"element field {name!r}")
+            if values.dtype.kind == "b":
+                values = values.astype(np.int8)
+            trailing = values.shape[1:]
+            flat = values.reshape(values.shape[0], int(np.prod(trailing, dtype=np.int64)))
+            if not trailing:
+                cell_sets.append((name, flat[:, 0]))
+                continue
+            widths = [len(str(max(m - 1, 0))) for m in trailing]
+            for c, idx in enumerate(np.ndindex(*trailing)):
+                suffix = "".join(str(i).zfill(w) for i, w in zip(idx, widths))
+                cell_sets.append((f"{name}_{suffix}", flat[:, c]))
+        cell_names = [nm for nm, _ in cell_sets]
+        if len(set(cell_names)) != len(cell_names):
+            raise ValueError(f"element field component names collide: {cell_names}")
+
+        h5py = _h5py()
+        mpio = bool(h5py.get_config().mpi)
+        if not mpio and comm.size > 1:
+            raise RuntimeError(f"h5py was built without MPI support; {type(self).__name__}.write needs an "
+                               "MPI-enabled h5py (Debian: python3-h5py-mpi)")
+        kwargs = {"driver": "mpio", "comm": comm} if mpio else {}
+        with h5py.File(path, "w", **kwargs) as f:
+            self._write_h5(f, U, nodal_name, cell_sets, mpio)
+        comm.Barrier()
+        xdmf_path = path.with_suffix(".xdmf")
+        message = None
+        if comm.rank == 0:
+            try:
+                self._write_xdmf(xdmf_path, path.name, nodal_name, cell_sets)
+            except OSError as exc:
+                message = f"cannot write {xdmf_path}: {exc}"
+        message = comm.bcast(message, root=0)
+        if message:
+            raise OSError(message)
+
+    def _write_xdmf(self, xdmf_path: Path, h5_name: str, nodal_name: str, cell_sets) -> None:
+        """XDMF 2 description of the HDF5 file, written atomically (rank 0 only)."""
+        root = ET.Element("Xdmf", Version="2.0")
+        grid, node_dims, cell_dims = self._xdmf_grid(ET.SubElement(root, "Domain"), h5_name)
+
+        def attribute(name: str, center: str, dims: str, dataset: str, dtype: np.dtype) -> None:
+            att = ET.SubElement(grid, "Attribute", Name=name, AttributeType="Scalar", Center=center)
+            if dtype.kind == "f":
+                number = "Float"
+            elif dtype.itemsize == 1:
+                number = "UChar" if dtype.kind == "u" else "Char"
+            else:
+                number = "UInt" if dtype.kind == "u" else "Int"
+            item = ET.SubElement(att, "DataItem", Dimensions=dims, NumberType=number,
+                                 Precision=str(dtype.itemsize), Format="HDF")
+            item.text = f"{h5_name}:{dataset}"
+
+        attribute(nodal_name, "Node", node_dims, f"/nodal/{nodal_name}", np.dtype("f8"))
+        for name, column in cell_sets:
+            attribute(name, "Cell", cell_dims, f"/cell/{name}", column.dtype)
+        ET.indent(root)
+        tmp = xdmf_path.with_name(f".{xdmf_path.name}.tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write('<?xml version="1.0" ?>\n<!DOCTYPE Xdmf SYSTEM "Xdmf.dtd" []>\n')
+            fh.write(ET.tostring(root, encoding="unicode"))
+            fh.write("\n")
+        tmp.replace(xdmf_path)
+
+
 class BoxQ1(NodalMesh):
     """Q1 finite elements on a uniform box grid distributed with a PETSc DMDA.
 
@@ -487,12 +638,7 @@ class BoxQ1(NodalMesh):
             A.setValuesLocalRCV(self._conn_petsc, self._conn_petsc, Ke, addv=PETSc.InsertMode.ADD_VALUES)
         A.assemble()
 
-        # load vector, accumulated on the ghosted local vector
-        message = None
-        lb = self.da.createLocalVec()
-        lb.set(0.0)
-        barr = lb.getArray()
-        try:
+        def add_load(barr: np.ndarray) -> None:
             if callable(source):
                 pts = self.quadrature_points().reshape(-1, dim)
                 fq = self._evaluate(source, pts, "source").reshape(n, nq)
@@ -505,30 +651,8 @@ class BoxQ1(NodalMesh):
             for side in SIDES[: 2 * dim]:
                 if side in neumann:
                     self._add_neumann(barr, side, neumann[side])
-        except ValueError as exc:
-            message = str(exc)
-        _collective_raise(comm, message)
-        b = self.da.createGlobalVec()
-        b.set(0.0)
-        self.da.localToGlobal(lb, b, addv=PETSc.InsertMode.ADD_VALUES)
-        lb.destroy()
 
-        # Dirichlet nodes owned here: global (PETSc-ordered) rows and values
-        message = None
-        try:
-            rows, values = self._dirichlet_rows(dirichlet)
-        except ValueError as exc:
-            message = str(exc)
-        _collective_raise(comm, message)
-        x = self.da.createGlobalVec()
-        x.set(0.0)
-        assert x.getOwnershipRange()[0] == self._rstart
-        if rows.size:
-            x.getArray()[rows - self._rstart] = values
-        A.zeroRowsColumns(rows.astype(PETSc.IntType), 1.0, x, b)
-        x.destroy()
-        A.setOption(PETSc.Mat.Option.SYMMETRIC, symmetric)
-        return A, b
+        return self._load_and_constraints(A, add_load, dirichlet, symmetric)
 
     def _add_neumann(self, barr: np.ndarray, side: str, data) -> None:
         dim = self.dim
@@ -605,30 +729,12 @@ class BoxQ1(NodalMesh):
         dict
             ``{"l2": float, "h1": float}``, identical on every rank.
         """
-        dim, n = self.dim, self.n_local
+        dim = self.dim
         Ue = self._element_dofs(U)                                # (n, nen)
         pts = self._physical(self._ref3).reshape(-1, dim)         # (n*nq3, dim)
-        nq3 = self._ref3.shape[0]
         uh = Ue @ self._N3.T                                      # (n, nq3)
         guh = np.einsum("ea,qad->eqd", Ue, self._G3)              # (n, nq3, dim)
-        message = None
-        try:
-            u = self._evaluate(exact, pts, "exact").reshape(n, nq3)
-            delta = 1e-3 * float(np.min(self.h))
-            gu = np.empty((n, nq3, dim))
-            for d in range(dim):
-                e = np.zeros(dim)
-                e[d] = delta
-                f = [self._evaluate(exact, pts + s * e, "exact").reshape(n, nq3) for s in (2, 1, -1, -2)]
-                gu[:, :, d] = (-f[0] + 8.0 * f[1] - 8.0 * f[2] + f[3]) / (12.0 * delta)
-        except ValueError as exc:
-            message = str(exc)
-        _collective_raise(self.comm, message)
-        sums = np.array([np.sum(((uh - u) ** 2) @ self._wdet3),
-                         np.sum(np.sum((guh - gu) ** 2, axis=2) @ self._wdet3)])
-        self.comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)
-        self.comm.Bcast(sums, root=0)  # bitwise identical everywhere
-        return {"l2": float(math.sqrt(sums[0])), "h1": float(math.sqrt(sums[1]))}
+        return self._error_norms(exact, pts, uh, guh, self._wdet3[None, :], 1e-3 * float(np.min(self.h)))
 
     # ------------------------------------------------------------------ gathering
     def _gather_boxes(self, local: np.ndarray, boxes, trailing: tuple, dtype) -> np.ndarray | None:
@@ -739,75 +845,26 @@ class BoxQ1(NodalMesh):
         nodal_name
             Dataset / attribute name of ``U``.
         """
-        comm = self.comm
-        path = Path(path)
-        xdmf_path = path.with_suffix(".xdmf")
-        names = comm.allgather(sorted(element_fields))
-        message = None
-        if any(nm != names[0] for nm in names):
-            message = f"element_fields names differ between ranks: {names}"
-        else:
-            for nm in [nodal_name] + names[0]:
-                if not isinstance(nm, str) or not nm or "/" in nm or nm in (".", ".."):
-                    message = f"invalid field name {nm!r} (non-empty, no '/')"
-        _collective_raise(comm, message)
+        self._write_outputs(path, U, element_fields, nodal_name)
 
-        # expand element fields into scalar components (same order on every rank)
-        cell_sets: list[tuple[str, np.ndarray]] = []
+    def _write_h5(self, f, U: PETSc.Vec, nodal_name: str, cell_sets, mpio: bool) -> None:
         ecount = np.maximum(self._ee - self._es, 0)
-        for name in names[0]:
-            values = self._check_element_array(element_fields[name], f"element field {name!r}")
-            if values.dtype.kind == "b":
-                values = values.astype(np.int8)
-            trailing = values.shape[1:]
-            flat = values.reshape(values.shape[0], int(np.prod(trailing, dtype=np.int64)))
-            if not trailing:
-                cell_sets.append((name, flat[:, 0]))
-                continue
-            widths = [len(str(max(m - 1, 0))) for m in trailing]
-            for c, idx in enumerate(np.ndindex(*trailing)):
-                suffix = "".join(str(i).zfill(w) for i, w in zip(idx, widths))
-                cell_sets.append((f"{name}_{suffix}", flat[:, c]))
-        cell_names = [nm for nm, _ in cell_sets]
-        if len(set(cell_names)) != len(cell_names):
-            raise ValueError(f"element field component names collide: {cell_names}")
-
-        h5py = _h5py()
-        mpio = bool(h5py.get_config().mpi)
-        if not mpio and comm.size > 1:
-            raise RuntimeError("h5py was built without MPI support; BoxQ1.write needs an "
-                               "MPI-enabled h5py (Debian: python3-h5py-mpi)")
-        kwargs = {"driver": "mpio", "comm": comm} if mpio else {}
         node_shape = tuple(int(c) for c in (self.cells + 1)[::-1])
         cell_shape = tuple(int(c) for c in self.cells[::-1])
-        with h5py.File(path, "w", **kwargs) as f:
-            f.attrs["lower"] = self.lower
-            f.attrs["upper"] = self.upper
-            f.attrs["cells"] = self.cells
-            dset = f.create_group("nodal").create_dataset(nodal_name, shape=node_shape, dtype="f8")
-            _write_box(dset, self._ns[::-1], self._owned_nodal(U), mpio)
-            cells = f.create_group("cell")
-            for name, column in cell_sets:
-                dset = cells.create_dataset(name, shape=cell_shape, dtype=column.dtype)
-                _write_box(dset, self._es[::-1], column.reshape(tuple(ecount[::-1])), mpio)
-        comm.Barrier()
+        f.attrs["lower"] = self.lower
+        f.attrs["upper"] = self.upper
+        f.attrs["cells"] = self.cells
+        dset = f.create_group("nodal").create_dataset(nodal_name, shape=node_shape, dtype="f8")
+        _write_box(dset, self._ns[::-1], self._owned_nodal(U), mpio)
+        cells = f.create_group("cell")
+        for name, column in cell_sets:
+            dset = cells.create_dataset(name, shape=cell_shape, dtype=column.dtype)
+            _write_box(dset, self._es[::-1], column.reshape(tuple(ecount[::-1])), mpio)
 
-        message = None
-        if comm.rank == 0:
-            try:
-                self._write_xdmf(xdmf_path, path.name, nodal_name, cell_sets)
-            except OSError as exc:
-                message = f"cannot write {xdmf_path}: {exc}"
-        message = comm.bcast(message, root=0)
-        if message:
-            raise OSError(message)
-
-    def _write_xdmf(self, xdmf_path: Path, h5_name: str, nodal_name: str, cell_sets) -> None:
+    def _xdmf_grid(self, domain, h5_name: str):
         dim = self.dim
         node_dims = " ".join(str(int(c)) for c in (self.cells + 1)[::-1])
         cell_dims = " ".join(str(int(c)) for c in self.cells[::-1])
-        root = ET.Element("Xdmf", Version="2.0")
-        domain = ET.SubElement(root, "Domain")
         grid = ET.SubElement(domain, "Grid", Name="box_q1", GridType="Uniform")
         ET.SubElement(grid, "Topology", TopologyType=f"{dim}DCoRectMesh", Dimensions=node_dims)
         geom = ET.SubElement(grid, "Geometry", GeometryType="ORIGIN_DXDYDZ" if dim == 3 else "ORIGIN_DXDY")
@@ -815,29 +872,7 @@ class BoxQ1(NodalMesh):
             item = ET.SubElement(geom, "DataItem", Name=label, Dimensions=str(dim), NumberType="Float",
                                  Precision="8", Format="XML")
             item.text = " ".join(repr(float(v)) for v in vals[::-1])
-
-        def attribute(name: str, center: str, dims: str, dataset: str, dtype: np.dtype) -> None:
-            att = ET.SubElement(grid, "Attribute", Name=name, AttributeType="Scalar", Center=center)
-            if dtype.kind == "f":
-                number = "Float"
-            elif dtype.itemsize == 1:
-                number = "UChar" if dtype.kind == "u" else "Char"
-            else:
-                number = "UInt" if dtype.kind == "u" else "Int"
-            item = ET.SubElement(att, "DataItem", Dimensions=dims, NumberType=number,
-                                 Precision=str(dtype.itemsize), Format="HDF")
-            item.text = f"{h5_name}:{dataset}"
-
-        attribute(nodal_name, "Node", node_dims, f"/nodal/{nodal_name}", np.dtype("f8"))
-        for name, column in cell_sets:
-            attribute(name, "Cell", cell_dims, f"/cell/{name}", column.dtype)
-        ET.indent(root)
-        tmp = xdmf_path.with_name(f".{xdmf_path.name}.tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write('<?xml version="1.0" ?>\n<!DOCTYPE Xdmf SYSTEM "Xdmf.dtd" []>\n')
-            fh.write(ET.tostring(root, encoding="unicode"))
-            fh.write("\n")
-        tmp.replace(xdmf_path)
+        return grid, node_dims, cell_dims
 
 
 def _write_box(dset, start: Sequence[int], block: np.ndarray, mpio: bool) -> None:

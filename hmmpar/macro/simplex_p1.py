@@ -71,7 +71,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 import hmmpar  # noqa: F401  (sets H5PY_ALWAYS_USE_MPI before h5py is imported)
-from hmmpar.macro.box_q1 import BoxQ1, NodalMesh, _collective_raise, _h5py, _write_box, check_assembly_inputs
+from hmmpar.macro.box_q1 import BoxQ1, NodalMesh, _collective_raise, _write_box, check_assembly_inputs
 
 __all__ = ["SimplexP1", "read_physical_names"]
 
@@ -520,40 +520,15 @@ class SimplexP1(NodalMesh):
             A.setValuesRCV(self._erow, self._erow, np.ascontiguousarray(Ke), addv=PETSc.InsertMode.ADD_VALUES)
         A.assemble()
 
-        message = None
-        lb = self.dm.createLocalVec()
-        lb.set(0.0)
-        barr = lb.getArray()
-        try:
+        def add_load(barr: np.ndarray) -> None:
             if callable(source) or float(BoxQ1._evaluate(source, np.zeros((1, dim)), "source")[0]) != 0.0:
                 pts = self._qp.reshape(-1, dim)
                 fq = BoxQ1._evaluate(source, pts, "source").reshape(n, nq)
                 np.add.at(barr, self._conn, ((fq * self._w) * self._absdet[:, None]) @ self._lam)
             for group, data in neumann.items():
                 self._add_neumann(barr, group, data)
-        except ValueError as exc:
-            message = str(exc)
-        _collective_raise(comm, message)
-        b = self.dm.createGlobalVec()
-        b.set(0.0)
-        self.dm.localToGlobal(lb, b, addv=PETSc.InsertMode.ADD_VALUES)
-        lb.destroy()
 
-        message = None
-        try:
-            rows, values = self._dirichlet_rows(dirichlet)
-        except ValueError as exc:
-            message = str(exc)
-            rows, values = np.zeros(0, dtype=np.int64), np.zeros(0)
-        _collective_raise(comm, message)
-        x = self.dm.createGlobalVec()
-        x.set(0.0)
-        if rows.size:
-            x.getArray()[rows - self._rstart] = values
-        A.zeroRowsColumns(rows.astype(PETSc.IntType), 1.0, x, b)
-        x.destroy()
-        A.setOption(PETSc.Mat.Option.SYMMETRIC, symmetric)
-        return A, b
+        return self._load_and_constraints(A, add_load, dirichlet, symmetric)
 
     def _create_matrix(self) -> PETSc.Mat:
         """An AIJ matrix with the exact P1 pattern preallocated (collective).
@@ -653,31 +628,14 @@ class SimplexP1(NodalMesh):
         dict
             ``{"l2": float, "h1": float}``, identical on every rank.
         """
-        dim, n = self.dim, self.n_local
+        dim = self.dim
         Ue = self._element_dofs(U)                                   # (n, nen)
         X = self._vx[self._verts]
         pts = np.einsum("qa,ead->eqd", self._lam_hi, X).reshape(-1, dim)
-        nqh = self._w_hi.size
         uh = Ue @ self._lam_hi.T                                     # (n, nqh)
         guh = np.einsum("ea,ead->ed", Ue, self._G)[:, None, :]       # constant per element
-        message = None
-        try:
-            u = BoxQ1._evaluate(exact, pts, "exact").reshape(n, nqh)
-            delta = 1e-3 * self.h_min
-            gu = np.empty((n, nqh, dim))
-            for d in range(dim):
-                e = np.zeros(dim)
-                e[d] = delta
-                f = [BoxQ1._evaluate(exact, pts + s * e, "exact").reshape(n, nqh) for s in (2, 1, -1, -2)]
-                gu[:, :, d] = (-f[0] + 8.0 * f[1] - 8.0 * f[2] + f[3]) / (12.0 * delta)
-        except ValueError as exc:
-            message = str(exc)
-        _collective_raise(self.comm, message)
         wdet = self._absdet[:, None] * self._w_hi[None, :]
-        sums = np.array([np.sum((uh - u) ** 2 * wdet), np.sum(np.sum((guh - gu) ** 2, axis=2) * wdet)])
-        self.comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)
-        self.comm.Bcast(sums, root=0)
-        return {"l2": float(math.sqrt(sums[0])), "h1": float(math.sqrt(sums[1]))}
+        return self._error_norms(exact, pts, uh, guh, wdet, 1e-3 * self.h_min)
 
     # ------------------------------------------------------------------ gathering
     def _owned_nodal(self, U: PETSc.Vec) -> tuple[np.ndarray, np.ndarray]:
@@ -794,76 +752,32 @@ class SimplexP1(NodalMesh):
         Rank 0 then writes ``path.with_suffix(".xdmf")`` with ``Triangle`` /
         ``Tetrahedron`` topology and ``XY`` / ``XYZ`` geometry for ParaView.
         """
-        comm, dim = self.comm, self.dim
-        path = Path(path)
-        names = comm.allgather(sorted(element_fields))
-        message = None
-        if any(nm != names[0] for nm in names):
-            message = f"element_fields names differ between ranks: {names}"
-        else:
-            for nm in [nodal_name] + names[0]:
-                if not isinstance(nm, str) or not nm or "/" in nm or nm in (".", ".."):
-                    message = f"invalid field name {nm!r} (non-empty, no '/')"
-        _collective_raise(comm, message)
-        cell_sets: list[tuple[str, np.ndarray]] = []
-        for name in names[0]:
-            values = self._check_element_array(element_fields[name], f"element field {name!r}")
-            if values.dtype.kind == "b":
-                values = values.astype(np.int8)
-            trailing = values.shape[1:]
-            flat = values.reshape(values.shape[0], int(np.prod(trailing, dtype=np.int64)))
-            if not trailing:
-                cell_sets.append((name, flat[:, 0]))
-                continue
-            widths = [len(str(max(m - 1, 0))) for m in trailing]
-            for c, idx in enumerate(np.ndindex(*trailing)):
-                suffix = "".join(str(i).zfill(w) for i, w in zip(idx, widths))
-                cell_sets.append((f"{name}_{suffix}", flat[:, c]))
-        cell_names = [nm for nm, _ in cell_sets]
-        if len(set(cell_names)) != len(cell_names):
-            raise ValueError(f"element field component names collide: {cell_names}")
+        self._write_outputs(path, U, element_fields, nodal_name)
 
+    def _write_h5(self, f, U: PETSc.Vec, nodal_name: str, cell_sets, mpio: bool) -> None:
+        dim = self.dim
         owned = np.flatnonzero(self._owned)
         vids, uvals = self._owned_nodal(U)
         vstart, xyz = self._to_blocks(vids, self._vx[owned], self.n_vertices)
         _, ublock = self._to_blocks(vids, uvals, self.n_vertices)
         estart, topo = self._to_blocks(self.elements, self._cell_vertex_ids(), self.n_elements)
-        h5py = _h5py()
-        mpio = bool(h5py.get_config().mpi)
-        if not mpio and comm.size > 1:
-            raise RuntimeError("h5py was built without MPI support; SimplexP1.write needs an "
-                               "MPI-enabled h5py (Debian: python3-h5py-mpi)")
-        kwargs = {"driver": "mpio", "comm": comm} if mpio else {}
-        with h5py.File(path, "w", **kwargs) as f:
-            f.attrs["mesh_file"] = self.path.name
-            mesh = f.create_group("mesh")
-            dset = mesh.create_dataset("geometry", shape=(self.n_vertices, dim), dtype="f8")
-            _write_box(dset, (vstart, 0), xyz, mpio)
-            dset = mesh.create_dataset("topology", shape=(self.n_elements, dim + 1), dtype="i8")
-            _write_box(dset, (estart, 0), topo, mpio)
-            dset = f.create_group("nodal").create_dataset(nodal_name, shape=(self.n_vertices,), dtype="f8")
-            _write_box(dset, (vstart,), ublock, mpio)
-            cells = f.create_group("cell")
-            for name, column in cell_sets:
-                _, block = self._to_blocks(self.elements, column, self.n_elements)
-                dset = cells.create_dataset(name, shape=(self.n_elements,), dtype=column.dtype)
-                _write_box(dset, (estart,), block, mpio)
-        comm.Barrier()
-        xdmf_path = path.with_suffix(".xdmf")
-        message = None
-        if comm.rank == 0:
-            try:
-                self._write_xdmf(xdmf_path, path.name, nodal_name, cell_sets)
-            except OSError as exc:
-                message = f"cannot write {xdmf_path}: {exc}"
-        message = comm.bcast(message, root=0)
-        if message:
-            raise OSError(message)
+        f.attrs["mesh_file"] = self.path.name
+        mesh = f.create_group("mesh")
+        dset = mesh.create_dataset("geometry", shape=(self.n_vertices, dim), dtype="f8")
+        _write_box(dset, (vstart, 0), xyz, mpio)
+        dset = mesh.create_dataset("topology", shape=(self.n_elements, dim + 1), dtype="i8")
+        _write_box(dset, (estart, 0), topo, mpio)
+        dset = f.create_group("nodal").create_dataset(nodal_name, shape=(self.n_vertices,), dtype="f8")
+        _write_box(dset, (vstart,), ublock, mpio)
+        cells = f.create_group("cell")
+        for name, column in cell_sets:
+            _, block = self._to_blocks(self.elements, column, self.n_elements)
+            dset = cells.create_dataset(name, shape=(self.n_elements,), dtype=column.dtype)
+            _write_box(dset, (estart,), block, mpio)
 
-    def _write_xdmf(self, xdmf_path: Path, h5_name: str, nodal_name: str, cell_sets) -> None:
+    def _xdmf_grid(self, domain, h5_name: str):
         dim, ne, nv = self.dim, self.n_elements, self.n_vertices
-        root = ET.Element("Xdmf", Version="2.0")
-        grid = ET.SubElement(ET.SubElement(root, "Domain"), "Grid", Name="simplex_p1", GridType="Uniform")
+        grid = ET.SubElement(domain, "Grid", Name="simplex_p1", GridType="Uniform")
         topo = ET.SubElement(grid, "Topology", TopologyType=_TOPOLOGY[dim], NumberOfElements=str(ne))
         item = ET.SubElement(topo, "DataItem", Dimensions=f"{ne} {dim + 1}", NumberType="Int",
                              Precision="8", Format="HDF")
@@ -872,26 +786,4 @@ class SimplexP1(NodalMesh):
         item = ET.SubElement(geom, "DataItem", Dimensions=f"{nv} {dim}", NumberType="Float",
                              Precision="8", Format="HDF")
         item.text = f"{h5_name}:/mesh/geometry"
-
-        def attribute(name: str, center: str, count: int, dataset: str, dtype: np.dtype) -> None:
-            att = ET.SubElement(grid, "Attribute", Name=name, AttributeType="Scalar", Center=center)
-            if dtype.kind == "f":
-                number = "Float"
-            elif dtype.itemsize == 1:
-                number = "UChar" if dtype.kind == "u" else "Char"
-            else:
-                number = "UInt" if dtype.kind == "u" else "Int"
-            it = ET.SubElement(att, "DataItem", Dimensions=str(count), NumberType=number,
-                               Precision=str(dtype.itemsize), Format="HDF")
-            it.text = f"{h5_name}:{dataset}"
-
-        attribute(nodal_name, "Node", nv, f"/nodal/{nodal_name}", np.dtype("f8"))
-        for name, column in cell_sets:
-            attribute(name, "Cell", ne, f"/cell/{name}", column.dtype)
-        ET.indent(root)
-        tmp = xdmf_path.with_name(f".{xdmf_path.name}.tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write('<?xml version="1.0" ?>\n<!DOCTYPE Xdmf SYSTEM "Xdmf.dtd" []>\n')
-            fh.write(ET.tostring(root, encoding="unicode"))
-            fh.write("\n")
-        tmp.replace(xdmf_path)
+        return grid, str(nv), str(ne)
