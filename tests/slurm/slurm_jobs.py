@@ -44,16 +44,27 @@ FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEM
          "PREEMPTED"}
 
 
+#: seconds a requeued job is held before the tests release it (Slurm itself waits longer)
+REQUEUE_GRACE = 3.0
+
+
 def wait_final(job: str, timeout: float = 300.0, release_requeued: bool = True) -> list[str]:
     """Wait until the job (every array element) is in a final state. A requeued job waits
-    for a begin time Slurm sets in the future; the tests release it at once."""
+    for a begin time Slurm sets in the future; the tests release it after
+    :data:`REQUEUE_GRACE` seconds instead. (Released at once, the new launch can fall in
+    the same second as the revocation of the old launch's credential, and slurmd then
+    refuses it: "Killing non-startable batch job: Job credential revoked".)"""
     t0 = time.monotonic()
+    held_since = None
     while time.monotonic() - t0 < timeout:
         states = job_states(job)
         if states and all(s in FINAL for s in states):
             return states
         if release_requeued and job_field(job, "Reason") == "BeginTime":
-            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], capture_output=True, timeout=30)
+            held_since = held_since or time.monotonic()
+            if time.monotonic() - held_since >= REQUEUE_GRACE:
+                subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], capture_output=True,
+                               timeout=30)
         time.sleep(0.5)
     subprocess.run(["scancel", job], capture_output=True)
     raise AssertionError(f"job {job} not finished after {timeout:.0f} s (states {job_states(job)})")

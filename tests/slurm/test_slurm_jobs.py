@@ -44,17 +44,33 @@ def test_elliptic_demo_job_matches_a_direct_run(tmp_path):
 
 
 OU = ["--set", "macro.t_end=0.8", "--set", "checkpoint.every_steps=1", "--set", "checkpoint.keep=3"]
+SSA = ["--set", "ensemble.trajectories=200", "--set", "checkpoint.every_steps=1", "--set", "checkpoint.keep=3"]
 
 
-@pytest.mark.parametrize("mode,next_ranks", [("requeue", 2), ("resubmit", 3)])
-def test_signalled_job_checkpoints_continues_and_matches(tmp_path, mode, next_ranks):
+def ssa_trajectories(out) -> bytes:
+    with h5py.File(out / "ssa.h5", "r") as f:
+        return f["trajectories"][()].tobytes()
+
+
+#: app -> (its config, the options of the test run, its final state)
+JOBS = {
+    "ou_averaging": ("drivers/configs/ou_averaging.toml", OU, lambda out: np.load(out / "X.npy").tobytes()),
+    "ssa": ("drivers/configs/ssa_four_species.toml", SSA,
+            ssa_trajectories),
+}
+
+
+@pytest.mark.parametrize("app,mode,next_ranks", [("ou_averaging", "requeue", 2), ("ssa", "resubmit", 3)])
+def test_signalled_job_checkpoints_continues_and_matches(tmp_path, app, mode, next_ranks):
     """The pre-timeout signal (``scancel --signal=USR1 --batch``) reaches hmmpar through the
     script's trap and mpirun; the job checkpoints, exits 75 and is requeued (same 2 ranks) or
     resubmitted (3 ranks); the continuation restarts from the checkpoint, and the final
-    state equals an uninterrupted run's bit for bit."""
+    state equals an uninterrupted run's bit for bit: the OU averaging's X, the Nested SSA
+    ensemble's trajectories."""
+    config, options, final_state = JOBS[app]
     out = tmp_path / "job"
     log = tmp_path / "job.out"
-    job = sbatch([f"--output={log}", "slurm/ou_averaging.sbatch", "drivers/configs/ou_averaging.toml", *OU],
+    job = sbatch([f"--output={log}", f"slurm/{app}.sbatch", config, *options],
                  OUT=str(out), CONTINUE=mode, NEXT_NTASKS=str(next_ranks))
     ckdir = out / "checkpoints"
     wait_for(lambda: len(list(ckdir.glob("ckpt_*.h5"))) >= 2, 120, "the job's first checkpoints")
@@ -63,7 +79,7 @@ def test_signalled_job_checkpoints_continues_and_matches(tmp_path, mode, next_ra
     if mode == "requeue":
         assert wait_final(job, timeout=300) == ["COMPLETED"], log.read_text()
         text = log.read_text()
-        assert "requeueing job" in text and text.count("hmmpar_job: ou_averaging") == 2
+        assert "requeueing job" in text and text.count(f"hmmpar_job: {app}") == 2
         assert "written on 2 rank(s), now 2" in text
     else:
         assert first == ["FAILED"]  # exit 75: this job is done, its continuation takes over
@@ -73,12 +89,12 @@ def test_signalled_job_checkpoints_continues_and_matches(tmp_path, mode, next_ra
         assert len(cont) == 1, text
         assert wait_final(cont[0], timeout=300) == ["COMPLETED"], log.read_text()
         text = log.read_text()  # the continuation appended to the same file
-        assert text.count("hmmpar_job: ou_averaging") == 2 and "written on 2 rank(s), now 3" in text
+        assert text.count(f"hmmpar_job: {app}") == 2 and "written on 2 rank(s), now 3" in text
     assert "got USR1" in text and "checkpointed at step" in text
     straight = tmp_path / "straight"
-    p = mpirun(1, ["drivers/ou_averaging.py", *OU, "--set", f'run.output_dir="{straight}"'])
+    p = mpirun(1, [f"drivers/{app}.py", config, *options, "--set", f'run.output_dir="{straight}"'])
     assert p.returncode == 0, p.stderr
-    assert np.load(out / "X.npy").tobytes() == np.load(straight / "X.npy").tobytes()
+    assert final_state(out) == final_state(straight)
 
 
 def test_job_array_sweep_and_gather(tmp_path):
