@@ -22,23 +22,34 @@ Cases (one trajectory each, from the model file's initial counts, seed key (2024
     inner SSA of the Nested SSA runs.
 
 For each case and engine the best and the median of ``--repeats`` runs are reported as
-events per second; ``sorting_over_direct`` is the ratio of the best rates. For the cases
+events per CPU second of this process (``time.process_time``, so other jobs on the machine
+slow a run less than its wall time; the machine's load is still recorded as
+``other_cores``: CPU seconds of all other processes per wall second, from /proc/stat);
+``sorting_over_direct`` is the ratio of the best rates. The engines are interleaved
+(one run of each per repeat). For the cases
 with all reactions active, a minimal next reaction method (Gibson & Bruck, J. Phys. Chem.
 A 104 (2000) 1876: indexed binary heap of putative times, one random number per event,
-times of dependent reactions rescaled by a_old/a_new) is measured as ``nrm_prototype``:
-the evidence for choosing the sorting direct method as the second engine. It is not a
-library engine (no samples, subsets or integrals). The
-``rng_floor`` line is a numba loop doing only what every event must do for the random
-numbers (two uniforms and one log): the share of an event that no search or update
-strategy can remove. Output: ``benchmarks/results/ssa_engines.json`` and a table.
+times of dependent reactions rescaled by a_old/a_new, the exponentials by the same
+ziggurat as the engines) is measured as ``nrm_prototype``: the evidence for choosing the
+sorting direct method as the second engine. It is not a library engine (no samples,
+subsets or integrals).
+
+``rng``: numba loops doing only the random-number work of an event, ns per event:
+``kernel`` is what the engines draw now (one ziggurat exponential and one uniform, state
+in local variables), ``log_array_state`` what they drew before (two uniforms and one
+``-log(u)``, state advanced in the uint64[4] array), and the pieces (a ziggurat
+exponential, ``-log(u)``, a uniform with the state local or in the array).
+Output: ``benchmarks/results/ssa_engines.json`` and a table.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -48,7 +59,11 @@ import numpy as np
 from hmmpar.core.rng import substream
 from hmmpar.micro.ssa import RESUM_INTERVAL, simulate
 from hmmpar.micro.ssa_model import ReactionNetwork, propensity
-from hmmpar.micro.xoshiro import seed_state, uniform, uniform_open0
+from hmmpar.micro.xoshiro import (exponential, exponential_local, seed_state, step, to_uniform, uniform,
+                                  uniform_open0)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cpu_usage import own_cpu, system_busy  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 MODELS = HERE.parent / "drivers" / "configs" / "models"
@@ -56,22 +71,81 @@ ENGINES = ("direct", "sorting")
 
 
 @numba.njit(cache=True)
-def _rng_floor(n, rng):
+def _rng_kernel(n, rng):
+    """What an event of the engines draws: a ziggurat exponential and a uniform, local state."""
+    s0, s1, s2, s3 = rng[0], rng[1], rng[2], rng[3]
+    acc = 0.0
+    for _ in range(n):
+        e, s0, s1, s2, s3 = exponential_local(s0, s1, s2, s3)
+        r, s0, s1, s2, s3 = step(s0, s1, s2, s3)
+        acc += e + to_uniform(r)
+    rng[0], rng[1], rng[2], rng[3] = s0, s1, s2, s3
+    return acc
+
+
+@numba.njit(cache=True)
+def _rng_log_array(n, rng):
+    """What an event drew before: -log of a uniform and a second uniform, array state."""
     acc = 0.0
     for _ in range(n):
         acc += -math.log(uniform_open0(rng)) + uniform(rng)
     return acc
 
 
-def rng_floor_ns(n: int = 5_000_000, repeats: int = 5) -> float:
+@numba.njit(cache=True)
+def _exp_local(n, rng):
+    s0, s1, s2, s3 = rng[0], rng[1], rng[2], rng[3]
+    acc = 0.0
+    for _ in range(n):
+        e, s0, s1, s2, s3 = exponential_local(s0, s1, s2, s3)
+        acc += e
+    rng[0], rng[1], rng[2], rng[3] = s0, s1, s2, s3
+    return acc
+
+
+@numba.njit(cache=True)
+def _log_array(n, rng):
+    acc = 0.0
+    for _ in range(n):
+        acc -= math.log(uniform_open0(rng))
+    return acc
+
+
+@numba.njit(cache=True)
+def _uniform_local(n, rng):
+    s0, s1, s2, s3 = rng[0], rng[1], rng[2], rng[3]
+    acc = 0.0
+    for _ in range(n):
+        r, s0, s1, s2, s3 = step(s0, s1, s2, s3)
+        acc += to_uniform(r)
+    rng[0], rng[1], rng[2], rng[3] = s0, s1, s2, s3
+    return acc
+
+
+@numba.njit(cache=True)
+def _uniform_array(n, rng):
+    acc = 0.0
+    for _ in range(n):
+        acc += uniform(rng)
+    return acc
+
+
+RNG_LOOPS = {"kernel": _rng_kernel, "log_array_state": _rng_log_array, "exponential_ziggurat_local": _exp_local,
+             "minus_log_uniform_array": _log_array, "uniform_local": _uniform_local, "uniform_array": _uniform_array}
+
+
+def rng_ns(n: int = 5_000_000, repeats: int = 5) -> dict:
+    """CPU ns per iteration of each loop of :data:`RNG_LOOPS`, best of ``repeats`` (interleaved)."""
     rng = seed_state(np.random.SeedSequence(0))
-    _rng_floor(10, rng)
-    best = math.inf
+    best = dict.fromkeys(RNG_LOOPS, math.inf)
+    for f in RNG_LOOPS.values():
+        f(10, rng)
     for _ in range(repeats):
-        t = time.perf_counter()
-        _rng_floor(n, rng)
-        best = min(best, time.perf_counter() - t)
-    return best / n * 1e9
+        for name, f in RNG_LOOPS.items():
+            c = time.process_time()
+            f(n, rng)
+            best[name] = min(best[name], time.process_time() - c)
+    return {k: v / n * 1e9 for k, v in best.items()}
 
 
 @numba.njit(cache=True)
@@ -104,7 +178,7 @@ def _nrm_prototype(x, t_end, reactants, rates, nu_ptr, nu_species, nu_change, de
     tau = np.empty(m)
     for k in range(m):
         a[k] = propensity(k, x, reactants, rates)
-        tau[k] = -math.log(uniform_open0(rng)) / a[k] if a[k] > 0 else math.inf
+        tau[k] = exponential(rng) / a[k] if a[k] > 0 else math.inf
     heap = np.argsort(tau)
     pos = np.empty(m, np.int64)
     for i in range(m):
@@ -123,7 +197,7 @@ def _nrm_prototype(x, t_end, reactants, rates, nu_ptr, nu_species, nu_change, de
             if new <= 0.0:
                 tau[k] = math.inf
             elif k == j or a[k] <= 0.0:
-                tau[k] = t - math.log(uniform_open0(rng)) / new
+                tau[k] = t + exponential(rng) / new
             else:
                 tau[k] = t + (a[k] / new) * (tau[k] - t)
             a[k] = new
@@ -131,23 +205,15 @@ def _nrm_prototype(x, t_end, reactants, rates, nu_ptr, nu_species, nu_change, de
         n_ev += 1
 
 
-def measure_nrm(case: dict, key, repeats: int) -> dict:
+def nrm_run(case: dict, key) -> tuple[float, int]:
+    """One run of the NRM prototype: (CPU seconds, events)."""
     net = case["network"]
-
-    def once(t_end):
-        x = net.initial_counts.copy()
-        rng = seed_state(substream(np.random.SeedSequence(key), 0))
-        return _nrm_prototype(x, t_end, net.reactants, net.rates, net.nu_ptr, net.nu_species,
-                              net.nu_change, net.dep_ptr, net.dep_idx, rng)
-
-    once(case["t_end"] * 1e-3)
-    rates, events = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        events = once(case["t_end"])
-        rates.append(events / (time.perf_counter() - t))
-    return {"events": events, "best_events_per_s": max(rates), "median_events_per_s": statistics.median(rates),
-            "ns_per_event": 1e9 / max(rates)}
+    x = net.initial_counts.copy()
+    rng = seed_state(substream(np.random.SeedSequence(key), 0))
+    c = time.process_time()
+    events = _nrm_prototype(x, case["t_end"], net.reactants, net.rates, net.nu_ptr, net.nu_species,
+                            net.nu_change, net.dep_ptr, net.dep_idx, rng)
+    return time.process_time() - c, events
 
 
 def cases() -> dict[str, dict]:
@@ -164,18 +230,18 @@ def cases() -> dict[str, dict]:
     }
 
 
-def measure(case: dict, method: str, key, repeats: int) -> dict:
+def engine_run(case: dict, method: str, key, t_end: float | None = None) -> tuple[float, int]:
+    """One trajectory of an engine: (CPU seconds, events)."""
     kw = {k: v for k, v in case.items() if k in ("active", "integrate")}
-    simulate(case["network"], case["t_end"] * 1e-3, seed_key=key, method=method, **kw)  # compile/warm
-    rates, events = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        r = simulate(case["network"], case["t_end"], seed_key=key, method=method, **kw)
-        dt = time.perf_counter() - t
-        events = r.n_events
-        rates.append(events / dt)
-    return {"events": events, "best_events_per_s": max(rates), "median_events_per_s": statistics.median(rates),
-            "ns_per_event": 1e9 / max(rates)}
+    c = time.process_time()
+    r = simulate(case["network"], case["t_end"] if t_end is None else t_end, seed_key=key, method=method, **kw)
+    return time.process_time() - c, r.n_events
+
+
+def summary(runs: list[tuple[float, int]]) -> dict:
+    rates = [n / dt for dt, n in runs]
+    return {"events": runs[-1][1], "best_events_per_cpu_s": max(rates),
+            "median_events_per_cpu_s": statistics.median(rates), "ns_per_event": 1e9 / max(rates)}
 
 
 def main() -> None:
@@ -185,22 +251,36 @@ def main() -> None:
     args = ap.parse_args()
     report = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": platform.node(),
               "numba": numba.__version__, "numpy": np.__version__, "repeats": args.repeats,
-              "resum_interval": RESUM_INTERVAL, "rng_floor_ns_per_event": rng_floor_ns(), "cases": {}}
-    print(f"rng floor (2 uniforms + 1 log): {report['rng_floor_ns_per_event']:.1f} ns/event")
-    print(f"{'case':24s} {'events':>9s} " + " ".join(f"{m + ' Mev/s':>14s}" for m in ENGINES)
-          + "  sorting/direct  nrm_prototype Mev/s")
+              "resum_interval": RESUM_INTERVAL, "timing": "CPU time of this process (time.process_time)",
+              "cases": {}}
+    busy0, own0, wall0 = system_busy(), own_cpu(), time.perf_counter()
+    report["rng_ns_per_event"] = rng = rng_ns()
+    print("random numbers per event (CPU ns): " + ", ".join(f"{k} {v:.2f}" for k, v in rng.items()))
+    print(f"{'case':24s} {'events':>9s} " + " ".join(f"{m + ' Mev/cpu-s':>18s}" for m in ENGINES)
+          + "  sorting/direct  nrm_prototype Mev/cpu-s")
     for i, (name, case) in enumerate(cases().items()):
-        res = {m: measure(case, m, (2024, i), args.repeats) for m in ENGINES}
-        res["sorting_over_direct"] = res["sorting"]["best_events_per_s"] / res["direct"]["best_events_per_s"]
-        nrm = ""
+        key = (2024, i)
+        for m in ENGINES:  # compile / warm up
+            engine_run(case, m, key, case["t_end"] * 1e-3)
+        runs = {m: [] for m in ENGINES}
         if "active" not in case:
-            res["nrm_prototype"] = measure_nrm(case, (2024, i), args.repeats)
-            nrm = f"{res['nrm_prototype']['best_events_per_s'] / 1e6:.1f}"
+            runs["nrm_prototype"] = []
+            nrm_run(dict(case, t_end=case["t_end"] * 1e-3), key)
+        for _ in range(args.repeats):  # interleaved
+            for m in runs:
+                runs[m].append(nrm_run(case, key) if m == "nrm_prototype" else engine_run(case, m, key))
+        res = {m: summary(v) for m, v in runs.items()}
+        res["sorting_over_direct"] = (res["sorting"]["best_events_per_cpu_s"]
+                                      / res["direct"]["best_events_per_cpu_s"])
+        nrm = f"{res['nrm_prototype']['best_events_per_cpu_s'] / 1e6:.1f}" if "nrm_prototype" in res else ""
         res["t_end"] = case["t_end"]
         report["cases"][name] = res
         print(f"{name:24s} {res['direct']['events']:9d} "
-              + " ".join(f"{res[m]['best_events_per_s'] / 1e6:14.1f}" for m in ENGINES)
-              + f"  {res['sorting_over_direct']:14.2f}  {nrm:>19s}")
+              + " ".join(f"{res[m]['best_events_per_cpu_s'] / 1e6:18.1f}" for m in ENGINES)
+              + f"  {res['sorting_over_direct']:14.2f}  {nrm:>23s}")
+    wall = time.perf_counter() - wall0
+    report["other_cores"] = max(0.0, (system_busy() - busy0 - (own_cpu() - own0)) / wall)
+    print(f"other processes used {report['other_cores']:.2f} cores on average (of {os.cpu_count()})")
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "ssa_engines.json").write_text(json.dumps(report, indent=1) + "\n")

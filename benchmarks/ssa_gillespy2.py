@@ -48,7 +48,10 @@ the decoding of 11 output points per trajectory (``gillespy2_overhead_s`` is tha
 cost, from a run with t_end ~ 0). Best of ``--repeats`` (3) per method, methods interleaved
 (the order rotates each repeat). Each run also records CPU time (hmmpar: the process;
 GillesPy2: the simulator child process), so a run slowed by other jobs on the machine
-shows cpu/wall < 1; ``best_events_per_cpu_s`` is the same rate per CPU second.
+shows cpu/wall < 1; ``best_events_per_cpu_s`` is the same rate per CPU second. Each run
+records ``other_cores``: the CPU seconds of every other process on the machine per wall
+second of the run (/proc/stat minus the run's own CPU time; for GillesPy2 this includes
+its worker's decoding of the output, a few ms).
 GillesPy2's SConstruct passes no ``-O`` flag to g++ (only ``-std=c++14``, recorded as
 ``gxx_compile_example``), so it runs at g++'s default -O0; as a sensitivity check the
 plain model is also built with a ``g++`` wrapper adding ``-O3`` (``gillespy2_O3``, not
@@ -354,6 +357,9 @@ def run(args) -> None:
     from hmmpar.micro.ssa import ensemble
     from hmmpar.micro.ssa_model import ReactionNetwork
 
+    sys.path.insert(0, str(HERE))
+    from cpu_usage import system_busy
+
     quick = args.quick
     repeats = args.repeats or (1 if quick else 3)
     suffix = "_quick" if quick else ""
@@ -476,6 +482,7 @@ def run(args) -> None:
                 order = active[rep % len(active):] + active[:rep % len(active)]
                 for meth in order:
                     n = ntr["hmmpar" if meth.startswith("hmmpar") else meth]
+                    busy0 = system_busy()
                     if meth.startswith("hmmpar"):
                         c0, t0 = time.process_time(), time.perf_counter()
                         e = ensemble(net, n, t_end, st, seed_key=(2025, mi, rep), method=meth.split("_")[1])
@@ -491,11 +498,14 @@ def run(args) -> None:
                             continue
                         dt, cpu = r["wall_s"], r["sim_cpu_s"]
                         ev = n * float(np.mean(np.sum(cnt["events"], axis=1)))
+                    others = max(0.0, (system_busy() - busy0 - cpu) / dt)
                     res["timings"].setdefault(meth, []).append({"n_traj": n, "wall_s": dt, "cpu_s": cpu, "events": ev,
                                                                 "events_per_s": ev / dt, "events_per_cpu_s": ev / cpu,
-                                                                "loadavg_1min": os.getloadavg()[0]})
-                    print(f"  {meth:15s} rep {rep}: {n:2d} traj. {dt:6.2f} s (cpu/wall {cpu / dt:4.2f})  "
-                          f"{ev / dt / 1e6:6.2f} M events/s", flush=True)
+                                                                "loadavg_1min": os.getloadavg()[0],
+                                                                "other_cores": others})
+                    print(f"  {meth:15s} rep {rep}: {n:2d} traj. {dt:6.2f} s (cpu/wall {cpu / dt:4.2f}, other "
+                          f"processes {others:4.2f} cores)  {ev / dt / 1e6:6.2f} M events/s, "
+                          f"{ev / cpu / 1e6:6.2f} M events/cpu-s", flush=True)
             if hm_first is not None and cnt is not None:
                 hm_tot = hm_first.events.sum(axis=1)
                 gp_tot = np.sum(cnt["events"], axis=1)
@@ -529,6 +539,9 @@ def run(args) -> None:
         if worker is not None:
             worker.close()
     report["loadavg_end"] = os.getloadavg()
+    report["other_cores_mean_timed_runs"] = statistics.mean(
+        x["other_cores"] for r in report["cases"].values() for v in r["timings"].values() for x in v) \
+        if report["cases"] else None
 
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -569,6 +582,9 @@ def table(report: dict) -> None:
         print(f"  {m:14s} " + "  ".join(f"{LABELS[c]} {b[c] / 1e6:.2f}" for c in LABELS if c in b)
               + "  ratios " + ", ".join(f"{q[k]:.2f}" for k in ("hmmpar_direct/gillespy2", "hmmpar_direct/gillespy2_O3")
                                        if k in q))
+    if report.get("other_cores_mean_timed_runs") is not None:
+        print(f"other processes used {report['other_cores_mean_timed_runs']:.2f} cores on average during the "
+              f"timed runs (of {report['cpu_count']})")
     if report.get("gillespy2_error"):
         print(f"GillesPy2 not measured: {report['gillespy2_error'][:300]}")
 

@@ -5,9 +5,11 @@ Two engines share one compiled kernel, :func:`ssa_kernel`:
 ``method="direct"``
     Gillespie's direct method (J. Comput. Phys. 22 (1976) 403). In state x at time t with
     propensities a_j(x) and a_0 = sum_j a_j, the next event is at t + tau,
-    tau = -ln(u_1) / a_0, and it is reaction j, the smallest index with
-    sum_{k<=j} a_k > u_2 a_0 (u_1 in (0, 1], u_2 in [0, 1) uniform). After reaction j
-    fires, only the propensities in the dependency graph row of j are recomputed
+    tau = E / a_0 with E ~ Exp(1), and it is reaction j, the smallest index with
+    sum_{k<=j} a_k > u a_0 (u uniform in [0, 1)). E is drawn by the ziggurat method
+    (Marsaglia & Tsang, J. Stat. Softw. 5(8) (2000); :mod:`hmmpar.micro.xoshiro`),
+    exactly Exp(1) like -ln(u_1), and without ``log`` or ``exp`` for 97.8 % of the draws.
+    After reaction j fires, only the propensities in the dependency graph row of j are recomputed
     (Gibson & Bruck, J. Phys. Chem. A 104 (2000) 1876) and a_0 is updated by their
     differences. To bound the round-off drift of that running sum, a_0 is re-summed
     from scratch every :data:`RESUM_INTERVAL` events, and also whenever it has fallen
@@ -32,6 +34,14 @@ trajectory is a bitwise function of (network, arguments, key) on any rank.
 
 Sampling: the state is right-continuous and piecewise constant, so the sample at time
 s is the state after every event at a time <= s.
+
+Performance (the layout is described in :func:`ssa_kernel`): the generator state is kept
+in local variables for the whole loop; propensities are one branch-free formula; all
+indices of the hot loop are unsigned (no negative-index wraparound); the dependents'
+new propensities are computed from the counts before the event plus nu_j, so they do
+not wait for the count updates; and the loop is compiled separately for each
+combination of (sorting, integrals or not), so the plain direct method carries no
+code of the others.
 """
 from __future__ import annotations
 
@@ -43,8 +53,8 @@ import numba
 import numpy as np
 
 from ..core.rng import substream
-from .ssa_model import ReactionNetwork, propensity
-from .xoshiro import seed_state, uniform, uniform_open0
+from .ssa_model import ReactionNetwork
+from .xoshiro import exponential_rare, seed_state, step, to_uniform, ziggurat_exp_fast
 
 #: events between two exact re-summations of a_0 in the engines
 RESUM_INTERVAL = 128
@@ -54,13 +64,159 @@ METHODS = {"direct": False, "sorting": True}
 #: kernel status codes
 OK, MAX_EVENTS, NEGATIVE_COUNT = 0, 1, 2
 
+# Unsigned indices: numba wraps a negative signed index around (x[-1] is the last
+# element), which costs a test and an add on every access; unsigned ones skip that. All
+# index tables of the hot loop are uint64, and so is every index computed from them
+# (mixing int64 and uint64 in numba arithmetic gives float64, so constants are uint64 too).
+_U0, _U1 = np.uint64(0), np.uint64(1)
+
 
 @numba.njit(cache=True)
-def _active_sum(a, order):
+def _active_sum(ap, order, n_act, sorting):
+    """a_0: the active propensities summed in search order."""
     s = 0.0
-    for i in range(order.shape[0]):
-        s += a[order[i]]
+    if sorting:
+        for i in range(n_act):
+            s += ap[order[i]]
+    else:
+        for i in range(n_act):
+            s += ap[i]
     return s
+
+
+@numba.njit(cache=True)
+def _search(ap, order, target, sorting):
+    """The first search position whose running sum exceeds target (n_act if none).
+
+    ``ap[n_act]`` is NaN: the running sum becomes NaN there and the loop stops."""
+    i = _U0
+    if sorting:
+        cum = ap[order[i]]
+        while cum <= target:
+            i += _U1
+            cum += ap[order[i]]
+    else:
+        cum = ap[i]
+        while cum <= target:
+            i += _U1
+            cum += ap[i]
+    return i
+
+
+@numba.njit(cache=True)
+def _loop(X, n_sp, ap, order, n_act, nptr, nsp, nch, dptr, eq, er0, er1, eo0, eo1, ec, pslot,
+          integ, tlast, ev, t0, t_end, sample_times, out_states, sorting, general, max_events,
+          s0, s1, s2, s3):
+    """The event loop of :func:`ssa_kernel` on its tables.
+
+    ``sorting`` (sorting direct method) and ``general`` (some propensities are integrated
+    or tracked without being active) are compile-time constants (``numba.literally``): each
+    of the four combinations compiles without the code of the others. The random state
+    lives in s0..s3 (registers, not memory) and is returned.
+    Returns (status, n_events, t, s0, s1, s2, s3)."""
+    numba.literally(sorting)
+    numba.literally(general)
+    n_smp = sample_times.shape[0]
+    t = t0
+    ks = 0
+    n_ev = 0
+    status = OK
+    a0 = _active_sum(ap, order, n_act, sorting)
+    a0_min = a0 * _CANCELLATION
+    since = RESUM_INTERVAL
+    t_smp = sample_times[0] if n_smp > 0 else math.inf
+    t_guard = min(t_smp, t_end)  # the next time at which something other than an event happens
+    alive = a0 > 0.0
+    st = np.empty(4, np.uint64)  # the state in memory for the ziggurat's rare branches
+    while alive:
+        # tau = E / a0 with E ~ Exp(1) by the ziggurat (xoshiro.exponential_local, inlined:
+        # its rare branches go through an array so that the state stays in registers)
+        r, s0, s1, s2, s3 = step(s0, s1, s2, s3)
+        e, ok = ziggurat_exp_fast(r)
+        if not ok:
+            st[0], st[1], st[2], st[3] = s0, s1, s2, s3
+            e = exponential_rare(r, e, st)
+            s0, s1, s2, s3 = st[0], st[1], st[2], st[3]
+        t_next = t + e / a0
+        if t_next > t_guard:  # samples due before t_next, or past t_end
+            while ks < n_smp and sample_times[ks] < t_next:
+                for m in range(n_sp):
+                    out_states[ks, m] = X[m]
+                ks += 1
+            if t_next > t_end:
+                break
+            t_smp = sample_times[ks] if ks < n_smp else math.inf
+            t_guard = min(t_smp, t_end)
+        if n_ev >= max_events:
+            status = MAX_EVENTS
+            break
+        r, s0, s1, s2, s3 = step(s0, s1, s2, s3)
+        i = _search(ap, order, to_uniform(r) * a0, sorting)
+        while i >= n_act:  # a0 drifted above the true sum: re-sum exactly and draw again
+            a0 = _active_sum(ap, order, n_act, sorting)
+            a0_min = a0 * _CANCELLATION
+            since = RESUM_INTERVAL
+            if not a0 > 0.0:
+                break
+            if a0 == math.inf:
+                raise OverflowError("SSA: the propensities overflow float64 (a0 = inf)")
+            r, s0, s1, s2, s3 = step(s0, s1, s2, s3)
+            i = _search(ap, order, to_uniform(r) * a0, sorting)
+        t = t_next
+        if i >= n_act:  # nothing can fire any more
+            alive = False
+            break
+        if sorting:
+            j = order[i]
+        else:
+            j = i
+        # the dependents' new propensities from the counts *before* the event plus the
+        # changes nu_j (eo0, eo1), so that they need not wait for the stores below
+        if not general:
+            for p in range(dptr[j], dptr[j + _U1]):
+                q = eq[p]
+                new = ec[p] * (float(X[er0[p]] + eo0[p]) * float(X[er1[p]] + eo1[p]))
+                a0 += new - ap[q]
+                ap[q] = new
+        else:
+            for p in range(dptr[j], dptr[j + _U1]):
+                q = eq[p]
+                new = ec[p] * (float(X[er0[p]] + eo0[p]) * float(X[er1[p]] + eo1[p]))
+                old = ap[q]
+                sl = pslot[q]
+                if sl >= 0:  # the old value held since tlast[sl]
+                    integ[sl] += old * (t - tlast[sl])
+                    tlast[sl] = t
+                if q < n_act:
+                    a0 += new - old
+                ap[q] = new
+        neg = 0
+        for p in range(nptr[j], nptr[j + _U1]):
+            s = nsp[p]
+            v = X[s] + nch[p]
+            X[s] = v
+            neg |= v
+        if neg < 0:
+            status = NEGATIVE_COUNT
+            break
+        ev[j] += 1
+        n_ev += 1
+        if sorting:
+            if i > _U0:
+                order[i] = order[i - _U1]
+                order[i - _U1] = j
+        since -= 1
+        if since == 0 or not a0 >= a0_min:  # periodic re-sum; cancellation; NaN
+            a0 = _active_sum(ap, order, n_act, sorting)
+            a0_min = a0 * _CANCELLATION
+            since = RESUM_INTERVAL
+            alive = a0 > 0.0
+    if not alive:  # a0 = 0: the state holds to t_end
+        while ks < n_smp:
+            for m in range(n_sp):
+                out_states[ks, m] = X[m]
+            ks += 1
+    return status, n_ev, t, s0, s1, s2, s3
 
 
 @numba.njit(cache=True)
@@ -97,104 +253,149 @@ def ssa_kernel(x, t0, t_end, sample_times, reactants, rates, nu_ptr, nu_species,
     -------
     (status, n_events, t) : (int, int, float)
         ``OK``, ``MAX_EVENTS`` or ``NEGATIVE_COUNT``; the time of the last event.
+
+    Tables (built here per call, O(size of the network)). The reactions are renumbered by
+    *position*: 0..m-1 the active ones in ``active`` order (the direct method's search
+    order), m a NaN sentinel that ends every search, then the integrated inactive ones;
+    ``ap`` holds the propensities by position. The propensity of position q is
+    c_q X[r0_q] (X[r1_q] - d_q) with X = (x, 1): a missing reactant reads the trailing 1,
+    and ``2 A`` has c_q = c/2, r0 = r1 = A, d = 1, i.e. c x (x-1)/2, bitwise as
+    :func:`~hmmpar.micro.ssa_model.propensity`. For each active position j the kernel
+    stores its nu row (``nsp``, ``nch``) and its dependency row restricted to tracked
+    (active or integrated) positions, one entry per dependent q with (q, r0_q, r1_q, c_q)
+    and the offsets nu_j[r0_q] and nu_j[r1_q] - d_q, so that X[r0] + offset is the count
+    after j fired.
     """
     n_r = rates.shape[0]
+    n_sp = x.shape[0]
     n_act = active.shape[0]
     n_int = integrate.shape[0]
-    n_smp = sample_times.shape[0]
-    tracked = np.zeros(n_r, np.bool_)
-    is_active = np.zeros(n_r, np.bool_)
-    slot = np.full(n_r, -1, np.int64)
+    pos = np.full(n_r, -1, np.int64)
     for i in range(n_act):
-        is_active[active[i]] = True
-        tracked[active[i]] = True
+        pos[active[i]] = i
+    n_pos = n_act + 1
     for i in range(n_int):
-        slot[integrate[i]] = i
-        tracked[integrate[i]] = True
-    a = np.zeros(n_r)
+        if pos[integrate[i]] < 0:
+            pos[integrate[i]] = n_pos
+            n_pos += 1
+    # per position: c, r0, r1, d
+    pc = np.zeros(n_pos)
+    pr = np.full(2 * n_pos, n_sp, np.int64)
+    pd = np.zeros(n_pos, np.int64)
     for k in range(n_r):
-        if tracked[k]:
-            a[k] = propensity(k, x, reactants, rates)
-    if sorting:
-        order = active[np.argsort(-a[active], kind="mergesort")]
-    else:
-        order = active.copy()
-    t_last = np.full(n_int, t0)
+        q = pos[k]
+        if q < 0:
+            continue
+        r0 = reactants[k, 0]
+        r1 = reactants[k, 1]
+        pc[q] = rates[k]
+        if r0 >= 0:
+            pr[2 * q] = r0
+            if r1 >= 0:
+                pr[2 * q + 1] = r1
+                if r1 == r0:
+                    pc[q] = rates[k] * 0.5
+                    pd[q] = 1
+    n_nu = 0
+    n_dep = 0
+    for i in range(n_act):
+        k = active[i]
+        n_nu += nu_ptr[k + 1] - nu_ptr[k]
+        for p in range(dep_ptr[k], dep_ptr[k + 1]):
+            if pos[dep_idx[p]] >= 0:
+                n_dep += 1
+    # index tables (uint64) and offsets (int64), each one block cut into views
+    ub = np.empty(3 * (n_act + 1) + n_nu + 3 * n_dep, np.uint64)
+    nptr = ub[:n_act + 1]
+    dptr = ub[n_act + 1:2 * (n_act + 1)]
+    order = ub[2 * (n_act + 1):3 * (n_act + 1)]
+    o = 3 * (n_act + 1)
+    nsp = ub[o:o + n_nu]
+    o += n_nu
+    eq = ub[o:o + n_dep]
+    er0 = ub[o + n_dep:o + 2 * n_dep]
+    er1 = ub[o + 2 * n_dep:o + 3 * n_dep]
+    ib = np.zeros(n_nu + 2 * n_dep + n_pos + n_act + 1, np.int64)
+    nch = ib[:n_nu]
+    eo0 = ib[n_nu:n_nu + n_dep]
+    eo1 = ib[n_nu + n_dep:n_nu + 2 * n_dep]
+    o = n_nu + 2 * n_dep
+    pslot = ib[o:o + n_pos]
+    ev = ib[o + n_pos:]
+    fb = np.empty(n_dep + n_pos + 2 * n_int)
+    ec = fb[:n_dep]
+    ap = fb[n_dep:n_dep + n_pos]
+    integ = fb[n_dep + n_pos:n_dep + n_pos + n_int]
+    tlast = fb[n_dep + n_pos + n_int:]
+    integ[:] = 0.0
+    tlast[:] = t0
+    pslot[:] = -1
+    for i in range(n_int):
+        pslot[pos[integrate[i]]] = i
+    nptr[0] = 0
+    dptr[0] = 0
+    on = 0
+    od = 0
+    for i in range(n_act):
+        k = active[i]
+        for p in range(nu_ptr[k], nu_ptr[k + 1]):
+            nsp[on] = nu_species[p]
+            nch[on] = nu_change[p]
+            on += 1
+        for p in range(dep_ptr[k], dep_ptr[k + 1]):
+            q = pos[dep_idx[p]]
+            if q < 0:
+                continue
+            eq[od] = q
+            er0[od] = pr[2 * q]
+            er1[od] = pr[2 * q + 1]
+            ec[od] = pc[q]
+            eo1[od] = -pd[q]
+            for m in range(nu_ptr[k], nu_ptr[k + 1]):
+                if nu_species[m] == pr[2 * q]:
+                    eo0[od] += nu_change[m]
+                if nu_species[m] == pr[2 * q + 1]:
+                    eo1[od] += nu_change[m]
+            od += 1
+        nptr[i + 1] = on
+        dptr[i + 1] = od
+    X = np.empty(n_sp + 1, np.int64)
+    X[:n_sp] = x
+    X[n_sp] = 1
+    for q in range(n_pos):
+        ap[q] = pc[q] * (float(X[pr[2 * q]]) * float(X[pr[2 * q + 1]] - pd[q]))
+    ap[n_act] = math.nan
+    if sorting:  # by decreasing initial propensity, stable
+        order[:n_act] = np.argsort(-ap[:n_act], kind="mergesort")
+        order[n_act] = n_act
+    m_act = np.uint64(n_act)
+    s0, s1, s2, s3 = rng[0], rng[1], rng[2], rng[3]
+    general = n_int > 0
+    # one call per (sorting, general), so that each is a compile-time constant in _loop
+    if not sorting and not general:
+        status, n_ev, t, s0, s1, s2, s3 = _loop(
+            X, n_sp, ap, order, m_act, nptr, nsp, nch, dptr, eq, er0, er1, eo0, eo1, ec, pslot, integ, tlast,
+            ev, t0, t_end, sample_times, out_states, False, False, max_events, s0, s1, s2, s3)
+    elif not sorting and general:
+        status, n_ev, t, s0, s1, s2, s3 = _loop(
+            X, n_sp, ap, order, m_act, nptr, nsp, nch, dptr, eq, er0, er1, eo0, eo1, ec, pslot, integ, tlast,
+            ev, t0, t_end, sample_times, out_states, False, True, max_events, s0, s1, s2, s3)
+    elif sorting and not general:
+        status, n_ev, t, s0, s1, s2, s3 = _loop(
+            X, n_sp, ap, order, m_act, nptr, nsp, nch, dptr, eq, er0, er1, eo0, eo1, ec, pslot, integ, tlast,
+            ev, t0, t_end, sample_times, out_states, True, False, max_events, s0, s1, s2, s3)
+    else:  # sorting and general
+        status, n_ev, t, s0, s1, s2, s3 = _loop(
+            X, n_sp, ap, order, m_act, nptr, nsp, nch, dptr, eq, er0, er1, eo0, eo1, ec, pslot, integ, tlast,
+            ev, t0, t_end, sample_times, out_states, True, True, max_events, s0, s1, s2, s3)
+    rng[0], rng[1], rng[2], rng[3] = s0, s1, s2, s3
+    x[:] = X[:n_sp]
     out_events[:] = 0
-    out_integrals[:] = 0.0
-
-    a0 = _active_sum(a, order)
-    a0_exact = a0
-    since_resum = 0
-    t = t0
-    ks = 0
-    n_ev = 0
-    status = OK
-    while True:
-        if since_resum >= RESUM_INTERVAL or a0 < a0_exact * _CANCELLATION or a0 < 0.0:
-            a0 = _active_sum(a, order)
-            a0_exact = a0
-            since_resum = 0
-        if a0 > 0.0:
-            t_next = t - math.log(uniform_open0(rng)) / a0
-        else:
-            t_next = math.inf
-        while ks < n_smp and sample_times[ks] < t_next:
-            out_states[ks, :] = x
-            ks += 1
-        if t_next > t_end:
-            break
-        if n_ev >= max_events:
-            status = MAX_EVENTS
-            break
-        # select the reaction: first position whose running sum passes u * a0
-        j = -1
-        pos = -1
-        while j < 0:
-            target = uniform(rng) * a0
-            cum = 0.0
-            for i in range(n_act):
-                cum += a[order[i]]
-                if cum > target:
-                    j = order[i]
-                    pos = i
-                    break
-            if j < 0:  # a0 drifted above the true sum: re-sum exactly and draw again
-                a0 = _active_sum(a, order)
-                a0_exact = a0
-                since_resum = 0
-                if not a0 > 0.0:
-                    break
-        t = t_next
-        if j < 0:
-            continue  # nothing can fire any more; the next pass finds a0 = 0
-        for p in range(nu_ptr[j], nu_ptr[j + 1]):
-            s = nu_species[p]
-            x[s] += nu_change[p]
-            if x[s] < 0:
-                status = NEGATIVE_COUNT
-        if status != OK:
-            break
-        for p in range(dep_ptr[j], dep_ptr[j + 1]):
-            k = dep_idx[p]
-            if tracked[k]:
-                new = propensity(k, x, reactants, rates)
-                q = slot[k]
-                if q >= 0:  # the old value held since t_last[q]
-                    out_integrals[q] += a[k] * (t - t_last[q])
-                    t_last[q] = t
-                if is_active[k]:
-                    a0 += new - a[k]
-                a[k] = new
-        out_events[j] += 1
-        n_ev += 1
-        since_resum += 1
-        if sorting and pos > 0:
-            order[pos] = order[pos - 1]
-            order[pos - 1] = j
+    for i in range(n_act):
+        out_events[active[i]] = ev[i]
     t_stop = t_end if status == OK else t
-    for q in range(n_int):
-        out_integrals[q] += a[integrate[q]] * (t_stop - t_last[q])
+    for i in range(n_int):
+        out_integrals[i] = integ[i] + ap[pos[integrate[i]]] * (t_stop - tlast[i])
     return status, n_ev, t
 
 
