@@ -4,7 +4,10 @@ The Nested SSA (E, Liu & Vanden-Eijnden, J. Chem. Phys. 123 (2005) 194107;
 :mod:`hmmpar.micro.nested_ssa`) averages the slow propensities over inner SSAs of the
 fast reactions and takes outer SSA steps of the slow reactions at those rates; the
 direct SSA (Gillespie, J. Comput. Phys. 22 (1976) 403) is the exact reference, run
-through the same application (``ensemble.method``).
+through the same application (``ensemble.method``). ``nested.levels = 3`` nests the
+method twice for models with ultrafast (``level = 2``), fast and slow reactions: the
+``ultrafast_*`` keys are N₂, T_f₂, T₀₂ and λ₂ of the innermost replicas (docs/ssa.md,
+"Three time scales").
 
 Steps are *sample windows*: step k advances every trajectory from the sample time t_k
 to t_{k+1} (t_0 = 0) and records its state. A trajectory is a farm task whose row holds
@@ -37,10 +40,15 @@ from hmmpar.core.errors import CheckpointError, ConfigError, one_line
 from hmmpar.core.farm import Farm, TaskContext
 from hmmpar.core.rng import task_seeds
 from hmmpar.io import ssa_output
-from hmmpar.micro.nested_ssa import COUNTERS, NestedParameters, WindowRunner, auto_partition, time_scale
-from hmmpar.micro.ssa_model import NetworkError, ReactionNetwork, parse_equation
+from hmmpar.micro.nested_ssa import (COUNTERS, THREE_LEVEL_STEP, TWO_LEVEL_STEP, NestedParameters, WindowRunner,
+                                     auto_partition, plan_step, time_scale, time_scale_between)
+from hmmpar.micro.ssa_model import FAST, SLOW, ULTRAFAST, NetworkError, ReactionNetwork, parse_equation
 
 METHODS = ("nested", "direct")
+
+#: [nested] keys of the third level (``levels = 3``) and their defaults
+ULTRAFAST_KEYS = {"ultrafast_replicas": 0, "ultrafast_averaging_time": 0.0, "ultrafast_burn_in": 0.0,
+                  "ultrafast_tolerance": 0.0}
 
 
 def resolve_model_path(config) -> Path:
@@ -142,8 +150,20 @@ class NestedSSA(Application):
             "partition": Field(str, "model", "fast reactions: model (the model's fast flags) or auto "
                                "(potential propensity >= partition_ratio * largest, every outer step)",
                                choices=("model", "auto")),
-            "partition_ratio": Field(float, 1e-3, "theta of the automatic partition", min=0.0,
+            "partition_ratio": Field(float, 1e-3, "theta of the automatic partition (with levels = 3 "
+                                     "applied twice: to all reactions, then to those it left slow)", min=0.0,
                                      min_exclusive=True, max=1.0),
+            "levels": Field(int, 2, "time scales: 2 (fast/slow) or 3 (ultrafast/fast/slow: the Nested SSA "
+                            "nested twice; replicas, averaging_time, burn_in then apply to the middle level)",
+                            choices=(2, 3)),
+            "ultrafast_replicas": Field(int, 0, "levels = 3: N2 inner replicas of the ultrafast reactions per "
+                                        "middle step (0: ceil(1/lambda2))", min=0),
+            "ultrafast_averaging_time": Field(float, 0.0, "levels = 3: T_f2 (0: eps2(z)/lambda2, every middle "
+                                              "step)", min=0.0),
+            "ultrafast_burn_in": Field(float, 0.0, "levels = 3: T_02, inner time discarded before averaging",
+                                       min=0.0),
+            "ultrafast_tolerance": Field(float, 0.0, "levels = 3: lambda2 of N2 and T_f2 (0: nested.tolerance)",
+                                         min=0.0),
         },
         "output": {  # the runtime's output keys (plots) and the observables
             **RUNTIME_SCHEMA["output"],
@@ -166,14 +186,35 @@ class NestedSSA(Application):
             which = "replicas" if nested["replicas"] == 0 else "averaging_time"
             raise ConfigError(f"config key nested.tolerance must be > 0 when nested.{which} is 0 "
                               f"(derived from the tolerance); set one of them")
+        levels = nested["levels"]
+        if levels == 2:
+            for key, default in ULTRAFAST_KEYS.items():
+                if nested[key] != default:
+                    raise ConfigError(f"config key nested.{key} applies only with nested.levels = 3 "
+                                      f"(levels is 2)")
+        lambda2 = nested["ultrafast_tolerance"] or nested["tolerance"]
+        if self.method == "nested" and levels == 3 and lambda2 == 0 and \
+                (nested["ultrafast_replicas"] == 0 or nested["ultrafast_averaging_time"] == 0):
+            which = "ultrafast_replicas" if nested["ultrafast_replicas"] == 0 else "ultrafast_averaging_time"
+            raise ConfigError(f"config key nested.ultrafast_tolerance must be > 0 when nested.{which} is 0 "
+                              f"and nested.tolerance is 0 (derived from the tolerance); set one of them")
         self.params = NestedParameters(
             replicas=nested["replicas"], averaging_time=nested["averaging_time"], burn_in=nested["burn_in"],
             tolerance=nested["tolerance"] if nested["tolerance"] > 0 else 1.0,
             partition=nested["partition"], partition_ratio=nested["partition_ratio"],
-            engine=config["ensemble.engine"], max_events=config["ensemble.max_events"])
+            engine=config["ensemble.engine"], max_events=config["ensemble.max_events"], levels=levels,
+            ultrafast_replicas=nested["ultrafast_replicas"],
+            ultrafast_averaging_time=nested["ultrafast_averaging_time"],
+            ultrafast_burn_in=nested["ultrafast_burn_in"],
+            ultrafast_tolerance=lambda2 if lambda2 > 0 else 1.0)
         if self.method == "nested" and nested["partition"] == "model" and not net.fast.any():
             raise ConfigError(f"config key nested.partition = \"model\" but {resolve_model_path(config)} marks "
                               "no reaction fast (add fast = true, or use partition = \"auto\")")
+        if self.method == "nested" and levels == 3 and nested["partition"] == "model":
+            for lvl, what, how in ((ULTRAFAST, "ultrafast", "level = 2"), (FAST, "fast at level 1", "fast = true")):
+                if not (net.level == lvl).any():
+                    raise ConfigError(f"config key nested.levels = 3 but {resolve_model_path(config)} marks no "
+                                      f"reaction {what} (add {how}, use levels = 2, or partition = \"auto\")")
         try:
             self.runner = WindowRunner(net, self.method, self.params)
         except ValueError as exc:
@@ -301,6 +342,8 @@ class NestedSSA(Application):
         if self.method == "direct":
             return {"engine": self.params.engine}
         p, net = self.params, self.network
+        if p.levels == 3:
+            return self._parameters_three_levels()
         fast = net.fast.copy()
         if p.partition == "auto":
             auto_partition(net.initial_counts, net.reactants, net.rates, p.partition_ratio, fast)
@@ -315,6 +358,38 @@ class NestedSSA(Application):
             out["tolerance"] = p.tolerance
             eps0 = time_scale(net.initial_counts, fast, net.reactants, net.rates, net.nu)
             out["eps_initial"], out["averaging_time_initial"] = eps0, eps0 / p.tolerance  # for orientation
+        return out
+
+    def _parameters_three_levels(self) -> dict:
+        p, net = self.params, self.network
+        x0 = net.initial_counts
+        level = np.empty(net.n_reactions, dtype=np.int64)
+        kind, t_f0 = plan_step(3, x0, net.level, p.partition == "auto", float(p.partition_ratio),
+                               float(p.averaging_time), float(p.tolerance), net.reactants, net.rates, net.nu, level)
+        out = {"levels": 3, "replicas": p.n_replicas, "burn_in": p.burn_in,
+               "ultrafast_replicas": p.n_ultrafast_replicas, "ultrafast_burn_in": p.ultrafast_burn_in,
+               "partition": p.partition, "engine": p.engine,
+               "levels_initial": [int(v) for v in level],  # 2 ultrafast, 1 fast, 0 slow at t = 0
+               "step_initial": {THREE_LEVEL_STEP: "three-level", TWO_LEVEL_STEP: "two-level"}.get(int(kind), "exact")}
+        if p.partition == "auto":
+            out["partition_ratio"] = p.partition_ratio
+        ultra = level == ULTRAFAST
+        eps1 = time_scale_between(x0, level == FAST, level == SLOW, net.reactants, net.rates, net.nu) \
+            if kind == THREE_LEVEL_STEP else 0.0
+        eps2 = time_scale_between(x0, ultra, ~ultra, net.reactants, net.rates, net.nu) if ultra.any() else 0.0
+        if p.averaging_time > 0:
+            out["averaging_time"] = p.averaging_time
+        else:
+            out["averaging_time"] = "eps1(x)/tolerance"
+            out["tolerance"] = p.tolerance
+            out["eps1_initial"], out["averaging_time_initial"] = eps1, t_f0
+        if p.ultrafast_averaging_time > 0:
+            out["ultrafast_averaging_time"] = p.ultrafast_averaging_time
+        else:
+            out["ultrafast_averaging_time"] = "eps2(z)/ultrafast_tolerance"
+            out["ultrafast_tolerance"] = p.ultrafast_lambda
+            out["eps2_initial"] = eps2
+            out["ultrafast_averaging_time_initial"] = eps2 / p.ultrafast_lambda
         return out
 
     def finalize(self, outdir: Path) -> dict | None:

@@ -11,6 +11,13 @@ the same compiled functions, with the same arguments and the same summation orde
 in :func:`~hmmpar.micro.nested_ssa.nested_window_kernel`, so both modes give bitwise the
 same trajectories. A round costs one farm call (collective), so the mode pays when an
 outer step's replicas cost much more than the farm's per-call overhead.
+
+With three levels (``nested.levels = 3``) a three-level outer step's tasks are its N middle
+replicas (:func:`~hmmpar.micro.nested_ssa.middle_replica`, each a whole Nested SSA of the
+fast reactions over the ultrafast ones, key ``sub_key(key, n, r)``), combined by the same
+:func:`~hmmpar.micro.nested_ssa.replica_average` and followed by
+:func:`~hmmpar.micro.nested_ssa.outer_step_levels` on the owner; steps that collapse to
+two levels or to an exact step are handled as above.
 """
 from __future__ import annotations
 
@@ -18,16 +25,19 @@ import numpy as np
 
 from hmmpar.core.errors import TaskError
 from hmmpar.core.farm import Farm, TaskContext
-from hmmpar.micro.nested_ssa import (COUNTERS, MAX_EVENTS, OK, WindowError, WindowRunner, exact_rates,
-                                     outer_step, replica_average, replica_run, status_error, step_plan)
+from hmmpar.micro.nested_ssa import (COUNTERS, MAX_EVENTS, OK, THREE_LEVEL_STEP, TWO_LEVEL_STEP, WindowError,
+                                     WindowRunner, exact_rates, middle_replica, outer_step, outer_step_levels,
+                                     plan_step, replica_average, replica_run, status_error)
 from hmmpar.micro.splitmix import OUTER_STREAM, seed_stream
+from hmmpar.micro.ssa_model import FAST, SLOW
 
 
 def replica_dtypes(n_species: int, n_reactions: int) -> tuple[np.dtype, np.dtype]:
     """Task and result rows of one replica."""
     task = np.dtype([("task_id", "i8"), ("x", "i8", (n_species,)), ("key", "u8"), ("n", "i8"), ("r", "i8"),
-                     ("t_f", "f8"), ("limit", "i8"), ("fast", "?", (n_reactions,))])
-    result = np.dtype([("end", "i8", (n_species,)), ("integrals", "f8", (n_reactions,)), ("events", "i8")])
+                     ("t_f", "f8"), ("limit", "i8"), ("kind", "i8"), ("level", "i8", (n_reactions,))])
+    result = np.dtype([("end", "i8", (n_species,)), ("integrals", "f8", (n_reactions,)), ("events", "i8"),
+                       ("continuations", "i8")])
     return task, result
 
 
@@ -51,22 +61,34 @@ class ReplicaRounds:
 
     def solve(self, rows: np.ndarray, ctx: TaskContext) -> np.ndarray:
         """Run the replicas of the rows (pure: streams from the rows' keys)."""
-        runner, net = self.runner, self.runner.network
+        runner, net, p = self.runner, self.runner.network, self.runner.params
         out = np.zeros(rows.shape[0], dtype=self.result_dtype)
         for i in range(rows.shape[0]):
-            fast = rows["fast"][i]
-            slow_idx = np.flatnonzero(~fast)
+            level = np.ascontiguousarray(rows["level"][i])
+            slow_idx = np.flatnonzero(level == SLOW)
             integrals = np.empty(slow_idx.size)
             end = np.empty(net.n_species, dtype=np.int64)
-            status, ne = replica_run(rows["x"][i], np.uint64(rows["key"][i]), int(rows["n"][i]), int(rows["r"][i]),
-                                     float(runner.params.burn_in), float(rows["t_f"][i]), np.flatnonzero(fast),
-                                     slow_idx, net.reactants, net.rates, net.nu_ptr, net.nu_species, net.nu_change,
-                                     net.dep_ptr, net.dep_idx, runner.sorting, int(rows["limit"][i]), end, integrals)
+            key, n, r = np.uint64(rows["key"][i]), int(rows["n"][i]), int(rows["r"][i])
+            if rows["kind"][i] == THREE_LEVEL_STEP:
+                stats = np.zeros(3, dtype=np.int64)
+                status = middle_replica(np.ascontiguousarray(rows["x"][i]), key, n, r, float(p.burn_in), float(rows["t_f"][i]), level,
+                                        int(p.n_ultrafast_replicas), float(p.ultrafast_burn_in),
+                                        float(p.ultrafast_averaging_time), float(p.ultrafast_lambda), net.reactants,
+                                        net.rates, net.nu, net.nu_ptr, net.nu_species, net.nu_change, net.dep_ptr,
+                                        net.dep_idx, runner.sorting, int(rows["limit"][i]), end, integrals, stats)
+                ne, cont = int(stats[0] + stats[1]), int(stats[2])
+            else:
+                status, ne = replica_run(rows["x"][i], key, n, r, float(p.burn_in), float(rows["t_f"][i]),
+                                         np.flatnonzero(level >= FAST), slow_idx, net.reactants, net.rates,
+                                         net.nu_ptr, net.nu_species, net.nu_change, net.dep_ptr, net.dep_idx,
+                                         runner.sorting, int(rows["limit"][i]), end, integrals)
+                cont = 0
             if status != OK:
                 raise WindowError(status_error(status, net, 0.0, runner.max_events))
             out["end"][i] = end
             out["integrals"][i, slow_idx] = integrals
             out["events"][i] = ne
+            out["continuations"][i] = cont
         return out
 
     def advance(self, x: np.ndarray, ids: np.ndarray, keys: np.ndarray, t_start: float, t_stop: float,
@@ -84,24 +106,27 @@ class ReplicaRounds:
         outer = np.empty((k, 4), dtype=np.uint64)
         for i in range(k):
             seed_stream(np.uint64(keys[i]), np.uint64(0), OUTER_STREAM, outer[i])
-        previous = np.zeros((k, m), dtype=bool)
-        fast = np.zeros((k, m), dtype=bool)
+        previous = np.zeros((k, m), dtype=np.int64)
+        level = np.zeros((k, m), dtype=np.int64)
+        kind = np.zeros(k, dtype=np.int64)
         t_f = np.zeros(k)
         error = None
         while True:
             rows = []
             for i in np.flatnonzero(active):
-                t_f[i] = step_plan(x[i], net.fast, runner.auto, float(p.partition_ratio), float(p.averaging_time),
-                                   float(p.tolerance), net.reactants, net.rates, net.nu, fast[i])
-                if n[i] > 0 and runner.auto and not np.array_equal(fast[i], previous[i]):
+                kind[i], t_f[i] = plan_step(runner.levels, x[i], net.level, runner.auto, float(p.partition_ratio),
+                                            float(p.averaging_time), float(p.tolerance), net.reactants, net.rates,
+                                            net.nu, level[i])
+                if n[i] > 0 and runner.auto and not np.array_equal(level[i], previous[i]):
                     counters[i, 3] += 1
-                previous[i] = fast[i]
+                previous[i] = level[i]
                 counters[i, 2] += 1
-                if t_f[i] > 0.0:
+                if kind[i] in (TWO_LEVEL_STEP, THREE_LEVEL_STEP):
                     block = np.zeros(n_rep, dtype=self.task_dtype)
                     block["task_id"] = ids[i] * n_rep + np.arange(n_rep)
                     block["x"], block["key"], block["n"] = x[i], keys[i], n[i]
-                    block["r"], block["t_f"], block["fast"] = np.arange(n_rep), t_f[i], fast[i]
+                    block["r"], block["t_f"], block["kind"] = np.arange(n_rep), t_f[i], kind[i]
+                    block["level"] = level[i]
                     block["limit"] = runner.max_events - spent[i]
                     rows.append(block)
             if self.farm.comm.allreduce(int(active.sum())) == 0:
@@ -111,16 +136,17 @@ class ReplicaRounds:
             self.rounds += 1
             done = 0
             for i in np.flatnonzero(active):
-                fast_idx, slow_idx = np.flatnonzero(fast[i]), np.flatnonzero(~fast[i])
+                fast_idx, slow_idx = np.flatnonzero(level[i] >= FAST), np.flatnonzero(level[i] == SLOW)
                 rates_avg = np.empty(slow_idx.size)
                 ends = np.zeros((n_rep, ns), dtype=np.int64)
-                if t_f[i] > 0.0:
+                if kind[i] in (TWO_LEVEL_STEP, THREE_LEVEL_STEP):
                     block = results[done:done + n_rep]
                     done += n_rep
                     replica_average(np.ascontiguousarray(block["integrals"][:, slow_idx]), t_f[i], rates_avg)
                     ends[:] = block["end"]
                     ne = int(block["events"].sum())
                     counters[i, 0] += ne
+                    counters[i, 4] += int(block["continuations"].sum())
                     spent[i] += ne
                     if spent[i] >= runner.max_events:
                         error = error or status_error(MAX_EVENTS, net, t[i], runner.max_events)
@@ -128,14 +154,26 @@ class ReplicaRounds:
                         continue
                 else:
                     exact_rates(x[i], slow_idx, net.reactants, net.rates, rates_avg)
-                status, t_next, fired, ne = outer_step(
-                    x[i], t[i], float(t_stop), rates_avg, slow_idx, fast_idx, ends, t_f[i], np.uint64(keys[i]),
-                    int(n[i]), outer[i], net.reactants, net.rates, net.nu_ptr, net.nu_species, net.nu_change,
-                    net.dep_ptr, net.dep_idx, runner.sorting, runner.max_events - spent[i])
-                if ne > 0:
-                    counters[i, 4] += 1
-                    counters[i, 0] += ne
-                    spent[i] += ne
+                if kind[i] == THREE_LEVEL_STEP:
+                    stats = np.zeros(3, dtype=np.int64)
+                    status, t_next, fired = outer_step_levels(
+                        x[i], t[i], float(t_stop), rates_avg, slow_idx, ends, t_f[i], np.uint64(keys[i]), int(n[i]),
+                        outer[i], level[i], int(p.n_ultrafast_replicas), float(p.ultrafast_burn_in),
+                        float(p.ultrafast_averaging_time), float(p.ultrafast_lambda), net.reactants, net.rates,
+                        net.nu, net.nu_ptr, net.nu_species, net.nu_change, net.dep_ptr, net.dep_idx, runner.sorting,
+                        runner.max_events - spent[i], stats)
+                    counters[i, 0] += stats[0] + stats[1]
+                    counters[i, 4] += stats[2]
+                    spent[i] += stats[0] + stats[1]
+                else:
+                    status, t_next, fired, ne = outer_step(
+                        x[i], t[i], float(t_stop), rates_avg, slow_idx, fast_idx, ends, t_f[i], np.uint64(keys[i]),
+                        int(n[i]), outer[i], net.reactants, net.rates, net.nu_ptr, net.nu_species, net.nu_change,
+                        net.dep_ptr, net.dep_idx, runner.sorting, runner.max_events - spent[i])
+                    if ne > 0:
+                        counters[i, 4] += 1
+                        counters[i, 0] += ne
+                        spent[i] += ne
                 if status != OK:
                     error = error or status_error(status, net, t_next, runner.max_events)
                     active[i] = False

@@ -23,6 +23,14 @@ Reactions with three or more reactant molecules are rejected. Models come from T
 
 Every problem is a one-line :class:`NetworkError` (a ``ValueError``) naming the reaction
 (by name or index, with its equation) or the species at fault.
+
+**Time-scale levels** (for the Nested SSA, :mod:`hmmpar.micro.nested_ssa`): every reaction
+has a level, 0 slow (the default), 1 fast, 2 ultrafast. ``fast = true`` is level 1;
+``level = 2`` marks an ultrafast reaction (``level = 1`` and ``level = 0`` are accepted
+too). A reaction that gives both must make them agree: ``fast = true`` with ``level`` 1 or
+2, ``fast = false`` with level 0. The two-level method treats levels 1 and 2 alike as fast
+(:attr:`ReactionNetwork.fast` is ``level >= 1``); the three-level one averages level 2
+inside level 1 inside level 0.
 """
 from __future__ import annotations
 
@@ -44,7 +52,10 @@ from ..core.errors import ConfigError
 SPECIES_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _TERM = re.compile(r"(?:(\d+)\s*\*?\s*)?([A-Za-z_][A-Za-z0-9_.]*)")
 _EMPTY_SIDES = {"", "0", "∅"}
-_REACTION_KEYS = ("equation", "rate", "fast", "name")
+_REACTION_KEYS = ("equation", "rate", "fast", "level", "name")
+#: time-scale levels of a reaction (see the module docstring)
+SLOW, FAST, ULTRAFAST = 0, 1, 2
+LEVEL_NAMES = ("slow", "fast", "ultrafast")
 _MAX_COUNT = 2 ** 62
 
 
@@ -101,9 +112,14 @@ class Reaction:
     rate
         The mass-action rate constant c (see the module docstring for the convention).
     fast
-        Marks a fast reaction, for multiscale methods (Nested SSA).
+        Marks a fast reaction, for multiscale methods (Nested SSA): level 1 unless
+        ``level`` says 2.
     name
         Optional; errors and results name the reaction by it.
+    level
+        Time-scale level: 0 slow, 1 fast, 2 ultrafast. ``None`` (the default) means 1 if
+        ``fast`` else 0; a level >= 1 with the default ``fast = False`` sets ``fast``.
+        ``fast = True`` with ``level = 0`` is an error (raised by the network).
     """
 
     reactants: tuple[tuple[str, int], ...]
@@ -111,16 +127,25 @@ class Reaction:
     rate: float
     fast: bool = False
     name: str | None = None
+    level: int | None = None
+
+    def __post_init__(self) -> None:
+        flag = isinstance(self.fast, (bool, np.bool_)) and bool(self.fast)
+        if self.level is None:
+            object.__setattr__(self, "level", FAST if flag else SLOW)
+        elif not flag and self.fast is False and _is_level(self.level) and self.level >= FAST:
+            object.__setattr__(self, "fast", True)
 
     @classmethod
-    def parse(cls, equation: str, rate: float, *, fast: bool = False, name: str | None = None) -> "Reaction":
+    def parse(cls, equation: str, rate: float, *, fast: bool = False, name: str | None = None,
+              level: int | None = None) -> "Reaction":
         """A reaction from its equation text, e.g. ``Reaction.parse("2 A -> B", 0.5)``."""
         try:
             reactants, products = parse_equation(equation)
         except ValueError as e:
             who = f"reaction {name!r}" if name else "reaction"
             raise NetworkError(f"{who} ({equation}): {e}") from None
-        return cls(reactants, products, rate, fast, name)
+        return cls(reactants, products, rate, fast, name, level)
 
     @property
     def equation(self) -> str:
@@ -156,7 +181,10 @@ class ReactionNetwork:
     initial_counts : ndarray of int64, shape (n_species,)
     reactions : tuple of Reaction
     rates : ndarray of float64, shape (n_reactions,)
+    level : ndarray of int64, shape (n_reactions,)
+        Time-scale level of each reaction: 0 slow, 1 fast, 2 ultrafast.
     fast : ndarray of bool, shape (n_reactions,)
+        ``level >= 1``: the fast set of the two-level Nested SSA.
     reactants : ndarray of int64, shape (n_reactions, 2)
         Reactant species indices, ``-1`` for none; ``2 A`` is ``(A, A)``. Together with
         :attr:`reactant_order` this is the whole propensity table.
@@ -234,6 +262,11 @@ class ReactionNetwork:
             raise NetworkError(f"{label}: the rate constant must be a finite number >= 0, got {c!r}")
         if not isinstance(r.fast, (bool, np.bool_)):
             raise NetworkError(f"{label}: 'fast' must be true or false, got {r.fast!r}")
+        if not _is_level(r.level):
+            raise NetworkError(f"{label}: 'level' must be 0 (slow), 1 (fast) or 2 (ultrafast), got {r.level!r}")
+        if bool(r.fast) != (r.level >= FAST):
+            raise NetworkError(f"{label}: fast = {str(bool(r.fast)).lower()} contradicts level = {r.level} "
+                               "(fast = true is level 1 or 2, level 0 is slow); give one of them")
 
     # -- arrays for the engines ---------------------------------------------------------
 
@@ -250,7 +283,8 @@ class ReactionNetwork:
             for s, k in r.products:
                 nu[j, idx[s]] += k
         self.rates = _readonly(np.array([float(r.rate) for r in self.reactions], dtype=np.float64))
-        self.fast = _readonly(np.array([bool(r.fast) for r in self.reactions], dtype=bool))
+        self.level = _readonly(np.array([int(r.level) for r in self.reactions], dtype=np.int64))
+        self.fast = _readonly(self.level >= FAST)
         self.reactants = _readonly(reactants)
         self.reactant_order = _readonly((reactants >= 0).sum(axis=1).astype(np.int64))
         self.nu = _readonly(nu)
@@ -287,6 +321,11 @@ class ReactionNetwork:
     def slow_reactions(self) -> np.ndarray:
         """Indices of the reactions not marked ``fast``."""
         return np.flatnonzero(~self.fast)
+
+    @property
+    def ultrafast_reactions(self) -> np.ndarray:
+        """Indices of the level-2 (ultrafast) reactions."""
+        return np.flatnonzero(self.level == ULTRAFAST)
 
     def dependents(self, j: int) -> np.ndarray:
         """Reactions whose propensity may change when reaction ``j`` fires (ascending)."""
@@ -371,7 +410,11 @@ class ReactionNetwork:
                 reactants, products = parse_equation(equation)
             except ValueError as e:
                 raise NetworkError(f"{source}: {who} ({equation}): {e}") from None
-            parsed.append(Reaction(reactants, products, entry["rate"], entry.get("fast", False), name))
+            level = entry.get("level")
+            if "fast" in entry and entry["fast"] is False and _is_level(level) and level >= FAST:
+                raise NetworkError(f"{source}: {who} ({equation}): fast = false contradicts level = {level} "
+                                   "(fast = true is level 1 or 2, level 0 is slow); give one of them")
+            parsed.append(Reaction(reactants, products, entry["rate"], entry.get("fast", False), name, level))
         try:
             return cls(species, parsed, name=str(d.get("name", "")))
         except NetworkError as e:
@@ -390,7 +433,8 @@ class ReactionNetwork:
             [[reactions]]
             equation = "A -> B"     # "0 -> A", "A + B -> C", "2 A -> B", "A -> 0"
             rate = 1.0              # mass-action constant c
-            fast = true             # optional, default false
+            fast = true             # optional, default false (level 1 of the Nested SSA)
+            level = 2               # optional instead of fast: 0 slow, 1 fast, 2 ultrafast
             name = "forward"        # optional
         """
         path = Path(path)
@@ -408,7 +452,9 @@ class ReactionNetwork:
         reactions = []
         for r in self.reactions:
             e: dict[str, Any] = {"equation": r.equation, "rate": float(r.rate)}
-            if r.fast:
+            if r.level == ULTRAFAST:
+                e["level"] = ULTRAFAST
+            elif r.fast:
                 e["fast"] = True
             if r.name:
                 e["name"] = r.name
@@ -423,8 +469,9 @@ class ReactionNetwork:
         return network_from_sbml(path)
 
     def __repr__(self) -> str:
+        ultra = int((self.level == ULTRAFAST).sum())
         return (f"ReactionNetwork({self.name!r}, {self.n_species} species, {self.n_reactions} reactions, "
-                f"{int(self.fast.sum())} fast)")
+                f"{int(self.fast.sum())} fast" + (f", {ultra} of them ultrafast)" if ultra else ")"))
 
 
 def _count(sname: str, value: Any) -> int:
@@ -441,6 +488,11 @@ def _count(sname: str, value: Any) -> int:
     if v > _MAX_COUNT:
         raise NetworkError(f"species {sname!r}: initial count {v} is above 2^62")
     return v
+
+
+def _is_level(value: Any) -> bool:
+    return (not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Integral)
+            and SLOW <= value <= ULTRAFAST)
 
 
 def _suggest(key: str, choices: Sequence[str]) -> str:

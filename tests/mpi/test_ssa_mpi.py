@@ -53,6 +53,41 @@ rate = 1e5
 fast = true
 """
 
+MODEL3 = """
+name = "three_scales_small"
+[species]
+S1 = 2
+S2 = 2
+S3 = 2
+S4 = 0
+[[reactions]]
+equation = "S1 -> S2"
+rate = 1e6
+level = 2
+[[reactions]]
+equation = "S2 -> S1"
+rate = 1e6
+level = 2
+[[reactions]]
+equation = "S2 -> S3"
+rate = 1e3
+fast = true
+[[reactions]]
+equation = "S3 -> S2"
+rate = 1e3
+fast = true
+[[reactions]]
+equation = "S3 -> S4"
+rate = 2.0
+[[reactions]]
+equation = "S4 -> S3"
+rate = 2.0
+"""
+
+#: [nested] lines of a three-level run: theta = 1e-2 finds the model's levels in every
+#: state of 6 molecules (tests/unit/test_nested_ssa_kernel.py)
+THREE_LEVELS = "levels = 3\nultrafast_tolerance = 0.5\npartition_ratio = 1e-2\n"
+
 CONFIG = """
 [run]
 app = "ssa"
@@ -60,7 +95,7 @@ seed = 99
 output_dir = "{out}"
 progress_interval = 1000.0
 [model]
-file = "small.toml"
+file = "{model}"
 [ensemble]
 method = "{method}"
 trajectories = {trajectories}
@@ -70,7 +105,7 @@ samples = 4
 [nested]
 tolerance = 0.25
 partition = "{partition}"
-[output]
+{extra}[output]
 plots = false
 species = ["S3 + S4", "S1"]
 [checkpoint]
@@ -84,15 +119,17 @@ def shared_dir(tmp_path_factory) -> Path:
     d = Path(comm.bcast(str(d) if d else None, root=0))
     if comm.rank == 0:
         (d / "small.toml").write_text(MODEL)
+        (d / "small3.toml").write_text(MODEL3)
     comm.Barrier()
     return d
 
 
 def write_config(d: Path, name: str, method: str, partition: str = "model", parallel: str = "trajectories",
-                 trajectories: int = 13) -> Path:
+                 trajectories: int = 13, levels: int = 2) -> Path:
     path = d / f"{name}.toml"
+    model, extra = ("small3.toml", THREE_LEVELS) if levels == 3 else ("small.toml", "")
     path.write_text(CONFIG.format(out=d / name, method=method, partition=partition, parallel=parallel,
-                                  trajectories=trajectories))
+                                  trajectories=trajectories, model=model, extra=extra))
     return path
 
 
@@ -169,5 +206,61 @@ def test_restart_on_another_rank_count_is_bitwise_the_straight_run(tmp_path_fact
         a, b = trajectories(d / "straight"), trajectories(d / "continued")
         sa = json.loads((d / "straight" / "summary.json").read_text())
         sb = json.loads((d / "continued" / "summary.json").read_text())
+        ok = a.tobytes() == b.tobytes() and sa["events"] == sb["events"]
+    assert agree(ok)
+
+
+# ----------------------------------------------------------------------------- three levels
+@pytest.mark.mpi
+@pytest.mark.parametrize("partition", ["model", "auto"])
+def test_three_levels_any_rank_count_gives_the_same_trajectories(tmp_path_factory, partition):
+    """The Nested SSA nested twice: trajectories (13, as tasks) and the run's counters on N
+    ranks equal those of one rank bitwise."""
+    d = shared_dir(tmp_path_factory)
+    run(config(d, "world3", "nested", partition, levels=3), comm, log=RankLog(comm, quiet=True))
+    ok = True
+    if comm.rank == 0:
+        run_alone(write_config(d, "self3", "nested", partition, levels=3))
+        a, b = trajectories(d / "world3"), trajectories(d / "self3")
+        sa = json.loads((d / "world3" / "summary.json").read_text())
+        sb = json.loads((d / "self3" / "summary.json").read_text())
+        ok = a.shape == (13, 5, 4) and a.tobytes() == b.tobytes()
+        ok = ok and sa["events"] == sb["events"] and sa["final"] == sb["final"]
+        ok = ok and sa["parameters"]["levels"] == 3 and sa["partition_changes"] == 0
+        ok = ok and bool((a[:, -1, 3] > 0).any()) and bool((a.sum(axis=2) == 6).all())
+    assert agree(ok)
+
+
+@pytest.mark.mpi
+def test_three_levels_replicas_as_tasks_give_the_trajectory_modes_results(tmp_path_factory):
+    """Two trajectories, N = 4 middle replicas (each a Nested SSA of its own) per outer step
+    spread over the ranks: bitwise the one-rank trajectory mode."""
+    d = shared_dir(tmp_path_factory)
+    run(config(d, "replicas3", "nested", "model", "replicas", 2, levels=3), comm, log=RankLog(comm, quiet=True))
+    ok = True
+    if comm.rank == 0:
+        run_alone(write_config(d, "reference3", "nested", "model", "trajectories", 2, levels=3))
+        a, b = trajectories(d / "replicas3"), trajectories(d / "reference3")
+        sa = json.loads((d / "replicas3" / "summary.json").read_text())
+        sb = json.loads((d / "reference3" / "summary.json").read_text())
+        ok = a.shape == (2, 5, 4) and a.tobytes() == b.tobytes() and sa["events"] == sb["events"]
+        ok = ok and sa["continuations"] == sb["continuations"] and sa["outer_steps"] == sb["outer_steps"]
+        ok = ok and sa["parallel"] == "replicas" and sa["replica_rounds"] >= sa["outer_steps"] / 2 > 0
+    assert agree(ok)
+
+
+@pytest.mark.mpi
+def test_three_levels_restart_on_another_rank_count_is_bitwise_the_straight_run(tmp_path_factory):
+    d = shared_dir(tmp_path_factory)
+    if comm.rank == 0:
+        run_alone(write_config(d, "straight3", "nested", levels=3))
+    comm.Barrier()
+    ckpt = d / "straight3" / "checkpoints" / "ckpt_00000002.h5"
+    run(config(d, "continued3", "nested", levels=3), comm, restart=str(ckpt), log=RankLog(comm, quiet=True))
+    ok = True
+    if comm.rank == 0:
+        a, b = trajectories(d / "straight3"), trajectories(d / "continued3")
+        sa = json.loads((d / "straight3" / "summary.json").read_text())
+        sb = json.loads((d / "continued3" / "summary.json").read_text())
         ok = a.tobytes() == b.tobytes() and sa["events"] == sb["events"]
     assert agree(ok)

@@ -65,6 +65,29 @@ def test_driver_runs_its_default_config(tmp_path):
         assert np.allclose(f["mean"][-1, 2], s["final"]["s32"]["mean"])
 
 
+def test_three_scales_config_runs_through_the_driver(tmp_path):
+    """drivers/configs/ssa_three_scales.toml (Nested SSA nested twice) through drivers/ssa.py,
+    shortened with --set, on 2 ranks: the three-level parameters as applied and the outputs."""
+    out = tmp_path / "ts"
+    p = run_mpi(2, [str(ROOT / "drivers" / "ssa.py"), str(ROOT / "drivers" / "configs" / "ssa_three_scales.toml"),
+                    "--set", f'run.output_dir="{out}"', "--set", "ensemble.trajectories=6",
+                    "--set", "ensemble.t_end=0.3", "--set", "ensemble.samples=2"], timeout=180)
+    assert p.returncode == 0, p.stderr
+    s = json.loads((out / "summary.json").read_text())
+    assert s["app"] == "ssa" and s["method"] == "nested" and s["trajectories"] == 6 and s["windows"] == 2
+    par = s["parameters"]
+    assert par["levels"] == 3 and par["replicas"] == 4 and par["ultrafast_replicas"] == 2
+    assert par["levels_initial"] == [2, 2, 1, 1, 0, 0]
+    assert par["averaging_time_initial"] == pytest.approx(4e-3)
+    assert par["ultrafast_averaging_time_initial"] == pytest.approx(2e-6)
+    assert s["events"]["inner"] > 1000 * s["outer_steps"] > 0
+    assert set(s["final"]) == {"S1 + S2 + S3", "S4"}
+    with h5py.File(out / "ssa.h5", "r") as f:
+        x = f["trajectories"][:]
+        assert x.shape == (6, 3, 4) and (x.sum(axis=2) == 30).all() and (x >= 0).all()
+        assert np.array_equal(x[:, 0], np.tile([10, 10, 10, 0], (6, 1)))
+
+
 def test_restart_on_other_rank_counts_is_bitwise_the_straight_run(tmp_path):
     """3 ranks straight, checkpoint after every window; restart from window 2 of 5 on 2
     ranks; and 1 rank straight: the same trajectories bit for bit."""

@@ -1,4 +1,5 @@
-"""Nested SSA building blocks: stream seeding, partition rule, time scale, windows, states."""
+"""Nested SSA building blocks: stream seeding, partition rule, time scale, windows, states;
+the same for three levels (nested twice)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,9 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hmmpar.micro.nested_ssa import (NestedParameters, WindowError, WindowRunner, auto_partition,
-                                     averaged_rates, potential_propensity, run_ensemble, time_scale)
-from hmmpar.micro.splitmix import mix64, stream_state
+from hmmpar.micro.nested_ssa import (EXACT_STEP, THREE_LEVEL_STEP, TWO_LEVEL_STEP, NestedParameters, WindowError,
+                                     WindowRunner, auto_levels, auto_partition, averaged_rates, estimate_rates,
+                                     outer_step_levels, plan_step, potential_propensity, run_ensemble, time_scale,
+                                     time_scale_between)
+from hmmpar.micro.splitmix import mix64, stream_state, stream_sub_key
 from hmmpar.micro.ssa_model import Reaction, ReactionNetwork
 
 MODELS = Path(__file__).resolve().parents[2] / "drivers" / "configs" / "models"
@@ -154,3 +157,185 @@ def test_event_limit_is_an_error(heat):
     runner = WindowRunner(heat, "direct", NestedParameters(tolerance=1.0, max_events=1000))
     with pytest.raises(WindowError, match="max_events = 1000"):
         runner.advance(heat.initial_counts.copy(), 0.0, 1.0, 5)
+
+
+# ----------------------------------------------------------------------------- three levels
+THREE = dict(levels=3, tolerance=0.5, ultrafast_tolerance=0.5)
+
+
+def three_level_network(counts=(2, 2, 2, 0), c=(1e6, 1e3, 1.0)) -> ReactionNetwork:
+    """S1 <-> S2 (level 2), S2 <-> S3 (level 1), S3 <-> S4 (level 0)."""
+    cu, cf, cs = c
+    return ReactionNetwork(dict(zip(("S1", "S2", "S3", "S4"), counts)), [
+        Reaction.parse("S1 -> S2", cu, level=2), Reaction.parse("S2 -> S1", cu, level=2),
+        Reaction.parse("S2 -> S3", cf, fast=True), Reaction.parse("S3 -> S2", cf, fast=True),
+        Reaction.parse("S3 -> S4", cs), Reaction.parse("S4 -> S3", cs)])
+
+
+@pytest.fixture(scope="module")
+def three():
+    return three_level_network()
+
+
+@pytest.fixture(scope="module")
+def scales():
+    return ReactionNetwork.from_toml(MODELS / "three_scales.toml")
+
+
+def test_sub_keys_are_the_fifth_splitmix_output():
+    """sub_key(key, n, r) = mix(h + 5 g), h the stream hash: distinct from the stream's four
+    state words, from other sub-keys and from the parent key (pure-Python reference)."""
+    g, mask = 0x9E3779B97F4A7C15, 2**64 - 1
+
+    def mix(z):
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        return z ^ (z >> 31)
+
+    for key, n, r in ((7, 3, 5), (2**63 + 11, 0, 2**64 - 2), (0, 0, 0)):
+        h = mix((mix((mix((key + g) & mask) + (n + 1) * g) & mask) + ((r + 1) * g)) & mask)
+        assert stream_state(key, n, r).tolist() == [mix((h + i * g) & mask) for i in (1, 2, 3, 4)]
+        assert stream_sub_key(key, n, r) == mix((h + 5 * g) & mask)
+    k = stream_sub_key(7, 3, 5)
+    assert k not in stream_state(7, 3, 5).tolist() and k != 7
+    assert len({k, stream_sub_key(7, 3, 6), stream_sub_key(7, 4, 5), stream_sub_key(8, 3, 5),
+                stream_sub_key(7, 5, 3)}) == 5
+
+
+def test_auto_levels_apply_the_ratio_test_twice(three, four, scales):
+    level = np.empty(6, dtype=np.int64)
+    # 6 molecules: every state of the simplex gives the model's levels with theta = 1e-2
+    # (a' spans [1e6, 6e6], [1e3, 6e3], [1, 6]: gaps of more than 100 at every level)
+    for s1 in range(7):
+        for s2 in range(7 - s1):
+            for s3 in range(7 - s1 - s2):
+                x = np.array([s1, s2, s3, 6 - s1 - s2 - s3], dtype=np.int64)
+                auto_levels(x, three.reactants, three.rates, 1e-2, level)
+                assert level.tolist() == three.level.tolist(), x
+    auto_levels(scales.initial_counts, scales.reactants, scales.rates, 1e-2, level)
+    assert level.tolist() == [2, 2, 1, 1, 0, 0]
+    # theta = 1e-3 is too fine for a gap of 1e3 spread by the counts: the fast pair joins level 2
+    auto_levels(scales.initial_counts, scales.reactants, scales.rates, 1e-3, level)
+    assert level.tolist() == [2, 2, 2, 2, 0, 0]
+    # one gap (four species: 1e5 against <= 100 within the slow pair): levels 2 and 0 only
+    auto_levels(four.initial_counts, four.reactants, four.rates, 1e-3, level)
+    assert level.tolist() == [2, 2, 0, 0, 2, 2]
+    # no gap: every reaction slow
+    net = ReactionNetwork({"A": 30, "B": 0}, [Reaction.parse("A -> B", 1.0), Reaction.parse("B -> A", 0.5)])
+    two = np.empty(2, dtype=np.int64)
+    auto_levels(net.initial_counts, net.reactants, net.rates, 1e-3, two)
+    assert two.tolist() == [0, 0]
+
+
+def test_plan_and_time_scales_of_three_levels(scales, four):
+    net = scales
+    x = net.initial_counts
+    u, f, s = net.level == 2, net.level == 1, net.level == 0
+    # eps1: S3 (coupling species of the slow reactions) leaves at c_F = 1e3 per molecule;
+    # eps2: S2 (a reactant of S2 -> S3) leaves by S2 -> S1 at c_U = 1e6 per molecule
+    assert time_scale_between(x, f, s, net.reactants, net.rates, net.nu) == pytest.approx(1e-3)
+    assert time_scale_between(x, u, ~u, net.reactants, net.rates, net.nu) == pytest.approx(1e-6)
+    level = np.empty(6, dtype=np.int64)
+    kind, t_f = plan_step(3, x, net.level, False, 1e-3, 0.0, 0.25, net.reactants, net.rates, net.nu, level)
+    assert kind == THREE_LEVEL_STEP and t_f == pytest.approx(4e-3) and level.tolist() == [2, 2, 1, 1, 0, 0]
+    kind, t_f = plan_step(2, x, net.level, False, 1e-3, 0.0, 0.25, net.reactants, net.rates, net.nu, level)
+    assert kind == TWO_LEVEL_STEP and t_f == pytest.approx(4e-3) and level.tolist() == [1, 1, 1, 1, 0, 0]
+    # one gap under levels = 3: the two-level step of level >= 1
+    kind, t_f = plan_step(3, four.initial_counts, four.level, True, 1e-3, 0.0, 0.5, four.reactants, four.rates,
+                          four.nu, level)
+    assert kind == TWO_LEVEL_STEP and t_f == pytest.approx(2e-5) and level.tolist() == [2, 2, 0, 0, 2, 2]
+    net2 = ReactionNetwork({"A": 30, "B": 0}, [Reaction.parse("A -> B", 1.0), Reaction.parse("B -> A", 0.5)])
+    lv = np.empty(2, dtype=np.int64)
+    assert plan_step(3, net2.initial_counts, net2.level, True, 1e-3, 0.0, 0.5, net2.reactants, net2.rates,
+                     net2.nu, lv) == (EXACT_STEP, 0.0)
+    e = estimate_rates(net, x, 3, NestedParameters(tolerance=0.25, levels=3, ultrafast_tolerance=0.5))
+    assert e.kind == THREE_LEVEL_STEP and e.eps == pytest.approx(1e-3) and e.t_f == pytest.approx(4e-3)
+    assert np.isnan(e.rates[:4]).all() and e.rates[5] == 0.0 and e.rates[4] > 0 and e.middle_events > 0
+
+
+def test_three_level_auto_partition_matches_the_model_one(three, four):
+    """Where the automatic rule gives the model's levels the runs are identical; with one gap
+    only, levels = 3 is bitwise the two-level method."""
+    times = [0.0, 0.3, 0.6]
+    a, ca = run_ensemble(three, "nested", NestedParameters(**THREE), times, 4, 1)
+    b, cb = run_ensemble(three, "nested", NestedParameters(**THREE, partition="auto", partition_ratio=1e-2),
+                         times, 4, 1)
+    assert np.array_equal(a, b) and np.array_equal(ca, cb) and cb[:, 3].sum() == 0
+    assert ca[:, 1].sum() > 0  # slow jumps happened
+    p2 = NestedParameters(tolerance=0.5, partition="auto")
+    p3 = NestedParameters(tolerance=0.5, partition="auto", levels=3, ultrafast_tolerance=0.1)
+    c2 = run_ensemble(four, "nested", p2, [0.0, 0.2], 3, 5, x0=[20, 0, 0, 0])
+    c3 = run_ensemble(four, "nested", p3, [0.0, 0.2], 3, 5, x0=[20, 0, 0, 0])
+    assert np.array_equal(c2[0], c3[0]) and np.array_equal(c2[1], c3[1])
+
+
+def test_three_level_windows_cut_anywhere_give_the_same_trajectory(three):
+    p = NestedParameters(**THREE)
+    times = [0.0, 0.1, 0.25, 0.4]
+    whole, cw = run_ensemble(three, "nested", p, times, 3, 42)
+    part, cp = run_ensemble(three, "nested", p, times, 2, 42, first=1)
+    assert np.array_equal(whole[1:], part) and np.array_equal(cw[1:], cp)
+    again, _ = run_ensemble(three, "nested", p, times, 3, 42)
+    assert np.array_equal(whole, again)
+    # a restart at a window boundary: the state of window 2 advanced with window 2's keys
+    from hmmpar.core.rng import task_seeds
+    x = whole[0, 2].copy()
+    WindowRunner(three, "nested", p).advance(x, times[2], times[3], int(task_seeds(42, 2, [0])[0]))
+    assert np.array_equal(x, whole[0, 3])
+    other, _ = run_ensemble(three, "nested", p, times, 3, 43)
+    assert not np.array_equal(whole, other)
+
+
+def test_three_level_counts_stay_non_negative_and_slow_variables_jump_only_slowly():
+    """Two molecules: the resampled end states often cannot fire the chosen reaction, so the
+    continuations (both levels) run; fast reactions conserve S4 and the total."""
+    net = three_level_network((1, 0, 1, 0), (1e5, 1e2, 3.0))
+    p = NestedParameters(levels=3, tolerance=1.0, ultrafast_tolerance=1.0)
+    states, counters = run_ensemble(net, "nested", p, np.linspace(0, 2, 11), 30, 9)
+    assert (states >= 0).all() and (states.sum(axis=2) == 2).all()
+    assert counters[:, 1].sum() > 50 and counters[:, 4].sum() > 0
+    # every change of S4 between samples is a slow firing: at most as many as the outer events
+    assert np.abs(np.diff(states[:, :, 3], axis=1)).sum() <= counters[:, 1].sum()
+
+
+def test_outer_continuation_runs_the_middle_process(three):
+    """Every middle end state has S3 = 0, so S3 -> S4 cannot be resampled: the middle process of
+    replica 0 runs on (key sub_key(key, n, CONTINUATION_STREAM)) until S3 > 0."""
+    net = three
+    x = np.array([1, 0, 0, 0], dtype=np.int64)
+    ends = np.array([[1, 0, 0, 0], [0, 1, 0, 0]], dtype=np.int64)
+    slow_idx = np.array([4, 5])
+    stats = np.zeros(3, dtype=np.int64)
+    outer = stream_state(3, 0, 2**64 - 1)
+    status, t_next, fired = outer_step_levels(
+        x, 0.0, 10.0, np.array([1.0, 0.0]), slow_idx, ends, 1e-3, np.uint64(3), 0, outer, net.level, 2, 0.0, 0.0,
+        0.5, net.reactants, net.rates, net.nu, net.nu_ptr, net.nu_species, net.nu_change, net.dep_ptr, net.dep_idx,
+        False, 10**9, stats)
+    assert status == 0 and fired and 0 < t_next < 10.0
+    assert x.tolist() == [0, 0, 0, 1]  # Z had the molecule in S3, then S3 -> S4
+    assert stats[2] >= 1 and stats[1] >= 1 and stats[0] > 0
+
+
+def test_three_level_parameters_and_errors(three, four):
+    p = NestedParameters(levels=3, tolerance=0.25)
+    assert p.n_replicas == 4 and p.ultrafast_lambda == 0.25 and p.n_ultrafast_replicas == 4
+    p = NestedParameters(levels=3, tolerance=0.25, ultrafast_tolerance=0.5, ultrafast_replicas=3)
+    assert p.ultrafast_lambda == 0.5 and p.n_ultrafast_replicas == 3
+    for bad, word in ((dict(levels=4, tolerance=0.1), "levels must be 2 or 3"),
+                      (dict(levels=3, tolerance=0.1, ultrafast_replicas=-1), "ultrafast_replicas must be >= 0"),
+                      (dict(levels=3, tolerance=0.1, ultrafast_averaging_time=-1.0), "ultrafast_averaging_time"),
+                      (dict(levels=3, tolerance=0.1, ultrafast_burn_in=float("nan")), "ultrafast_burn_in"),
+                      (dict(levels=3, replicas=2, averaging_time=1e-3, ultrafast_replicas=2),
+                       "ultrafast_averaging_time is 0")):
+        with pytest.raises(ValueError, match=word):
+            NestedParameters(**bad).check()
+    with pytest.raises(ValueError, match="marks no reaction ultrafast"):
+        WindowRunner(four, "nested", NestedParameters(levels=3, tolerance=0.5))
+    mid = ReactionNetwork({"A": 3, "B": 0}, [Reaction.parse("A -> B", 1e6, level=2),
+                                             Reaction.parse("B -> A", 1.0)])
+    with pytest.raises(ValueError, match="marks no reaction fast at level 1"):
+        WindowRunner(mid, "nested", NestedParameters(levels=3, tolerance=0.5))
+    WindowRunner(four, "nested", NestedParameters(levels=3, tolerance=0.5, partition="auto"))  # fine
+    runner = WindowRunner(three, "nested", NestedParameters(**THREE, max_events=200))
+    with pytest.raises(WindowError, match="max_events = 200 "):
+        runner.advance(three.initial_counts.copy(), 0.0, 1.0, 5)

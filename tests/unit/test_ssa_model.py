@@ -97,6 +97,58 @@ def test_model_files():
     assert np.array_equal(again.rates, hs.rates) and np.array_equal(again.fast, hs.fast)
 
 
+def test_time_scale_levels(tmp_path):
+    """``fast = true`` is level 1, ``level = 2`` ultrafast; the two-level fast set is level >= 1."""
+    ts = ReactionNetwork.from_toml(MODELS / "three_scales.toml")
+    assert ts.level.tolist() == [2, 2, 1, 1, 0, 0]
+    assert ts.fast.tolist() == [True, True, True, True, False, False]
+    assert ts.ultrafast_reactions.tolist() == [0, 1] and ts.slow_reactions.tolist() == [4, 5]
+    assert ts.initial_counts.tolist() == [10, 10, 10, 0] and ts.rates.tolist() == [1e6, 1e6, 1e3, 1e3, 1.0, 1.0]
+    assert "2 of them ultrafast" in repr(ts)
+    again = ReactionNetwork.from_dict(ts.to_dict())
+    assert np.array_equal(again.level, ts.level) and again.to_dict() == ts.to_dict()
+    assert ts.to_dict()["reactions"][0]["level"] == 2 and ts.to_dict()["reactions"][2]["fast"] is True
+    # the two-level models are unchanged: levels 0 and 1 only
+    fs = ReactionNetwork.from_toml(MODELS / "four_species.toml")
+    assert fs.level.tolist() == [1, 1, 0, 0, 1, 1]
+    # Python API: level= sets fast; fast=True alone is level 1
+    r = Reaction.parse("A -> B", 1.0, level=2)
+    assert r.level == 2 and r.fast is True
+    assert Reaction.parse("A -> B", 1.0, fast=True).level == 1 and Reaction.parse("A -> B", 1.0).level == 0
+    net = ReactionNetwork.from_toml(_toml(tmp_path, """
+[species]
+A = 1
+B = 0
+[[reactions]]
+equation = "A -> B"
+rate = 1e6
+fast = true
+level = 2
+[[reactions]]
+equation = "B -> A"
+rate = 1.0
+level = 0
+"""))
+    assert net.level.tolist() == [2, 0]
+
+
+@pytest.mark.parametrize("entry, message", [
+    ('level = 3', r"reaction 'r' \(A -> B\): 'level' must be 0 \(slow\), 1 \(fast\) or 2 \(ultrafast\), got 3$"),
+    ('level = true', r"reaction 'r' \(A -> B\): 'level' must be 0 .* got True$"),
+    ('level = 1.0', r"'level' must be 0 .* got 1.0$"),
+    ('fast = false\nlevel = 2', r"reaction 'r' \(A -> B\): fast = false contradicts level = 2"),
+    ('fast = true\nlevel = 0', r"reaction 'r' \(A -> B\): fast = true contradicts level = 0"),
+    ('levle = 2', r"reaction 0: unknown key 'levle' \(did you mean 'level'\?\)"),
+])
+def test_level_errors_name_the_reaction(tmp_path, entry, message):
+    text = f'[species]\nA = 1\nB = 0\n[[reactions]]\nname = "r"\nequation = "A -> B"\nrate = 1.0\n{entry}\n'
+    with pytest.raises(NetworkError, match=message) as info:
+        ReactionNetwork.from_toml(_toml(tmp_path, text))
+    assert "\n" not in str(info.value)
+    with pytest.raises(NetworkError, match=r"^reaction 'x' \(A -> B\): fast = true contradicts level = 0"):
+        ReactionNetwork({"A": 1, "B": 0}, [Reaction.parse("A -> B", 1.0, fast=True, level=0, name="x")])
+
+
 def _toml(tmp_path, text):
     p = tmp_path / "m.toml"
     p.write_text(text)
