@@ -164,6 +164,8 @@ class NestedSSA(Application):
                                        min=0.0),
             "ultrafast_tolerance": Field(float, 0.0, "levels = 3: lambda2 of N2 and T_f2 (0: nested.tolerance)",
                                          min=0.0),
+            "reuse_averages": Field(bool, True, "levels = 2: reuse the averaged slow rates while slow jumps "
+                                    "leave every species of the fast reactions unchanged (docs/ssa.md)"),
         },
         "output": {  # the runtime's output keys (plots) and the observables
             **RUNTIME_SCHEMA["output"],
@@ -206,7 +208,7 @@ class NestedSSA(Application):
             ultrafast_replicas=nested["ultrafast_replicas"],
             ultrafast_averaging_time=nested["ultrafast_averaging_time"],
             ultrafast_burn_in=nested["ultrafast_burn_in"],
-            ultrafast_tolerance=lambda2 if lambda2 > 0 else 1.0)
+            ultrafast_tolerance=lambda2 if lambda2 > 0 else 1.0, reuse_averages=nested["reuse_averages"])
         if self.method == "nested" and nested["partition"] == "model" and not net.fast.any():
             raise ConfigError(f"config key nested.partition = \"model\" but {resolve_model_path(config)} marks "
                               "no reaction fast (add fast = true, or use partition = \"auto\")")
@@ -348,7 +350,7 @@ class NestedSSA(Application):
         if p.partition == "auto":
             auto_partition(net.initial_counts, net.reactants, net.rates, p.partition_ratio, fast)
         out = {"replicas": p.n_replicas, "burn_in": p.burn_in, "partition": p.partition,
-               "engine": p.engine}
+               "engine": p.engine, "reuse_averages": p.reuse_averages}
         if p.partition == "auto":
             out["partition_ratio"] = p.partition_ratio
         if p.averaging_time > 0:
@@ -417,7 +419,7 @@ class NestedSSA(Application):
             "events": {"inner": int(counters[0]), "outer": int(counters[1]),
                        "per_trajectory": float(counters[:2].sum()) / n},
             "outer_steps": int(counters[2]), "partition_changes": int(counters[3]),
-            "continuations": int(counters[4]),
+            "continuations": int(counters[4]), "reused_averages": int(counters[5]),
             "final": ssa_output.final_statistics(observables),
             "cpu_seconds": {"micro_total": cpu, "per_trajectory": cpu / n},
         }
@@ -425,7 +427,7 @@ class NestedSSA(Application):
             summary["replica_rounds"] = rounds
         if self.method == "direct":
             summary["events"] = {"direct": int(counters[1]), "per_trajectory": float(counters[1]) / n}
-            for key in ("outer_steps", "partition_changes", "continuations"):
+            for key in ("outer_steps", "partition_changes", "continuations", "reused_averages"):
                 summary.pop(key)
         if self.config["output.plots"]:
             title = f"{net.name or 'model'}: {self.method} SSA, {n} trajectories"

@@ -18,6 +18,10 @@ fast reactions over the ultrafast ones, key ``sub_key(key, n, r)``), combined by
 :func:`~hmmpar.micro.nested_ssa.replica_average` and followed by
 :func:`~hmmpar.micro.nested_ssa.outer_step_levels` on the owner; steps that collapse to
 two levels or to an exact step are handled as above.
+
+With ``nested.reuse_averages`` a two-level step whose ã can be reused
+(:func:`~hmmpar.micro.nested_ssa.reused_rates`, the same decision and the same stored
+factors as in the window kernel) submits no tasks in that round.
 """
 from __future__ import annotations
 
@@ -26,8 +30,10 @@ import numpy as np
 from hmmpar.core.errors import TaskError
 from hmmpar.core.farm import Farm, TaskContext
 from hmmpar.micro.nested_ssa import (COUNTERS, MAX_EVENTS, OK, THREE_LEVEL_STEP, TWO_LEVEL_STEP, WindowError,
-                                     WindowRunner, exact_rates, middle_replica, outer_step, outer_step_levels,
-                                     plan_step, replica_average, replica_run, status_error)
+                                     WindowRunner, exact_rates, fast_species, jump_keeps_fast_state,
+                                     middle_replica, outer_step, outer_step_levels, plan_step,
+                                     remember_fast_factors, replica_average, replica_run, reused_rates,
+                                     status_error)
 from hmmpar.micro.splitmix import OUTER_STREAM, seed_stream
 from hmmpar.micro.ssa_model import FAST, SLOW
 
@@ -110,6 +116,15 @@ class ReplicaRounds:
         level = np.zeros((k, m), dtype=np.int64)
         kind = np.zeros(k, dtype=np.int64)
         t_f = np.zeros(k)
+        # reuse of ã (two levels), per trajectory as in window_loop
+        reuse = runner.levels == 2 and bool(p.reuse_averages)
+        ends = np.zeros((k, n_rep, ns), dtype=np.int64)
+        involved = np.zeros((k, ns), dtype=bool)
+        factor = np.zeros((k, m))
+        known = np.zeros((k, m), dtype=bool)
+        reusable = np.zeros(k, dtype=bool)
+        reused = np.zeros(k, dtype=bool)
+        rates_avg = [np.empty(0)] * k
         error = None
         while True:
             rows = []
@@ -119,9 +134,17 @@ class ReplicaRounds:
                                             net.nu, level[i])
                 if n[i] > 0 and runner.auto and not np.array_equal(level[i], previous[i]):
                     counters[i, 3] += 1
+                    reusable[i] = False
                 previous[i] = level[i]
                 counters[i, 2] += 1
-                if kind[i] in (TWO_LEVEL_STEP, THREE_LEVEL_STEP):
+                slow_idx = np.flatnonzero(level[i] == SLOW)
+                rates_avg[i] = np.empty(slow_idx.size)
+                reused[i] = bool(kind[i] == TWO_LEVEL_STEP and reusable[i]
+                                 and reused_rates(x[i], slow_idx, involved[i], net.reactants, net.rates, factor[i],
+                                                  known[i], rates_avg[i]))
+                if reused[i]:
+                    counters[i, 5] += 1
+                elif kind[i] in (TWO_LEVEL_STEP, THREE_LEVEL_STEP):
                     block = np.zeros(n_rep, dtype=self.task_dtype)
                     block["task_id"] = ids[i] * n_rep + np.arange(n_rep)
                     block["x"], block["key"], block["n"] = x[i], keys[i], n[i]
@@ -137,13 +160,17 @@ class ReplicaRounds:
             done = 0
             for i in np.flatnonzero(active):
                 fast_idx, slow_idx = np.flatnonzero(level[i] >= FAST), np.flatnonzero(level[i] == SLOW)
-                rates_avg = np.empty(slow_idx.size)
-                ends = np.zeros((n_rep, ns), dtype=np.int64)
-                if kind[i] in (TWO_LEVEL_STEP, THREE_LEVEL_STEP):
+                if reused[i]:
+                    pass  # rates_avg[i] and ends[i] carried over
+                elif kind[i] in (TWO_LEVEL_STEP, THREE_LEVEL_STEP):
                     block = results[done:done + n_rep]
                     done += n_rep
-                    replica_average(np.ascontiguousarray(block["integrals"][:, slow_idx]), t_f[i], rates_avg)
-                    ends[:] = block["end"]
+                    replica_average(np.ascontiguousarray(block["integrals"][:, slow_idx]), t_f[i], rates_avg[i])
+                    ends[i] = block["end"]
+                    if reuse and kind[i] == TWO_LEVEL_STEP:
+                        fast_species(level[i], net.reactants, net.nu_ptr, net.nu_species, net.nu_change, involved[i])
+                        remember_fast_factors(x[i], slow_idx, rates_avg[i], involved[i], net.reactants, net.rates,
+                                              factor[i], known[i])
                     ne = int(block["events"].sum())
                     counters[i, 0] += ne
                     counters[i, 4] += int(block["continuations"].sum())
@@ -153,11 +180,12 @@ class ReplicaRounds:
                         active[i] = False
                         continue
                 else:
-                    exact_rates(x[i], slow_idx, net.reactants, net.rates, rates_avg)
+                    exact_rates(x[i], slow_idx, net.reactants, net.rates, rates_avg[i])
                 if kind[i] == THREE_LEVEL_STEP:
                     stats = np.zeros(3, dtype=np.int64)
                     status, t_next, fired = outer_step_levels(
-                        x[i], t[i], float(t_stop), rates_avg, slow_idx, ends, t_f[i], np.uint64(keys[i]), int(n[i]),
+                        x[i], t[i], float(t_stop), rates_avg[i], slow_idx, ends[i], t_f[i], np.uint64(keys[i]),
+                        int(n[i]),
                         outer[i], level[i], int(p.n_ultrafast_replicas), float(p.ultrafast_burn_in),
                         float(p.ultrafast_averaging_time), float(p.ultrafast_lambda), net.reactants, net.rates,
                         net.nu, net.nu_ptr, net.nu_species, net.nu_change, net.dep_ptr, net.dep_idx, runner.sorting,
@@ -166,10 +194,14 @@ class ReplicaRounds:
                     counters[i, 4] += stats[2]
                     spent[i] += stats[0] + stats[1]
                 else:
-                    status, t_next, fired, ne = outer_step(
-                        x[i], t[i], float(t_stop), rates_avg, slow_idx, fast_idx, ends, t_f[i], np.uint64(keys[i]),
-                        int(n[i]), outer[i], net.reactants, net.rates, net.nu_ptr, net.nu_species, net.nu_change,
-                        net.dep_ptr, net.dep_idx, runner.sorting, runner.max_events - spent[i])
+                    status, t_next, j, ne = outer_step(
+                        x[i], t[i], float(t_stop), rates_avg[i], slow_idx, fast_idx, ends[i], t_f[i],
+                        np.uint64(keys[i]), int(n[i]), outer[i], net.reactants, net.rates, net.nu_ptr, net.nu_species,
+                        net.nu_change, net.dep_ptr, net.dep_idx, runner.sorting, runner.max_events - spent[i])
+                    fired = j >= 0
+                    reusable[i] = bool(reuse and fired and kind[i] == TWO_LEVEL_STEP
+                                       and jump_keeps_fast_state(j, involved[i], ends[i], net.nu_ptr, net.nu_species,
+                                                                 net.nu_change))
                     if ne > 0:
                         counters[i, 4] += 1
                         counters[i, 0] += ne

@@ -59,6 +59,24 @@ not as slow. If the rule marks every reaction fast there is no gap between time 
 and the outer step is an exact SSA step (no reaction fast). It gives the paper's
 partition on both models in every state tested (``tests/unit/test_nested_ssa_kernel.py``).
 
+**Reuse of ã** (``reuse_averages``, two levels; an addition to the paper's algorithm).
+Call a species *involved* if a fast reaction has it as a reactant or changes it. The fast
+process reads and writes involved species only, so its law, and the law of the end
+states, depend on the involved part of the start state alone; T_f and the automatic
+partition's fast set depend on it too. Mass action factors each slow propensity as
+a_j(x) = h_j(x) g_j(x), h_j = c_j times the factors of species that are not involved,
+g_j the rest; h_j is constant during the inner runs, so ã_j = h_j(x_n) ⟨g_j⟩. When the
+slow reaction that fired changes no involved species (heat shock: s32 <-> RNAP.s32, the
+syntheses and degradations of mRNA, FtsH, GroEL...), the next outer step's inner runs
+would start from the same involved state, and ã_j(x_{n+1}) = h_j(x_{n+1}) ⟨g_j⟩ reuses
+the stored ⟨g_j⟩ = ã_j / h_j(x_n) without running them; ν_j is also added to every
+replica end state, whose slow part thereby follows x. The estimate is the same
+function of the involved state; only its randomness is shared between consecutive
+outer steps (as if they had used common random numbers). Reuse ends at a jump that
+touches an involved species, at a partition change, where ⟨g_j⟩ is unknown (h_j(x_n) = 0
+and now h_j > 0), and at window boundaries (so restarts stay bitwise). The four-species
+model never reuses (every slow reaction changes S2 or S3). Counter ``reused_averages``.
+
 **Windows.** :func:`nested_window_kernel` advances one trajectory over [t_a, t_b]: the
 outer step that would jump past t_b is dropped (its rates are not carried into the next
 window), and the next window starts a fresh outer step at t_b. For the direct SSA this
@@ -418,13 +436,14 @@ def outer_step(x, t, t_stop, rates_avg, slow_idx, fast_idx, ends, t_f, key, n, o
     """The outer SSA step from (x, t) at the rates ã (``rates_avg``, aligned with slow_idx).
 
     Draws u₁, u₂, u₃ from the window's outer stream ``outer``. If the jump falls past
-    t_stop (or nothing slow can fire) nothing changes and ``fired`` is False; otherwise x
+    t_stop (or nothing slow can fire) nothing changes and j = -1; otherwise x
     becomes Z + ν_j (``ends``: the replicas' end states, unused when T_f = 0).
 
-    Returns (status, t_next, fired, continuation events)."""
+    Returns (status, t_next, j, continuation events): j is the slow reaction that fired,
+    -1 if none did."""
     t_next, j, u_state = select_jump(t, t_stop, rates_avg, slow_idx, outer)
     if j < 0:
-        return OK, t_next, False, 0
+        return OK, t_next, -1, 0
     z = np.empty(x.shape[0], np.int64)
     ne = 0
     if t_f <= 0.0:
@@ -433,9 +452,9 @@ def outer_step(x, t, t_stop, rates_avg, slow_idx, fast_idx, ends, t_f, key, n, o
         status, ne = _post_jump_state(j, x, ends, ends.shape[0], u_state, key, n, t_f, fast_idx, reactants, rates,
                                       nu_ptr, nu_species, nu_change, dep_ptr, dep_idx, sorting, max_events, z)
         if status != OK:
-            return status, t, False, ne
+            return status, t, -1, ne
     status = apply_jump(j, z, x, nu_ptr, nu_species, nu_change)
-    return status, t_next, status == OK, ne
+    return status, t_next, j if status == OK else -1, ne
 
 
 @numba.njit(cache=True)
@@ -476,6 +495,79 @@ def apply_jump(j, z, x, nu_ptr, nu_species, nu_change):
             return NEGATIVE_COUNT
     x[:] = z
     return OK
+
+
+# ---------------------------------------------------------------------------- reuse of ã
+@numba.njit(cache=True)
+def fast_species(level, reactants, nu_ptr, nu_species, nu_change, involved):
+    """``involved[i]``: species i is a reactant of, or changed by, a reaction of level >= FAST."""
+    involved[:] = False
+    for j in range(level.shape[0]):
+        if level[j] >= FAST:
+            for q in range(2):
+                if reactants[j, q] >= 0:
+                    involved[reactants[j, q]] = True
+            for p in range(nu_ptr[j], nu_ptr[j + 1]):
+                if nu_change[p] != 0:
+                    involved[nu_species[p]] = True
+
+
+@numba.njit(cache=True)
+def slow_factor(j, x, involved, reactants, rates):
+    """h_j(x): c_j times the factors of the mass-action a_j(x) from species that no fast
+    reaction reads or changes, so that a_j(x) = h_j(x) g_j(x) with g_j a function of the
+    involved species only."""
+    r0 = reactants[j, 0]
+    r1 = reactants[j, 1]
+    f = rates[j]
+    if r0 < 0:
+        return f
+    if r1 == r0:
+        if involved[r0]:
+            return f
+        n = float(x[r0])
+        return f * n * (n - 1.0) * 0.5
+    if not involved[r0]:
+        f *= float(x[r0])
+    if r1 >= 0 and not involved[r1]:
+        f *= float(x[r1])
+    return f
+
+
+@numba.njit(cache=True)
+def remember_fast_factors(x, slow_idx, averaged, involved, reactants, rates, factor, known):
+    """Store ⟨g_i⟩ = ã_i / h_i(x) of the inner run from x (unknown where h_i(x) = 0)."""
+    for i in range(slow_idx.shape[0]):
+        h = slow_factor(slow_idx[i], x, involved, reactants, rates)
+        known[i] = h > 0.0
+        factor[i] = averaged[i] / h if h > 0.0 else 0.0
+
+
+@numba.njit(cache=True)
+def reused_rates(x, slow_idx, involved, reactants, rates, factor, known, out):
+    """ã_i = h_i(x) ⟨g_i⟩ from the stored factors; False if one is needed but unknown."""
+    for i in range(slow_idx.shape[0]):
+        h = slow_factor(slow_idx[i], x, involved, reactants, rates)
+        if known[i]:
+            out[i] = h * factor[i]
+        elif h == 0.0:
+            out[i] = 0.0
+        else:
+            return False
+    return True
+
+
+@numba.njit(cache=True)
+def jump_keeps_fast_state(j, involved, ends, nu_ptr, nu_species, nu_change):
+    """True if slow reaction j changes no involved species; then ν_j is also applied to every
+    replica end state, so that their slow part follows x."""
+    for p in range(nu_ptr[j], nu_ptr[j + 1]):
+        if nu_change[p] != 0 and involved[nu_species[p]]:
+            return False
+    for r in range(ends.shape[0]):
+        for p in range(nu_ptr[j], nu_ptr[j + 1]):
+            ends[r, nu_species[p]] += nu_change[p]
+    return True
 
 
 @numba.njit(cache=True)
@@ -609,7 +701,7 @@ def middle_run(x, mkey, t_start, t_record, t_stop, m0, rng, level, replicas2, bu
             exact_rates(z, rest_idx, reactants, rates, averaged2)
         for i in range(mid_pos.shape[0]):
             rates_mid[i] = averaged2[mid_pos[i]]
-        status, t_next, fired, ne = outer_step(z, tau, t_stop, rates_mid, mid_idx, ultra_idx, ends2, t_f2, mkey, m,
+        status, t_next, fired_j, ne = outer_step(z, tau, t_stop, rates_mid, mid_idx, ultra_idx, ends2, t_f2, mkey, m,
                                                rng, reactants, rates, nu_ptr, nu_species, nu_change, dep_ptr,
                                                dep_idx, sorting, max_events - spent)
         if ne > 0:
@@ -622,7 +714,7 @@ def middle_run(x, mkey, t_start, t_record, t_stop, m0, rng, level, replicas2, bu
         if t_next > lo:
             for i in range(slow_pos.shape[0]):
                 integrals[i] += averaged2[slow_pos[i]] * (t_next - lo)
-        if not fired:
+        if fired_j < 0:
             if t_f2 > 0.0:
                 end[:] = ends2[0]
             else:
@@ -736,7 +828,7 @@ def _continue_middle(j, start, key, n, t_f, level, replicas2, burn_in2, t_f2_fix
 @numba.njit(cache=True)
 def nested_window_kernel(x, t_start, t_stop, key, model_fast, auto, ratio, replicas, t_f_fixed,
                          tolerance, burn_in, reactants, rates, nu, nu_ptr, nu_species, nu_change,
-                         dep_ptr, dep_idx, sorting, max_events, counters):
+                         dep_ptr, dep_idx, sorting, max_events, counters, reuse=False):
     """Advance one Nested SSA trajectory from (x, t_start) to t_stop; x is overwritten.
 
     Parameters
@@ -761,9 +853,11 @@ def nested_window_kernel(x, t_start, t_stop, key, model_fast, auto, ratio, repli
         T_0 >= 0.
     max_events : int
         Limit on inner + outer events of this window.
-    counters : int64[5]
+    counters : int64[6]
         Accumulated: inner events, outer events (slow firings), outer steps started,
-        partition changes, continuations.
+        partition changes, continuations, outer steps that reused ã.
+    reuse : bool
+        Reuse ã while slow jumps leave the fast species alone (module docstring).
 
     Returns
     -------
@@ -775,7 +869,7 @@ def nested_window_kernel(x, t_start, t_stop, key, model_fast, auto, ratio, repli
         model_level[k] = FAST if model_fast[k] else SLOW
     return window_loop(x, t_start, t_stop, key, 2, model_level, auto, ratio, replicas, t_f_fixed, tolerance, burn_in,
                        1, 0.0, 1.0, 0.0, reactants, rates, nu, nu_ptr, nu_species, nu_change, dep_ptr, dep_idx,
-                       sorting, max_events, counters)
+                       sorting, max_events, counters, reuse)
 
 
 @numba.njit(cache=True)
@@ -789,20 +883,25 @@ def nested3_window_kernel(x, t_start, t_stop, key, model_level, auto, ratio, rep
     and continuations at either level. Returns (status, t)."""
     return window_loop(x, t_start, t_stop, key, 3, model_level, auto, ratio, replicas, t_f_fixed, tolerance, burn_in,
                        replicas2, t_f2_fixed, tolerance2, burn_in2, reactants, rates, nu, nu_ptr, nu_species,
-                       nu_change, dep_ptr, dep_idx, sorting, max_events, counters)
+                       nu_change, dep_ptr, dep_idx, sorting, max_events, counters, False)
 
 
 @numba.njit(cache=True)
 def window_loop(x, t_start, t_stop, key, levels, model_level, auto, ratio, replicas, t_f_fixed, tolerance, burn_in,
                 replicas2, t_f2_fixed, tolerance2, burn_in2, reactants, rates, nu, nu_ptr, nu_species, nu_change,
-                dep_ptr, dep_idx, sorting, max_events, counters):
+                dep_ptr, dep_idx, sorting, max_events, counters, reuse):
     """The outer loop of both window kernels (``levels`` 2 or 3): :func:`plan_step`, then the
-    two-level step (:func:`inner_average`, :func:`outer_step`), the three-level step
-    (:func:`middle_average`, :func:`outer_step_levels`) or an exact step; returns (status, t)."""
+    two-level step (:func:`inner_average` or, with ``reuse``, :func:`reused_rates`;
+    :func:`outer_step`), the three-level step (:func:`middle_average`,
+    :func:`outer_step_levels`) or an exact step; returns (status, t)."""
     m, ns = nu.shape
     level = np.empty(m, np.int64)
     previous = np.empty(m, np.int64)
     ends = np.empty((replicas, ns), np.int64)
+    involved = np.zeros(ns, np.bool_)
+    factor = np.empty(m)
+    known = np.zeros(m, np.bool_)
+    reusable = False  # stored factors valid and the fast state untouched since they were made
     outer = np.empty(4, np.uint64)
     seed_stream(key, np.uint64(0), OUTER_STREAM, outer)
     stats = np.zeros(3, np.int64)
@@ -815,6 +914,7 @@ def window_loop(x, t_start, t_stop, key, levels, model_level, auto, ratio, repli
             for k in range(m):
                 if level[k] != previous[k]:
                     counters[3] += 1
+                    reusable = False
                     break
         previous[:] = level
         slow_idx = np.flatnonzero(level == SLOW)
@@ -842,7 +942,10 @@ def window_loop(x, t_start, t_stop, key, levels, model_level, auto, ratio, repli
             spent += stats[0] + stats[1]
         else:
             fast_idx = np.flatnonzero(level >= FAST)
-            if kind == TWO_LEVEL_STEP:
+            if kind == TWO_LEVEL_STEP and reusable and reused_rates(x, slow_idx, involved, reactants, rates,
+                                                                    factor, known, rates_avg):
+                counters[5] += 1
+            elif kind == TWO_LEVEL_STEP:
                 status, ne = inner_average(x, key, n, replicas, burn_in, t_f, fast_idx, slow_idx, reactants, rates,
                                            nu_ptr, nu_species, nu_change, dep_ptr, dep_idx, sorting,
                                            max_events - spent, ends, rates_avg)
@@ -852,11 +955,17 @@ def window_loop(x, t_start, t_stop, key, levels, model_level, auto, ratio, repli
                     return status, t
                 if spent >= max_events:
                     return MAX_EVENTS, t
+                if reuse:
+                    fast_species(level, reactants, nu_ptr, nu_species, nu_change, involved)
+                    remember_fast_factors(x, slow_idx, rates_avg, involved, reactants, rates, factor, known)
             else:
                 exact_rates(x, slow_idx, reactants, rates, rates_avg)
-            status, t_next, fired, ne = outer_step(x, t, t_stop, rates_avg, slow_idx, fast_idx, ends, t_f, key, n,
-                                                   outer, reactants, rates, nu_ptr, nu_species, nu_change, dep_ptr,
-                                                   dep_idx, sorting, max_events - spent)
+            status, t_next, j, ne = outer_step(x, t, t_stop, rates_avg, slow_idx, fast_idx, ends, t_f, key, n,
+                                               outer, reactants, rates, nu_ptr, nu_species, nu_change, dep_ptr,
+                                               dep_idx, sorting, max_events - spent)
+            fired = j >= 0
+            reusable = (reuse and fired and kind == TWO_LEVEL_STEP
+                        and jump_keeps_fast_state(j, involved, ends, nu_ptr, nu_species, nu_change))
             if ne > 0:
                 counters[4] += 1
                 counters[0] += ne
@@ -927,6 +1036,9 @@ class NestedParameters:
         T₀₂, discarded before the inner averaging window.
     ultrafast_tolerance
         λ₂; 0 means ``tolerance``.
+    reuse_averages
+        Two levels: reuse ã while slow jumps leave the fast species alone (module
+        docstring, "Reuse"); the replica runs of such steps are skipped.
     """
 
     replicas: int = 0
@@ -942,6 +1054,7 @@ class NestedParameters:
     ultrafast_averaging_time: float = 0.0
     ultrafast_burn_in: float = 0.0
     ultrafast_tolerance: float = 0.0
+    reuse_averages: bool = True
 
     def check(self) -> None:
         """Raise ``ValueError`` naming the parameter if the combination is invalid."""
@@ -996,7 +1109,8 @@ class NestedParameters:
 
 
 #: counters returned per window, in the order of ``nested_window_kernel``'s ``counters``
-COUNTERS = ("inner_events", "outer_events", "outer_steps", "partition_changes", "continuations")
+COUNTERS = ("inner_events", "outer_events", "outer_steps", "partition_changes", "continuations",
+            "reused_averages")
 
 
 class WindowError(RuntimeError):
@@ -1055,7 +1169,7 @@ class WindowRunner:
 
     def advance(self, x: np.ndarray, t_start: float, t_stop: float, key: int) -> np.ndarray:
         """Advance state ``x`` (int64, modified in place) over [t_start, t_stop] with window
-        key ``key``; return the counters (int64[5], see :data:`COUNTERS`)."""
+        key ``key``; return the counters (int64[6], see :data:`COUNTERS`)."""
         net, p = self.network, self.params
         counters = np.zeros(len(COUNTERS), dtype=np.int64)
         k = np.uint64(key)
@@ -1075,7 +1189,7 @@ class WindowRunner:
                 x, float(t_start), float(t_stop), k, net.fast, self.auto, float(p.partition_ratio),
                 int(p.n_replicas), float(p.averaging_time), float(p.tolerance), float(p.burn_in),
                 net.reactants, net.rates, net.nu, net.nu_ptr, net.nu_species, net.nu_change, net.dep_ptr,
-                net.dep_idx, self.sorting, self.max_events, counters)
+                net.dep_idx, self.sorting, self.max_events, counters, bool(p.reuse_averages))
         if status != OK:
             raise WindowError(status_error(status, net, t, self.max_events))
         return counters
@@ -1178,7 +1292,7 @@ def run_ensemble(network: ReactionNetwork, method: str, params: NestedParameters
     Returns
     -------
     (states, counters)
-        int64 (n, len(times), n_species) and the summed counters (n, 5) (:data:`COUNTERS`).
+        int64 (n, len(times), n_species) and the summed counters (n, 6) (:data:`COUNTERS`).
     """
     from ..core.rng import task_seeds
     times = np.asarray(times, dtype=np.float64)

@@ -114,20 +114,33 @@ keep = 10
 """
 
 
+#: MODEL with a product P made and degraded by slow reactions that change no species of
+#: the fast reactions: outer steps after those jumps reuse the averaged rates
+MODEL_REUSE = MODEL.replace('S4 = 0', 'S4 = 0\nP = 0') + """
+[[reactions]]
+equation = "S1 -> S1 + P"
+rate = 2.0
+[[reactions]]
+equation = "P -> 0"
+rate = 0.5
+"""
+
+
 def shared_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("ssa") if comm.rank == 0 else None
     d = Path(comm.bcast(str(d) if d else None, root=0))
     if comm.rank == 0:
         (d / "small.toml").write_text(MODEL)
         (d / "small3.toml").write_text(MODEL3)
+        (d / "small_reuse.toml").write_text(MODEL_REUSE)
     comm.Barrier()
     return d
 
 
 def write_config(d: Path, name: str, method: str, partition: str = "model", parallel: str = "trajectories",
-                 trajectories: int = 13, levels: int = 2) -> Path:
+                 trajectories: int = 13, levels: int = 2, model: str = "small.toml") -> Path:
     path = d / f"{name}.toml"
-    model, extra = ("small3.toml", THREE_LEVELS) if levels == 3 else ("small.toml", "")
+    model, extra = ("small3.toml", THREE_LEVELS) if levels == 3 else (model, "")
     path.write_text(CONFIG.format(out=d / name, method=method, partition=partition, parallel=parallel,
                                   trajectories=trajectories, model=model, extra=extra))
     return path
@@ -188,6 +201,25 @@ def test_replicas_as_tasks_give_the_trajectory_modes_results(tmp_path_factory, p
         ok = a.shape == (2, 5, 4) and a.tobytes() == b.tobytes() and sa["events"] == sb["events"]
         ok = ok and sa["parallel"] == "replicas" and sb["parallel"] == "trajectories"
         ok = ok and sa["replica_rounds"] >= sa["outer_steps"] / 2 > 0
+    assert agree(ok)
+
+
+@pytest.mark.mpi
+def test_reused_averages_in_both_modes_and_on_any_rank_count(tmp_path_factory):
+    """With steps that reuse ã: replicas as tasks over the ranks, the trajectory mode over
+    the ranks and the trajectory mode on one rank give bitwise the same trajectories."""
+    d = shared_dir(tmp_path_factory)
+    run(config(d, "reuse_replicas", "nested", "model", "replicas", 2, model="small_reuse.toml"), comm,
+        log=RankLog(comm, quiet=True))
+    run(config(d, "reuse_world", "nested", "model", "trajectories", 2, model="small_reuse.toml"), comm,
+        log=RankLog(comm, quiet=True))
+    ok = True
+    if comm.rank == 0:
+        run_alone(write_config(d, "reuse_self", "nested", "model", "trajectories", 2, model="small_reuse.toml"))
+        a, b, c = (trajectories(d / name) for name in ("reuse_replicas", "reuse_world", "reuse_self"))
+        sa, sc = (json.loads((d / name / "summary.json").read_text()) for name in ("reuse_replicas", "reuse_self"))
+        ok = a.shape == (2, 5, 5) and a.tobytes() == b.tobytes() == c.tobytes()
+        ok = ok and sa["events"] == sc["events"] and sa["reused_averages"] == sc["reused_averages"] > 0
     assert agree(ok)
 
 

@@ -54,7 +54,10 @@ def test_driver_runs_its_default_config(tmp_path):
     assert p.returncode == 0, p.stderr
     s = json.loads((out / "summary.json").read_text())
     assert s["app"] == "ssa" and s["method"] == "nested" and s["trajectories"] == 12 and s["windows"] == 5
-    assert s["parameters"]["replicas"] == 1 and s["events"]["inner"] > 1000 * s["events"]["outer"] > 0
+    assert s["parameters"]["replicas"] == 1 and s["events"]["outer"] > 0
+    # ~1400 fast events per inner run (T_f = eps); most outer steps reuse the averages
+    inner_runs = s["outer_steps"] - s["reused_averages"]
+    assert s["events"]["inner"] > 1000 * inner_runs > 0 and s["reused_averages"] > s["outer_steps"] / 3
     assert set(s["final"]) == {"s32", "RNAP.s32", "s32.DnaJ", "DnaJ"}
     assert s["final"]["s32"]["se_mean"] > 0
     assert (out / "ssa.png").stat().st_size > 10_000

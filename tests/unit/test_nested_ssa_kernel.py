@@ -339,3 +339,94 @@ def test_three_level_parameters_and_errors(three, four):
     runner = WindowRunner(three, "nested", NestedParameters(**THREE, max_events=200))
     with pytest.raises(WindowError, match="max_events = 200 "):
         runner.advance(three.initial_counts.copy(), 0.0, 1.0, 5)
+
+
+# ---------------------------------------------------------------------------- reuse of the averaged rates
+def _involved(net):
+    from hmmpar.micro.nested_ssa import fast_species
+    from hmmpar.micro.ssa_model import FAST, SLOW
+    level = np.where(net.fast, FAST, SLOW).astype(np.int64)
+    involved = np.zeros(net.n_species, dtype=bool)
+    fast_species(level, net.reactants, net.nu_ptr, net.nu_species, net.nu_change, involved)
+    return involved
+
+
+def test_involved_species_of_the_heat_shock_model(heat):
+    names = {heat.species[i] for i in np.flatnonzero(_involved(heat))}
+    assert names == {"Protein", "Unfolded", "DnaJ", "DnaJ.Unfolded"}
+
+
+def test_slow_factor_carries_every_not_involved_factor(heat):
+    """a_j(x) / h_j(x) depends on the involved species only: changing the others leaves it."""
+    from hmmpar.micro.nested_ssa import slow_factor
+    from hmmpar.micro.ssa_model import propensity
+    involved = _involved(heat)
+    rng = np.random.default_rng(7)
+    checked = 0
+    for _ in range(50):
+        x = rng.integers(0, 50, heat.n_species).astype(np.int64)
+        x2 = x.copy()
+        x2[~involved] = rng.integers(0, 50, int((~involved).sum()))
+        for j in np.flatnonzero(~heat.fast):
+            h, h2 = slow_factor(j, x, involved, heat.reactants, heat.rates), \
+                slow_factor(j, x2, involved, heat.reactants, heat.rates)
+            if h > 0 and h2 > 0:
+                g, g2 = propensity(j, x, heat.reactants, heat.rates) / h, propensity(j, x2, heat.reactants, heat.rates) / h2
+                assert g == pytest.approx(g2, rel=1e-12, abs=0), heat.reactions[j].equation
+                checked += 1
+    assert checked > 300
+
+
+def test_reused_rates_equal_the_fresh_inner_average_after_a_jump_away_from_the_fast_species(heat):
+    """Same streams, start states that differ only in species no fast reaction involves:
+    the fresh inner runs are the same runs, so the fresh ã equals the reused one (to
+    rounding) and their end states differ by the jump."""
+    from hmmpar.micro.nested_ssa import (inner_average, jump_keeps_fast_state, remember_fast_factors,
+                                         reused_rates)
+    net = heat
+    involved = _involved(net)
+    fast_idx, slow_idx = np.flatnonzero(net.fast), np.flatnonzero(~net.fast)
+    s32, rnap = net.species.index("s32"), net.species.index("RNAP.s32")
+    j = next(k for k in slow_idx if set(net.nu[k].nonzero()[0]) == {s32, rnap} and net.nu[k, s32] == -1)
+    reps, t_f = 3, 2e-3
+
+    def inner(x):
+        ends = np.empty((reps, net.n_species), dtype=np.int64)
+        avg = np.empty(slow_idx.size)
+        status, _ = inner_average(x, np.uint64(12345), 4, reps, 0.0, t_f, fast_idx, slow_idx, net.reactants,
+                                  net.rates, net.nu_ptr, net.nu_species, net.nu_change, net.dep_ptr, net.dep_idx,
+                                  False, np.iinfo(np.int64).max, ends, avg)
+        assert status == 0
+        return ends, avg
+
+    x = net.initial_counts.copy()
+    ends, avg = inner(x)
+    factor, known = np.empty(slow_idx.size), np.empty(slow_idx.size, dtype=bool)
+    remember_fast_factors(x, slow_idx, avg, involved, net.reactants, net.rates, factor, known)
+    assert jump_keeps_fast_state(j, involved, ends, net.nu_ptr, net.nu_species, net.nu_change)
+    x2 = x + net.nu[j]
+    out = np.empty(slow_idx.size)
+    assert reused_rates(x2, slow_idx, involved, net.reactants, net.rates, factor, known, out)
+    ends2, avg2 = inner(x2)
+    np.testing.assert_allclose(out, avg2, rtol=1e-12, atol=0)
+    assert not np.array_equal(out, avg)  # s32 enters some slow rates: the reuse rescaled them
+    assert ends.tobytes() == ends2.tobytes()
+    # a jump that changes DnaJ (involved) ends the reuse
+    dnaj = net.species.index("DnaJ")
+    k = next(k for k in slow_idx if net.nu[k, dnaj] != 0)
+    assert not jump_keeps_fast_state(k, involved, ends, net.nu_ptr, net.nu_species, net.nu_change)
+
+
+def test_reuse_skips_most_inner_runs_on_heat_shock_and_never_on_four_species(heat, four):
+    on, off = NestedParameters(tolerance=1.0), NestedParameters(tolerance=1.0, reuse_averages=False)
+    _, c_on = run_ensemble(heat, "nested", on, [0.0, 0.5], 4, seed=3)
+    _, c_off = run_ensemble(heat, "nested", off, [0.0, 0.5], 4, seed=3)
+    steps, reused = c_on[:, 2].sum(), c_on[:, 5].sum()
+    assert c_off[:, 5].sum() == 0 and steps > 40
+    # about 2/3 of the slow firings leave Protein, Unfolded, DnaJ and DnaJ.Unfolded alone
+    assert 0.3 * steps < reused < steps
+    assert c_on[:, 0].sum() < 0.7 * c_off[:, 0].sum()  # inner events
+    a, ca = run_ensemble(four, "nested", NestedParameters(tolerance=0.2), [0.0, 0.05], 3, seed=5)
+    b, cb = run_ensemble(four, "nested", NestedParameters(tolerance=0.2, reuse_averages=False), [0.0, 0.05], 3,
+                         seed=5)
+    assert a.tobytes() == b.tobytes() and np.array_equal(ca, cb) and ca[:, 5].sum() == 0
