@@ -26,6 +26,7 @@ factors as in the window kernel) submits no tasks in that round.
 from __future__ import annotations
 
 import numpy as np
+from mpi4py import MPI
 
 from hmmpar.core.errors import TaskError
 from hmmpar.core.farm import Farm, TaskContext
@@ -152,11 +153,17 @@ class ReplicaRounds:
                     block["level"] = level[i]
                     block["limit"] = runner.max_events - spent[i]
                     rows.append(block)
-            if self.farm.comm.allreduce(int(active.sum())) == 0:
+            counts = np.array([active.sum(), sum(len(b) for b in rows)], dtype=np.int64)
+            self.farm.comm.Allreduce(MPI.IN_PLACE, counts, op=MPI.SUM)
+            n_active, n_tasks = int(counts[0]), int(counts[1])
+            if n_active == 0:
                 break
-            tasks = np.concatenate(rows) if rows else np.zeros(0, dtype=self.task_dtype)
-            results = self.farm.map(self.solve, tasks, self.result_dtype, step=step, seed=seed)
-            self.rounds += 1
+            if n_tasks:
+                tasks = np.concatenate(rows) if rows else np.zeros(0, dtype=self.task_dtype)
+                results = self.farm.map(self.solve, tasks, self.result_dtype, step=step, seed=seed)
+                self.rounds += 1
+            else:  # every trajectory reused its averages or takes an exact step: no farm call
+                results = np.zeros(0, dtype=self.result_dtype)
             done = 0
             for i in np.flatnonzero(active):
                 fast_idx, slow_idx = np.flatnonzero(level[i] >= FAST), np.flatnonzero(level[i] == SLOW)
