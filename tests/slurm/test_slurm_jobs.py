@@ -60,18 +60,21 @@ JOBS = {
 }
 
 
-@pytest.mark.parametrize("app,mode,next_ranks", [("ou_averaging", "requeue", 2), ("ssa", "resubmit", 3)])
-def test_signalled_job_checkpoints_continues_and_matches(tmp_path, app, mode, next_ranks):
+@pytest.mark.parametrize("app,mode,next_ranks,launcher", [("ou_averaging", "requeue", 2, "mpirun"),
+                                                           ("ssa", "resubmit", 3, "mpirun"),
+                                                           ("ou_averaging", "requeue", 2, "srun")])
+def test_signalled_job_checkpoints_continues_and_matches(tmp_path, app, mode, next_ranks, launcher):
     """The pre-timeout signal (``scancel --signal=USR1 --batch``) reaches hmmpar through the
     script's trap and mpirun; the job checkpoints, exits 75 and is requeued (same 2 ranks) or
     resubmitted (3 ranks); the continuation restarts from the checkpoint, and the final
     state equals an uninterrupted run's bit for bit: the OU averaging's X, the Nested SSA
-    ensemble's trajectories."""
+    ensemble's trajectories. With ``LAUNCHER=srun`` the ranks are Slurm tasks (PMIx) and
+    srun forwards the signal."""
     config, options, final_state = JOBS[app]
     out = tmp_path / "job"
     log = tmp_path / "job.out"
     job = sbatch([f"--output={log}", f"slurm/{app}.sbatch", config, *options],
-                 OUT=str(out), CONTINUE=mode, NEXT_NTASKS=str(next_ranks))
+                 OUT=str(out), CONTINUE=mode, NEXT_NTASKS=str(next_ranks), LAUNCHER=launcher)
     ckdir = out / "checkpoints"
     wait_for(lambda: len(list(ckdir.glob("ckpt_*.h5"))) >= 2, 120, "the job's first checkpoints")
     subprocess.run(["scancel", "--signal=USR1", "--batch", job], check=True, timeout=30)
