@@ -205,54 +205,54 @@ def accuracy_and_cost(args) -> dict:
     return out
 
 
-def scaling(args) -> dict:
+def best_of_pairs(args, part: str, stem: str, over: list[str], phase: str, key: str, extra) -> dict:
+    """Runs on 1 and 2 ranks, ``--scaling-repeats`` pairs; per rank count the run with the
+    least ``phase`` time (max over ranks, stored as ``key``; ``extra(run)`` adds entries).
+    Returns {"T1", "T2", "bitwise_identical"} or {"error"}."""
     import hmmpar  # noqa: F401
     import h5py
-    over = [f"ensemble.trajectories={args.scaling_trajectories}"]
     best = {}
     for rep in range(args.scaling_repeats):
         for ranks in (1, 2):
-            r = run_app(args, f"3. scaling, {ranks} rank(s), repeat {rep + 1}", ranks,
-                        Path(args.tmp) / f"scale{ranks}_{rep}", over)
+            r = run_app(args, f"{part}, {ranks} rank(s), repeat {rep + 1}", ranks,
+                        Path(args.tmp) / f"{stem}{ranks}_{rep}", over)
             if "error" in r:
                 return {"error": r["error"]}
-            loop = r["timing"]["phases"]["farm_total"]["max"]
-            entry = {"loop": loop, "wall": r["timing"]["wall_seconds"], "launch_wall": r["launch"]["wall"],
-                     "foreign_cores": r["launch"]["foreign_cores"],
-                     "load_imbalance": r["timing"]["farm"]["load_imbalance"], "dir": r["dir"]}
-            if ranks not in best or loop < best[ranks]["loop"]:
+            t = r["timing"]["phases"][phase]["max"]
+            entry = {key: t, "wall": r["timing"]["wall_seconds"], "foreign_cores": r["launch"]["foreign_cores"],
+                     "dir": r["dir"], **extra(r)}
+            if ranks not in best or t < best[ranks][key]:
                 best[ranks] = entry
     with h5py.File(Path(best[1]["dir"]) / "ssa.h5", "r") as a, h5py.File(Path(best[2]["dir"]) / "ssa.h5", "r") as b:
         same = np.array(a["trajectories"]).tobytes() == np.array(b["trajectories"]).tobytes()
-    return {"trajectories": args.scaling_trajectories, "T1": best[1], "T2": best[2],
-            "efficiency_loop": best[1]["loop"] / (2 * best[2]["loop"]),
-            "efficiency_wall": best[1]["wall"] / (2 * best[2]["wall"]), "bitwise_identical": same}
+    return {"T1": best[1], "T2": best[2], "bitwise_identical": same}
+
+
+def scaling(args) -> dict:
+    res = best_of_pairs(args, "3. scaling", "scale", [f"ensemble.trajectories={args.scaling_trajectories}"],
+                        "farm_total", "loop",
+                        lambda r: {"launch_wall": r["launch"]["wall"],
+                                   "load_imbalance": r["timing"]["farm"]["load_imbalance"]})
+    if "error" in res:
+        return res
+    t1, t2 = res["T1"], res["T2"]
+    return {"trajectories": args.scaling_trajectories, **res,
+            "efficiency_loop": t1["loop"] / (2 * t2["loop"]), "efficiency_wall": t1["wall"] / (2 * t2["wall"])}
 
 
 def replica_mode(args) -> dict:
-    import hmmpar  # noqa: F401
-    import h5py
     over = [f"ensemble.trajectories={args.replica_trajectories}", f"nested.replicas={args.replica_n}",
             "nested.tolerance=0.25", 'ensemble.parallel="replicas"']
-    best = {}
-    for rep in range(args.scaling_repeats):
-        for ranks in (1, 2):
-            r = run_app(args, f"4. replica mode, {ranks} rank(s), repeat {rep + 1}", ranks,
-                        Path(args.tmp) / f"replicas{ranks}_{rep}", over)
-            if "error" in r:
-                return {"error": r["error"]}
-            rounds = r["timing"]["phases"]["replica_rounds"]["max"]
-            entry = {"rounds_seconds": rounds, "wall": r["timing"]["wall_seconds"],
-                     "foreign_cores": r["launch"]["foreign_cores"], "dir": r["dir"],
-                     "farm_rounds": r["summary"]["replica_rounds"], "outer_steps": r["summary"]["outer_steps"],
-                     "inner_events": r["summary"]["events"]["inner"]}
-            if ranks not in best or rounds < best[ranks]["rounds_seconds"]:
-                best[ranks] = entry
-    with h5py.File(Path(best[1]["dir"]) / "ssa.h5", "r") as a, h5py.File(Path(best[2]["dir"]) / "ssa.h5", "r") as b:
-        same = np.array(a["trajectories"]).tobytes() == np.array(b["trajectories"]).tobytes()
-    return {"trajectories": args.replica_trajectories, "replicas": args.replica_n, "T1": best[1], "T2": best[2],
-            "seconds_per_round_1": best[1]["rounds_seconds"] / best[1]["farm_rounds"],
-            "efficiency": best[1]["rounds_seconds"] / (2 * best[2]["rounds_seconds"]), "bitwise_identical": same}
+    res = best_of_pairs(args, "4. replica mode", "replicas", over, "replica_rounds", "rounds_seconds",
+                        lambda r: {"farm_rounds": r["summary"]["replica_rounds"],
+                                   "outer_steps": r["summary"]["outer_steps"],
+                                   "inner_events": r["summary"]["events"]["inner"]})
+    if "error" in res:
+        return res
+    t1, t2 = res["T1"], res["T2"]
+    return {"trajectories": args.replica_trajectories, "replicas": args.replica_n, **res,
+            "seconds_per_round_1": t1["rounds_seconds"] / t1["farm_rounds"],
+            "efficiency": t1["rounds_seconds"] / (2 * t2["rounds_seconds"])}
 
 
 # ---------------------------------------------------------------------- report
