@@ -38,12 +38,13 @@ from pathlib import Path
 import numpy as np
 
 from hmmpar.apps.base import Application
-from hmmpar.core.checkpoint import Block, CheckpointReader
+from hmmpar.core.checkpoint import Block, CheckpointReader, format_bytes
 from hmmpar.core.config import Field
-from hmmpar.core.errors import CheckpointError, ConfigError
+from hmmpar.core.errors import CheckpointError, ConfigError, HmmparError
 from hmmpar.core.expression import ExpressionError, macro_function
 from hmmpar.core.farm import TaskContext
 from hmmpar.core.instances import _move_rows
+from hmmpar.io.reserved_h5 import ReservationError
 from hmmpar.micro.cell_problem import BCS, FACTOR_PACKAGES, CellSpec, available_factor_packages, effective_tensor
 from hmmpar.micro.coefficients import KINDS, coefficient_from_config
 
@@ -359,7 +360,11 @@ class Elliptic(Application):
         errors = mesh.errors(self.U, self.exact) if self.exact is not None else None
         a_elem = self._coefficient_at_qp().mean(axis=1)  # element average of A_H
         fields = {"A_H": a_elem}
-        mesh.write(outdir / "elliptic.h5", self.U, fields, nodal_name="U")
+        try:
+            mesh.write(outdir / "elliptic.h5", self.U, fields, nodal_name="U")
+        except ReservationError as exc:  # raised on every rank, before HDF5 opened the file
+            raise HmmparError(f"cannot write {exc.filename}: reserving {format_bytes(exc.nbytes)} failed: "
+                              f"{exc.strerror}") from None
         U = mesh.nodal_values(self.U)
         A_all = mesh.element_values(a_elem)
         cache_hits = self.comm.allreduce(self.cache_hits)  # counted on the owner ranks

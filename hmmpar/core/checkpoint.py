@@ -21,7 +21,10 @@ data. Version 1 files (no tables, 1.8 format) are still read, unverified.
 Every array is written by the rank that owns its rows ``[start, start + n)`` of the
 global dataset through h5py's ``driver="mpio"`` (independent transfers, so a rank with
 no rows never has to enter a collective write). Writing goes to ``.<name>.tmp`` in the
-same directory; when every rank has closed the file, rank 0 renames it to its final
+same directory, whose disk space rank 0 reserves before HDF5 opens it
+(:mod:`hmmpar.io.reserved_h5`: a disk that filled up is then one error on every rank, not
+a failed write inside HDF5 on some ranks, which can hang the others); when every rank
+has closed the file, rank 0 renames it to its final
 name (an atomic ``rename(2)``) and syncs the directory. A killed run therefore leaves
 either the previous complete checkpoint set or one more; a leftover ``.tmp`` is ignored
 and removed by the next write. The last ``keep`` checkpoints are kept.
@@ -42,6 +45,7 @@ from typing import Mapping
 import numpy as np
 
 import hmmpar
+from ..io.reserved_h5 import ReservationError, open_reserved
 from .errors import CheckpointError, HmmparError
 
 FORMAT = "hmmpar-checkpoint"
@@ -70,16 +74,19 @@ def _h5py():
     return h5py
 
 
-def _open_parallel(comm, path: Path, mode: str):
-    h5py = _h5py()
-    # new files in the HDF5 1.10 format: its metadata carries checksums (detected on read)
-    kw = {"libver": ("v110", "v110")} if mode == "w" else {}
-    if h5py.get_config().mpi:
-        return h5py.File(path, mode, driver="mpio", comm=comm, **kw)
-    if comm.size > 1:
+def _require_parallel_h5py(comm) -> None:
+    if comm.size > 1 and not _h5py().get_config().mpi:
         raise CheckpointError("h5py was built without MPI support; parallel checkpoints need "
                               "an MPI-enabled h5py (Debian: python3-h5py-mpi)")
-    return h5py.File(path, mode, **kw)
+
+
+def _open_parallel(comm, path: Path, mode: str):
+    """Open an existing checkpoint on every rank of ``comm`` (new ones: :func:`open_reserved`)."""
+    h5py = _h5py()
+    _require_parallel_h5py(comm)
+    if h5py.get_config().mpi:
+        return h5py.File(path, mode, driver="mpio", comm=comm)
+    return h5py.File(path, mode)
 
 
 def _packed(dtype: np.dtype) -> bool:
@@ -206,23 +213,28 @@ class Checkpointer:
         comm = self.comm
         final = self.directory / checkpoint_name(step)
         tmp = self.directory / f".{final.name}.tmp"
+        groups = (fields, instances, tasks)
+        need = estimate_size(groups, config_text, comm.size)
         problem = None
         if comm.rank == 0:
             self.directory.mkdir(parents=True, exist_ok=True)
             for stale in self.directory.glob(".ckpt_*.h5.tmp"):
                 stale.unlink(missing_ok=True)
-            problem = self._space_problem(step, config_text, (fields, instances, tasks))
+            problem = self._space_problem(step, need)
         # a full disk is found here, before HDF5 is in the middle of a write that fails
         problem = comm.bcast(problem, root=0)
         if problem:
             raise HmmparError(problem)
+        _require_parallel_h5py(comm)
         nbytes = 0
         f = None
         try:
-            f = _open_parallel(comm, tmp, "w")
+            try:  # the space is taken before HDF5 writes: a disk filling up now fails here, on every rank
+                f = open_reserved(comm, tmp, need)
+            except ReservationError as exc:
+                raise HmmparError(self._space_problem(step, need, exc)) from None
             try:
-                nbytes = self._fill(f, step, sim_time, app, seed, config_text, attrs,
-                                    (fields, instances, tasks))
+                nbytes = self._fill(f, step, sim_time, app, seed, config_text, attrs, groups)
             except (OSError, RuntimeError):
                 raise  # not closed: close is collective, the other ranks may be elsewhere
             except BaseException:
@@ -297,15 +309,19 @@ class Checkpointer:
         _test_pause(step)
         return nbytes
 
-    def _space_problem(self, step: int, config_text: str, groups) -> str | None:
-        """Why checkpoint ``step`` cannot fit in the free space of the directory, or None."""
-        need = estimate_size(groups, config_text, self.comm.size)
+    def _space_problem(self, step: int, need: int, failed: OSError | None = None) -> str | None:
+        """Why checkpoint ``step`` (about ``need`` bytes) cannot be written to the directory,
+        or None: the free space is short, or reserving it ``failed``."""
         try:
             st = os.statvfs(self.directory)
+            free = st.f_bavail * st.f_frsize
         except OSError:
-            return None
-        free = st.f_bavail * st.f_frsize
-        if free >= need:
+            free = None
+        if failed is not None:
+            where = f" ({format_bytes(free)} free on its file system)" if free is not None else ""
+            return (f"reserving {format_bytes(need)} for checkpoint {step} in {self.directory} failed: "
+                    f"{failed.strerror}{where}; the previous checkpoints are intact")
+        if free is None or free >= need:
             return None
         return (f"checkpoint directory {self.directory} has {format_bytes(free)} free, checkpoint "
                 f"{step} needs about {format_bytes(need)}; the previous checkpoints are intact")

@@ -56,6 +56,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 import hmmpar  # noqa: F401  (sets H5PY_ALWAYS_USE_MPI before h5py is imported)
+from hmmpar.io.reserved_h5 import open_reserved
 
 __all__ = ["SIDES", "BoxQ1"]
 
@@ -178,6 +179,11 @@ def krylov_solve(A: PETSc.Mat, b: PETSc.Vec, x: PETSc.Vec, *, rtol: float, prefi
             f"{iterations} iterations, residual norm {ksp.getResidualNorm():.3e}")
     finally:
         ksp.destroy()
+
+
+#: bytes reserved for the HDF5 metadata of a mesh output file (superblock, groups,
+#: attributes; about 1 kB per dataset measured), on top of :meth:`NodalMesh._output_datasets`
+OUTPUT_OVERHEAD = 64 * 1024
 
 
 def _h5py():
@@ -344,8 +350,10 @@ class NodalMesh:
         if not mpio and comm.size > 1:
             raise RuntimeError(f"h5py was built without MPI support; {type(self).__name__}.write needs an "
                                "MPI-enabled h5py (Debian: python3-h5py-mpi)")
-        kwargs = {"driver": "mpio", "comm": comm} if mpio else {}
-        with h5py.File(path, "w", **kwargs) as f:
+        # the file's space is reserved first: a full disk or quota fails there, on every rank
+        # (ReservationError), instead of inside HDF5's collective writes
+        nbytes = OUTPUT_OVERHEAD + sum(self._output_datasets(nodal_name, cell_sets).values())
+        with open_reserved(comm, path, nbytes) as f:
             self._write_h5(f, U, nodal_name, cell_sets, mpio)
         comm.Barrier()
         xdmf_path = path.with_suffix(".xdmf")
@@ -846,6 +854,13 @@ class BoxQ1(NodalMesh):
             Dataset / attribute name of ``U``.
         """
         self._write_outputs(path, U, element_fields, nodal_name)
+
+    def _output_datasets(self, nodal_name: str, cell_sets) -> dict[str, int]:
+        """Bytes of each dataset :meth:`_write_h5` writes."""
+        nodes, cells = int(np.prod(self.cells + 1)), int(np.prod(self.cells))
+        sizes = {f"nodal/{nodal_name}": 8 * nodes}
+        sizes.update({f"cell/{name}": cells * column.dtype.itemsize for name, column in cell_sets})
+        return sizes
 
     def _write_h5(self, f, U: PETSc.Vec, nodal_name: str, cell_sets, mpio: bool) -> None:
         ecount = np.maximum(self._ee - self._es, 0)

@@ -754,6 +754,14 @@ class SimplexP1(NodalMesh):
         """
         self._write_outputs(path, U, element_fields, nodal_name)
 
+    def _output_datasets(self, nodal_name: str, cell_sets) -> dict[str, int]:
+        """Bytes of each dataset :meth:`_write_h5` writes."""
+        nv, ne = self.n_vertices, self.n_elements
+        sizes = {"mesh/geometry": 8 * nv * self.dim, "mesh/topology": 8 * ne * (self.dim + 1),
+                 f"nodal/{nodal_name}": 8 * nv}
+        sizes.update({f"cell/{name}": ne * column.dtype.itemsize for name, column in cell_sets})
+        return sizes
+
     def _write_h5(self, f, U: PETSc.Vec, nodal_name: str, cell_sets, mpio: bool) -> None:
         dim = self.dim
         owned = np.flatnonzero(self._owned)

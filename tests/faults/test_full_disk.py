@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
 import time
 from collections import namedtuple
 from pathlib import Path
@@ -146,6 +147,16 @@ def fill(directory: Path) -> None:
             pass
 
 
+def keep_filling(directory: Path, stop: threading.Event) -> None:
+    """Write ``directory/filler`` 4 kB at a time until ``stop``, retrying on a full disk."""
+    with open(directory / "filler", "wb", buffering=0) as f:
+        while not stop.is_set():
+            try:
+                f.write(b"\0" * 4096)
+            except OSError:
+                time.sleep(0.001)
+
+
 def test_disk_full_before_a_checkpoint_write_is_a_clean_error(tmpfs):
     """Each write first compares the free space with the checkpoint's size: a disk that
     filled up during the run stops it before HDF5 starts a write that would fail."""
@@ -172,27 +183,34 @@ def test_disk_filling_up_during_a_run_stops_it_then_restart_continues(tmpfs, tmp
         deadline = time.monotonic() + 30
         while not list((out / "checkpoints").glob("ckpt_*.h5")) and time.monotonic() < deadline:
             time.sleep(0.02)
-        fill(tmpfs)  # another job fills the disk
-        stdout, stderr = proc.communicate(timeout=60)
+        # another job fills the disk and keeps taking any space that comes free: also the
+        # space a checkpoint had reserved beyond its final size
+        stop = threading.Event()
+        filler = threading.Thread(target=keep_filling, args=(tmpfs, stop))
+        filler.start()
+        try:
+            stdout, stderr = proc.communicate(timeout=60)
+        finally:
+            stop.set()
+            filler.join()
     finally:
         if proc.poll() is None:
             kill_session(proc)
     assert proc.returncode == 1, stderr
-    lines = hmmpar_lines(stderr)
     # The filler lands at a random moment of the checkpoint cycle: usually before a write,
-    # whose space check stops the run; sometimes between that check and the write, where
-    # HDF5's write fails and the writing rank(s) abort (both documented in docs/faults.md).
-    match = re.fullmatch(rf"hmmpar: error: checkpoint directory {out / 'checkpoints'} has \d+ B free, "
-                         r"checkpoint (\d+) needs about [\d.]+ kB; the previous checkpoints are intact", lines[-1])
-    raced = [re.fullmatch(rf"hmmpar: error on rank \d: writing checkpoint {out / 'checkpoints'}/"
-                          r"\.ckpt_(\d+)\.h5\.tmp failed: .*; the previous checkpoints are intact", line)
-             for line in lines]
-    if match:
-        assert len(lines) == 1, stderr
-        failed = int(match.group(1))
-    else:
-        assert lines and all(raced) and len({m.group(1) for m in raced}) == 1, stderr
-        failed = int(raced[0].group(1))
+    # whose free-space check stops the run; sometimes after that check, where reserving the
+    # file's space fails. Both are one collective error: HDF5 never sees a failed write
+    # (which could leave the ranks in different collectives; docs/faults.md).
+    lines = hmmpar_lines(stderr)
+    assert len(lines) == 1, stderr
+    ck = re.escape(str(out / "checkpoints"))
+    match = (re.fullmatch(rf"hmmpar: error: checkpoint directory {ck} has \d+ B free, checkpoint (\d+) "
+                          r"needs about [\d.]+ kB; the previous checkpoints are intact", lines[0])
+             or re.fullmatch(rf"hmmpar: error: reserving [\d.]+ kB for checkpoint (\d+) in {ck} failed: "
+                             r"No space left on device \(\d+ B free on its file system\); the previous "
+                             r"checkpoints are intact", lines[0]))
+    assert match, stderr
+    failed = int(match.group(1))
     assert [p.name for p in (out / "checkpoints").glob("ckpt_*.h5")] == [f"ckpt_{failed - 1:08d}.h5"]
     (tmpfs / "filler").unlink()  # space freed: the run continues from where it stopped
     p = run_hmmpar(1, cfg, "--restart", "latest", "--set", f"macro.t_end={0.05 * (failed + 2)}", timeout=60)
@@ -200,11 +218,28 @@ def test_disk_filling_up_during_a_run_stops_it_then_restart_continues(tmpfs, tmp
     assert f"step {failed - 1}," in p.stdout
 
 
+def test_disk_filling_after_the_check_fails_the_reservation_on_every_rank(tmpfs):
+    """If the disk fills between the free-space check and the write (another writer, a
+    quota), the space reservation fails before HDF5 opens the file: one message from
+    rank 0, exit 1, no temporary file, the previous checkpoint intact."""
+    for ranks in (1, 2, 3):
+        ck = tmpfs / f"ck{ranks}"
+        p = run_mpi(ranks, [str(SCRIPTS / "failing_write.py"), str(ck)], timeout=60)
+        assert p.returncode == 1, (p.returncode, p.stderr)
+        assert hmmpar_lines(p.stderr) == [
+            f"hmmpar: error: reserving 2.1 MB for checkpoint 2 in {ck} failed: No space left on device "
+            "(4096.0 GB free on its file system); the previous checkpoints are intact"], p.stderr
+        assert "MPI_ABORT" not in p.stderr
+        assert sorted(f.name for f in ck.iterdir()) == ["ckpt_00000001.h5"]
+        (ck / "ckpt_00000001.h5").unlink()
+
+
 def test_failed_hdf5_write_ends_the_process_without_crashing(tmpfs):
-    """If the disk fills between the check and the write (another writer, a quota), HDF5's
-    write or close fails: one message, exit 1 -- not a crash in HDF5's exit handlers."""
+    """Without a reservation (a file system without ``fallocate``), HDF5's own write or
+    close fails: one message, exit 1 -- not a crash in HDF5's exit handlers."""
     for ranks in (1, 2):
-        p = run_mpi(ranks, [str(SCRIPTS / "failing_write.py"), str(tmpfs / f"ck{ranks}")], timeout=60)
+        p = run_mpi(ranks, [str(SCRIPTS / "failing_write.py"), str(tmpfs / f"ck{ranks}"), "no-fallocate"],
+                    timeout=60)
         assert p.returncode == 1, (p.returncode, p.stderr)
         lines = hmmpar_lines(p.stderr)
         assert lines and lines[0].startswith("hmmpar: error on rank ")
@@ -214,3 +249,15 @@ def test_failed_hdf5_write_ends_the_process_without_crashing(tmpfs):
         assert (tmpfs / f"ck{ranks}" / "ckpt_00000001.h5").exists()
         for f in (tmpfs / f"ck{ranks}").iterdir():
             f.unlink()
+
+def test_mesh_output_that_does_not_fit_fails_on_every_rank(tmpfs):
+    """The HDF5 mesh output reserves its space as the checkpoints do: a full disk is one
+    ReservationError on every rank, before HDF5 opens the file, and no file is left."""
+    path = tmpfs / "u.h5"
+    for ranks in (1, 2, 3):
+        p = run_mpi(ranks, [str(SCRIPTS / "mesh_output_full.py"), str(path)], timeout=60)
+        assert p.returncode == 0, p.stderr
+        lines = sorted(re.findall(r"rank \d+: .*?u\.h5", p.stdout))  # ranks' lines may interleave
+        nbytes = 64 * 1024 + 8 * 401 * 401  # OUTPUT_OVERHEAD + the nodal dataset
+        assert lines == [f"rank {r}: errno 28 nbytes {nbytes} file {path}" for r in range(ranks)], p.stdout
+        assert not path.exists() and not path.with_suffix(".xdmf").exists()

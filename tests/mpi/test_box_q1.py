@@ -16,6 +16,7 @@ from mpi4py import MPI
 
 import hmmpar  # noqa: F401  (before h5py: asks Debian's h5py for its MPI build)
 from hmmpar.macro.box_q1 import SIDES, BoxQ1
+from mesh_output_checks import written_within_reservation
 
 comm = MPI.COMM_WORLD
 PI = math.pi
@@ -289,6 +290,7 @@ def test_write_hdf5_and_xdmf(shared_dir, cells):
             ok &= np.array_equal(f["cell/T_00"][...], natural)
             ok &= np.all(f["cell/T_01"][...] == 0.0)
             ok &= set(np.unique(f["cell/T_10"][...])) <= set(range(comm.size))
+            ok &= written_within_reservation(mesh, f, path)
         root = ET.parse(path.with_suffix(".xdmf")).getroot()
         topo = root.find("Domain/Grid/Topology")
         ok &= topo.get("TopologyType") == f"{dim}DCoRectMesh"

@@ -21,6 +21,7 @@ from mpi4py import MPI
 
 import hmmpar  # noqa: F401  (before h5py: asks Debian's h5py for its MPI build)
 from hmmpar.macro.simplex_p1 import SimplexP1, read_physical_names
+from mesh_output_checks import written_within_reservation
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 sys.path.insert(0, str(DATA))
@@ -288,6 +289,7 @@ def test_write_hdf5_and_xdmf(shared_dir, dim):
             ok &= sorted(f["cell"]) == ["T_00", "T_01", "T_10", "T_11", "id"]
             ok &= np.array_equal(f["cell/id"][...], np.arange(ne))
             ok &= set(np.unique(f["cell/T_10"][...])) <= set(range(comm.size))
+            ok &= written_within_reservation(mesh, f, path)
         root = ET.parse(path.with_suffix(".xdmf")).getroot()
         topo = root.find("Domain/Grid/Topology")
         ok &= topo.get("TopologyType") == ("Triangle" if dim == 2 else "Tetrahedron")
