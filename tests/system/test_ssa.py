@@ -91,6 +91,24 @@ def test_three_scales_config_runs_through_the_driver(tmp_path):
         assert np.array_equal(x[:, 0], np.tile([10, 10, 10, 0], (6, 1)))
 
 
+def test_heat_shock_config_runs_through_the_driver_and_checkpoints_by_wall_time(tmp_path):
+    """drivers/configs/ssa_heat_shock.toml (the SSA main job) through drivers/ssa.py, shortened
+    with --set, on 2 ranks. Its checkpoints are by wall time (every 60 s), so a short run
+    writes exactly one, after its last window."""
+    out = tmp_path / "hs"
+    p = run_mpi(2, [str(ROOT / "drivers" / "ssa.py"), str(ROOT / "drivers" / "configs" / "ssa_heat_shock.toml"),
+                    "--set", f'run.output_dir="{out}"', "--set", "ensemble.trajectories=8",
+                    "--set", "ensemble.t_end=0.5", "--set", "ensemble.samples=4"], timeout=180)
+    assert p.returncode == 0, p.stderr
+    s = json.loads((out / "summary.json").read_text())
+    assert s["method"] == "nested" and s["trajectories"] == 8 and s["windows"] == 4
+    assert [c.name for c in (out / "checkpoints").glob("ckpt_*.h5")] == ["ckpt_00000004.h5"]
+    timing = json.loads((out / "timing.json").read_text())
+    assert timing["checkpoint"]["count"] == 1
+    with h5py.File(out / "ssa.h5", "r") as f:
+        assert f["trajectories"].shape[:2] == (8, 5) and (f["trajectories"][:] >= 0).all()
+
+
 def test_restart_on_other_rank_counts_is_bitwise_the_straight_run(tmp_path):
     """3 ranks straight, checkpoint after every window; restart from window 2 of 5 on 2
     ranks; and 1 rank straight: the same trajectories bit for bit."""
