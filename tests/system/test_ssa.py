@@ -68,15 +68,21 @@ def test_driver_runs_its_default_config(tmp_path):
         assert np.allclose(f["mean"][-1, 2], s["final"]["s32"]["mean"])
 
 
+def run_driver_config(config: str, out, *settings: str) -> dict:
+    """drivers/ssa.py with drivers/configs/<config> on 2 ranks, output to ``out``, shortened
+    by the ``--set`` settings; returns its summary.json."""
+    sets = [arg for setting in (f'run.output_dir="{out}"',) + settings for arg in ("--set", setting)]
+    p = run_mpi(2, [str(ROOT / "drivers" / "ssa.py"), str(ROOT / "drivers" / "configs" / config), *sets], timeout=180)
+    assert p.returncode == 0, p.stderr
+    return json.loads((out / "summary.json").read_text())
+
+
 def test_three_scales_config_runs_through_the_driver(tmp_path):
     """drivers/configs/ssa_three_scales.toml (Nested SSA nested twice) through drivers/ssa.py,
     shortened with --set, on 2 ranks: the three-level parameters as applied and the outputs."""
     out = tmp_path / "ts"
-    p = run_mpi(2, [str(ROOT / "drivers" / "ssa.py"), str(ROOT / "drivers" / "configs" / "ssa_three_scales.toml"),
-                    "--set", f'run.output_dir="{out}"', "--set", "ensemble.trajectories=6",
-                    "--set", "ensemble.t_end=0.3", "--set", "ensemble.samples=2"], timeout=180)
-    assert p.returncode == 0, p.stderr
-    s = json.loads((out / "summary.json").read_text())
+    s = run_driver_config("ssa_three_scales.toml", out, "ensemble.trajectories=6", "ensemble.t_end=0.3",
+                          "ensemble.samples=2")
     assert s["app"] == "ssa" and s["method"] == "nested" and s["trajectories"] == 6 and s["windows"] == 2
     par = s["parameters"]
     assert par["levels"] == 3 and par["replicas"] == 4 and par["ultrafast_replicas"] == 2
@@ -96,11 +102,8 @@ def test_heat_shock_config_runs_through_the_driver_and_checkpoints_by_wall_time(
     with --set, on 2 ranks. Its checkpoints are by wall time (every 60 s), so a short run
     writes exactly one, after its last window."""
     out = tmp_path / "hs"
-    p = run_mpi(2, [str(ROOT / "drivers" / "ssa.py"), str(ROOT / "drivers" / "configs" / "ssa_heat_shock.toml"),
-                    "--set", f'run.output_dir="{out}"', "--set", "ensemble.trajectories=8",
-                    "--set", "ensemble.t_end=0.5", "--set", "ensemble.samples=4"], timeout=180)
-    assert p.returncode == 0, p.stderr
-    s = json.loads((out / "summary.json").read_text())
+    s = run_driver_config("ssa_heat_shock.toml", out, "ensemble.trajectories=8", "ensemble.t_end=0.5",
+                          "ensemble.samples=4")
     assert s["method"] == "nested" and s["trajectories"] == 8 and s["windows"] == 4
     assert [c.name for c in (out / "checkpoints").glob("ckpt_*.h5")] == ["ckpt_00000004.h5"]
     timing = json.loads((out / "timing.json").read_text())
