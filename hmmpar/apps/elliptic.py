@@ -45,7 +45,8 @@ from hmmpar.core.expression import ExpressionError, macro_function
 from hmmpar.core.farm import TaskContext
 from hmmpar.core.instances import _move_rows
 from hmmpar.io.reserved_h5 import ReservationError
-from hmmpar.micro.cell_problem import BCS, FACTOR_PACKAGES, CellSpec, available_factor_packages, effective_tensor
+from hmmpar.micro.cell_problem import (BCS, FACTOR_PACKAGES, CellSpec, available_factor_packages, cell_dependence,
+                                       effective_tensor)
 from hmmpar.micro.coefficients import KINDS, coefficient_from_config
 
 SIDE_NAMES = ("x-", "x+", "y-", "y+", "z-", "z+")
@@ -172,7 +173,9 @@ class Elliptic(Application):
         self.points = self.mesh.quadrature_points().reshape(-1, dim)
         self.A = np.zeros((n_local * nq, dim, dim))
         self.done = np.zeros(n_local * nq, dtype=bool)
-        cell_independent = self.frozen and not self.coefficient.depends_on_x
+        self.dependence = cell_dependence(self.coefficient, self.spec, eps=self.eps, delta=self.delta,
+                                          frozen=self.frozen)
+        cell_independent = self.dependence in ("nothing", "phase")
         self.dedupe = m["cache"] == "on" or (m["cache"] == "auto" and cell_independent)
         self.batches = m["batches"] if self.method == "fe-hmm" else 0
         self.cache: dict[bytes, np.ndarray] = {}
@@ -204,18 +207,17 @@ class Elliptic(Application):
     def _keys(self, idx: np.ndarray) -> list[bytes]:
         """What defines each task's cell problem, hashed (the cache key).
 
-        A frozen coefficient without slow dependence gives the cell coefficient
-        ``a((x_l + delta (s - 1/2)) / eps)``: it depends on x_l only through the phase
-        ``x_l / eps mod 1``, and not at all for periodic cells with ``delta / eps`` an
-        integer. The phase is rounded to 1e-9 so that equal phases computed with
-        different round-off share a key. Otherwise the key holds x_l itself.
+        By :func:`~hmmpar.micro.cell_problem.cell_dependence`: one key for all tasks when
+        the cell depends on nothing (a periodic, period-aligned cell of a coefficient
+        without slow dependence); the phase ``x_l / eps mod 1``, rounded to 1e-9 so that
+        equal phases computed with different round-off share a key, when it depends on the
+        phase only; otherwise x_l itself.
         """
         base = repr((self.coefficient.describe(), self.spec, self.eps, self.delta, self.frozen)).encode()
-        ratio = self.delta / self.eps
-        if self.frozen and not self.coefficient.depends_on_x:
-            if self.spec.bc == "periodic" and abs(ratio - round(ratio)) < 1e-12:
-                key = hashlib.blake2b(base, digest_size=16).digest()
-                return [key] * idx.size
+        if self.dependence == "nothing":
+            key = hashlib.blake2b(base, digest_size=16).digest()
+            return [key] * idx.size
+        if self.dependence == "phase":
             phase = np.round(np.mod(self.points[idx] / self.eps, 1.0), 9) % 1.0
             return [hashlib.blake2b(base + p.tobytes(), digest_size=16).digest() for p in phase]
         return [hashlib.blake2b(base + self.points[i].tobytes(), digest_size=16).digest() for i in idx]

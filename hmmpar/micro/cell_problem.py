@@ -336,8 +336,54 @@ def cell_mesh(spec: CellSpec) -> CellMesh:
     return CellMesh(spec)
 
 
+def whole_periods(eps: float, delta: float) -> int | None:
+    r"""The number of periods :math:`\delta/\varepsilon` across the cell when it is a whole
+    number (to a relative 1e-9, so that ``delta = k * eps`` computed in floating point
+    counts), else None."""
+    ratio = delta / eps
+    k = round(ratio)
+    return int(k) if k >= 1 and abs(ratio - k) <= 1e-9 * ratio else None
+
+
+#: what a cell problem at x_l depends on besides the coefficient and the cell spec
+DEPENDENCE = ("nothing", "slow", "phase", "position")
+
+
+def cell_dependence(coefficient, spec: CellSpec, *, eps: float, delta: float, frozen: bool) -> str:
+    r"""What the cell problem at :math:`x_l` depends on: one of :data:`DEPENDENCE`.
+
+    The cell coefficient is :math:`a(\xi, x/\varepsilon)` on :math:`I_\delta(x_l)`, with
+    :math:`\xi = x_l` (``frozen``) or :math:`\xi = x`. When it is periodic in the cell
+    (:math:`a` 1-periodic in :math:`y` and :math:`\xi` constant in the cell: frozen, or a
+    coefficient without slow dependence), a periodic cell of a whole number of periods has
+    the same effective tensor at every phase :math:`x_l/\varepsilon \bmod 1` (a shift of a
+    periodic problem), so :func:`effective_tensor` solves it on the period-aligned cell:
+
+    - ``"nothing"``: periodic cell, whole periods, no slow dependence: one cell problem;
+    - ``"slow"``: the same, frozen with slow dependence: it depends on :math:`x_l` only
+      through :math:`a(x_l, \cdot)`;
+    - ``"phase"``: no slow dependence, but the cell is Dirichlet / oversampling or not a
+      whole number of periods: it depends on :math:`x_l/\varepsilon \bmod 1`;
+    - ``"position"``: anything else (slow dependence inside the cell, a coefficient not
+      periodic in :math:`y`): it depends on :math:`x_l` itself.
+
+    ``coefficient.periodic_in_y(d)`` and ``coefficient.depends_on_x`` say what the
+    coefficient is (:mod:`hmmpar.micro.coefficients`; an object without them counts as
+    periodic in y and without slow dependence, the defaults of ``Coefficient``).
+    """
+    check = getattr(coefficient, "periodic_in_y", None)
+    periodic_y = True if check is None else bool(check(spec.dim))
+    slow = bool(getattr(coefficient, "depends_on_x", False))
+    if periodic_y and (frozen or not slow) and spec.bc == "periodic" and whole_periods(eps, delta):
+        return "slow" if slow else "nothing"
+    if periodic_y and not slow:
+        return "phase"
+    return "position"
+
+
 def cell_points(spec: CellSpec, x_l: np.ndarray, delta: float) -> np.ndarray:
-    """Physical coordinates of the micro Gauss points around ``x_l``, ``(n_el, nq, d)``."""
+    """Physical coordinates of the micro Gauss points of the cell centred at ``x_l``,
+    ``(n_el, nq, d)``."""
     mesh = cell_mesh(spec)
     return np.asarray(x_l, dtype=float)[None, None, :] + delta * (mesh.points - 0.5)
 
@@ -350,13 +396,27 @@ def effective_tensor(coefficient, x_l: np.ndarray, spec: CellSpec, *, eps: float
     periodic problems, the slow variable frozen at the quadrature point); otherwise
     :math:`a(x, x/\varepsilon)` (a general :math:`a^\varepsilon`). ``timings``: add the
     seconds of each phase (``coefficient`` and those of :meth:`CellMesh.solve`) to this dict.
+
+    Placement: when the answer does not depend on the phase (:func:`cell_dependence` is
+    ``"nothing"`` or ``"slow"``), the cell is the period-aligned :math:`[0, \delta]^d`, i.e.
+    :math:`y = k s` with :math:`k = \delta/\varepsilon` periods and :math:`s \in [0, 1]^d`
+    the mesh coordinate: element edges sit at :math:`y = k\,i/n`, so the interfaces of a
+    voxel image with :math:`m` voxels per period side lie on element edges when :math:`m`
+    divides :math:`n/k`, every element then samples one voxel at all its Gauss points, and
+    the result is the exact Q1 answer for that image (monotone under refinement). Otherwise
+    the cell is :math:`I_\delta(x_l)`, centred at :math:`x_l`.
     """
     t0 = time.perf_counter()
     mesh = cell_mesh(spec)
     x_l = np.asarray(x_l, dtype=float)
-    pts = cell_points(spec, x_l, delta).reshape(-1, spec.dim)
+    if cell_dependence(coefficient, spec, eps=eps, delta=delta, frozen=frozen) in ("nothing", "slow"):
+        y = whole_periods(eps, delta) * mesh.points.reshape(-1, spec.dim)
+        pts = eps * y
+    else:
+        pts = cell_points(spec, x_l, delta).reshape(-1, spec.dim)
+        y = pts / eps
     slow = np.broadcast_to(x_l, pts.shape) if frozen else pts
-    coef = np.asarray(coefficient.values(np.ascontiguousarray(slow), pts / eps), dtype=float)
+    coef = np.asarray(coefficient.values(np.ascontiguousarray(slow), y), dtype=float)
     coef = np.ascontiguousarray(coef.reshape(mesh.points.shape[:2] + coef.shape[1:]))
     if not np.all(np.isfinite(coef)):
         raise FloatingPointError(f"coefficient is NaN or Inf in the cell at x = {x_l.tolist()}")

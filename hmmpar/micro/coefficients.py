@@ -42,6 +42,13 @@ class Coefficient:
     #: does the coefficient depend on the macro point x (False: purely periodic)
     depends_on_x: bool = False
 
+    def periodic_in_y(self, dim: int) -> bool:
+        """Is it 1-periodic in every component of ``y`` (in ``dim`` dimensions)? The
+        library's kinds are by construction; a formula or user function is checked
+        (:func:`looks_periodic_in_y`). Periodic cells are solved on the period-aligned mesh
+        only when it is (:func:`hmmpar.micro.cell_problem.cell_dependence`)."""
+        return True
+
     def values(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """``(n,)`` scalars or ``(n, d, d)`` tensors at points ``x``, ``y`` of shape ``(n, d)``."""
         raise NotImplementedError
@@ -171,6 +178,9 @@ class Product(Coefficient):
     def _as_tensor(v, x):
         return v if v.ndim == 3 else v[:, None, None] * np.eye(x.shape[1])
 
+    def periodic_in_y(self, dim):
+        return all(f.periodic_in_y(dim) for f in self.factors)
+
     def homogenized(self, dim):
         # a product of layered factors along one and the same axis is layered again,
         # but its means are not those of the factors: no closed form in general
@@ -242,6 +252,9 @@ class Formula(Coefficient):
         self.dim = dim
         self.depends_on_x = any(n.startswith("x") for n in self.expr.used)
 
+    def periodic_in_y(self, dim):
+        return looks_periodic_in_y(self, dim)
+
     def values(self, x, y):
         cols = {f"x{i + 1}": x[:, i] for i in range(self.dim)}
         cols.update({f"y{i + 1}": y[:, i] for i in range(self.dim)})
@@ -273,6 +286,10 @@ class UserFunction(Coefficient):
         self._fn = fn if isinstance(fn, numba.core.dispatcher.Dispatcher) else numba.njit(cache=False)(fn)
         self._tensor: bool | None = None
 
+    def periodic_in_y(self, dim):
+        """Checked on first use (it calls, and so compiles, the function)."""
+        return looks_periodic_in_y(self, dim)
+
     def values(self, x, y):
         x = np.ascontiguousarray(x, dtype=float)
         y = np.ascontiguousarray(y, dtype=float)
@@ -292,6 +309,43 @@ class UserFunction(Coefficient):
 
     def describe(self):
         return f"function({self.spec!r})"
+
+
+def looks_periodic_in_y(coef: Coefficient, dim: int, points: int = 16, rtol: float = 1e-9) -> bool:
+    r"""Whether ``coef`` looks 1-periodic in every component of ``y``: at ``points`` fixed
+    pseudo-random ``x`` in :math:`[0, 1]^d`, ``y`` in :math:`[-1, 2]^d`, the values at
+    :math:`y` and :math:`y + e_k` agree to ``rtol`` (relative to the largest value; round-off
+    of ``sin(2 pi y)`` is far below) for every ``k``. A NaN, Inf or an error counts as not
+    periodic. The answer is kept on the coefficient (one check per dimension).
+
+    A sampled check can miss a non-periodicity confined to a small set; it decides only
+    whether periodic cells may be placed on the period-aligned mesh, which a coefficient
+    that passes it but is not periodic would make depend on nothing but its values on
+    :math:`[0, \delta/\varepsilon]^d`.
+    """
+    known = coef.__dict__.setdefault("_periodic_in_y", {})
+    if dim not in known:
+        known[dim] = _sampled_periodicity(coef, dim, points, rtol)
+    return known[dim]
+
+
+def _sampled_periodicity(coef: Coefficient, dim: int, points: int, rtol: float) -> bool:
+    rng = np.random.default_rng(20261207)
+    x = rng.random((points, dim))
+    y = rng.uniform(-1.0, 2.0, (points, dim))
+    try:
+        with np.errstate(all="ignore"):
+            v = np.asarray(coef.values(x, y), dtype=float)
+            if not np.all(np.isfinite(v)):
+                return False
+            atol = rtol * float(np.max(np.abs(v)))
+            for k in range(dim):
+                w = np.asarray(coef.values(x, y + np.eye(dim)[k]), dtype=float)
+                if not (np.all(np.isfinite(w)) and np.all(np.abs(w - v) <= atol)):
+                    return False
+    except Exception:  # noqa: BLE001 - an error the cell problems will report with its context
+        return False
+    return True
 
 
 def _make_loops():

@@ -74,9 +74,8 @@ def test_cache_off_solves_every_cell_and_agrees(tmp_path):
     a = run_elliptic(tmp_path, "on", ["macro.cells=[4, 4]", "micro.n=16"])
     b = run_elliptic(tmp_path, "off", ["macro.cells=[4, 4]", "micro.n=16", 'micro.cache="off"'])
     assert a["cell_problems_solved_this_run"] == 1 and b["cell_problems_solved_this_run"] == 64
-    # every cell is the same continuum problem; the discrete ones differ by round-off in
-    # the sampled phase of the coefficient only
-    np.testing.assert_allclose(a["error_vs_exact"]["l2"], b["error_vs_exact"]["l2"], rtol=1e-9)
+    # every cell is the same problem, solved on the period-aligned mesh: bit for bit equal
+    assert a["error_vs_exact"] == b["error_vs_exact"] and a["A_H_mean"] == b["A_H_mean"]
 
 
 def test_fine_scale_reference_is_close_to_homogenized(tmp_path):
