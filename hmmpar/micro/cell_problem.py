@@ -40,6 +40,12 @@ points; LU if :math:`a` is not symmetric) serves the :math:`d` right-hand sides
 
 The error of the discrete :math:`A_H` against the exact cell average is
 :math:`O((h/\varepsilon)^2)` for smooth coefficients (Abdulle 2005, Thm. 3.2).
+
+Placement (:func:`cell_dependence`): a periodic cell of a whole number of periods of a
+coefficient periodic in the cell is solved on the period-aligned cell :math:`[0, \delta]^d`
+(its answer does not depend on the phase :math:`x_l/\varepsilon \bmod 1`), so voxel
+interfaces fall on element edges when the voxels per period divide the elements per
+period; every other cell is centred at :math:`x_l`.
 """
 from __future__ import annotations
 
