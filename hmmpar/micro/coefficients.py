@@ -51,16 +51,27 @@ def positive_definite(a: np.ndarray) -> np.ndarray:
     part :math:`S = (A + A^T)/2`, shape ``(n,)``.
 
     Sylvester's criterion: :math:`S` is positive definite iff its leading principal minors
-    :math:`\det S_{1:k,1:k}`, ``k = 1..d``, are all positive (vectorised over ``n``; NaN
-    gives False). :math:`v^T A v = v^T S v`, so this is exactly the coercivity
+    :math:`\det S_{1:k,1:k}`, ``k = 1..d``, are all positive (written out for ``d <= 3``,
+    vectorised over ``n``; NaN gives False). :math:`v^T A v = v^T S v`, so this is exactly the coercivity
     :math:`v^T A v > 0` for all :math:`v \ne 0` that the elliptic problem needs.
     """
     a = np.asarray(a, dtype=float)
-    s = 0.5 * (a + np.swapaxes(a, -1, -2))
-    ok = np.ones(a.shape[0], dtype=bool)
-    for k in range(1, a.shape[-1] + 1):
-        with np.errstate(all="ignore"):
-            ok &= np.linalg.det(s[:, :k, :k]) > 0
+    d = a.shape[-1]
+    with np.errstate(all="ignore"):
+        if d > 3:
+            sym = 0.5 * (a + np.swapaxes(a, -1, -2))
+            return np.all([np.linalg.det(sym[:, :k, :k]) > 0 for k in range(1, d + 1)], axis=0)
+
+        def s(i: int, j: int) -> np.ndarray:
+            return a[:, i, i] if i == j else 0.5 * (a[:, i, j] + a[:, j, i])
+
+        ok = s(0, 0) > 0
+        if d >= 2:
+            ok &= s(0, 0) * s(1, 1) - s(0, 1) ** 2 > 0
+        if d == 3:
+            s12, s13, s23 = s(0, 1), s(0, 2), s(1, 2)
+            ok &= (s(0, 0) * (s(1, 1) * s(2, 2) - s23 * s23) - s12 * (s12 * s(2, 2) - s23 * s13)
+                   + s13 * (s12 * s23 - s(1, 1) * s13)) > 0
     return ok
 
 
@@ -71,7 +82,9 @@ def invalid_values(values: np.ndarray) -> np.ndarray:
     v = np.asarray(values, dtype=float)
     if v.ndim == 1:
         return ~(np.isfinite(v) & (v > 0))
-    finite = np.isfinite(v.reshape(v.shape[0], -1)).all(axis=1)
+    finite = np.isfinite(v).all(axis=(1, 2))
+    if finite.all():
+        return ~positive_definite(v)
     bad = ~finite
     bad[finite] = ~positive_definite(v[finite])
     return bad
@@ -92,7 +105,8 @@ def check_values(coefficient, values: np.ndarray, x: np.ndarray, y: np.ndarray) 
         problem, detail = "not positive", f"{float(v):.6g}"
     else:
         eig = np.linalg.eigvalsh(0.5 * (v + v.T))
-        problem, detail = "not positive definite", f"{numbers_text(v)} (eigenvalues of its symmetric part {numbers_text(eig)})"
+        problem = "not positive definite"
+        detail = f"{numbers_text(v)} (eigenvalues of its symmetric part {numbers_text(eig)})"
     raise CoefficientValueError(f"{coefficient_name(coefficient)} is {problem} at x = {numbers_text(x[i])}, "
                                 f"y = {numbers_text(y[i])}: {detail}")
 
@@ -297,6 +311,9 @@ class Voxels(Coefficient):
         idx = np.floor(np.mod(y, 1.0) * shape).astype(np.int64)
         idx = np.minimum(idx, shape - 1)
         return self.grid[tuple(idx[:, k] for k in range(d))]
+
+    def what(self):
+        return f"voxel coefficient {self.label}"
 
     def describe(self):
         return "voxels(" + hashlib.blake2b(self.grid.tobytes() + str(self.grid.shape).encode(),

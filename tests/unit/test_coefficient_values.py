@@ -78,3 +78,28 @@ def test_cell_problem_checks_every_point():
     # asymmetric but positive definite is accepted: A_H of a constant tensor is the tensor itself
     np.testing.assert_allclose(effective_tensor(good, np.array([0.3, 0.3]), spec, eps=0.01, delta=0.01),
                                [[2.0, 5.0], [-5.0, 2.0]], atol=1e-10)
+
+
+def test_effective_tensors_checked_before_the_macro_solve(tmp_path):
+    """A_H with a non-positive-definite symmetric part (here planted; from a cell problem it
+    cannot be when the coefficient passed its checks) stops the run naming the task."""
+    from mpi4py import MPI
+
+    from hmmpar.apps.elliptic import Elliptic
+    from hmmpar.core.config import load_config
+    from hmmpar.core.errors import HmmparError
+    from hmmpar.core.timing import Timers
+
+    cfg = tmp_path / "e.toml"
+    cfg.write_text('[run]\napp = "elliptic"\n[macro]\ncells = [2, 2]\n')
+    app = Elliptic(load_config(cfg, []), MPI.COMM_SELF, Timers())
+    app.A[:] = np.eye(2)
+    app.A[5] = [[1.0, 4.0], [0.0, 1.0]]   # symmetric part [[1, 2], [2, 1]]: eigenvalues -1, 3
+    app.done[:] = True
+    with pytest.raises(HmmparError) as info:
+        app._coefficient_at_qp()
+    x = ", ".join(f"{v:.6g}" for v in app.points[5])
+    assert str(info.value) == (f"A_H of micro task {app.task_ids[5]} at x = ({x}) is not positive definite: "
+                               "((1, 4), (0, 1)) (eigenvalues of its symmetric part (-1, 3))")
+    app.A[5] = [[1.0, 3.0], [-3.0, 1.0]]   # asymmetric, positive definite: accepted
+    assert app._coefficient_at_qp().shape == (4, 4, 2, 2)

@@ -60,9 +60,9 @@ def test_ordinary_formulas_give_the_numbers_python_gives(text, expected):
 def test_huge_and_invalid_arithmetic_is_float_and_fast(text, expected):
     """Before: 9**9**9 was Python integer arithmetic and never returned. Now every number is
     a float64 and every operation a ufunc: inf or nan, at once (the users check finiteness)."""
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     value = float(Expression(text, ())())
-    assert time.perf_counter() - t0 < 0.5
+    assert time.process_time() - t0 < 2.0   # CPU seconds; before: minutes
     assert value == expected or (math.isnan(expected) and math.isnan(value))
 
 
@@ -94,10 +94,10 @@ def test_chained_comparison_on_arrays_is_elementwise():
 def test_bounds_and_whitelist(text, msg):
     """Every limit is an ExpressionError (a ConfigError naming the key in the apps), never a
     RecursionError or MemoryError, and it comes at once."""
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     with pytest.raises(ExpressionError) as info:
         macro_function(text, 2, "config key problem.source")
-    assert time.perf_counter() - t0 < 1.0
+    assert time.process_time() - t0 < 2.0   # CPU seconds
     text_of = str(info.value)
     assert text_of.startswith("config key problem.source: formula ") and msg in text_of
     assert "\n" not in text_of and len(text_of) < 400
