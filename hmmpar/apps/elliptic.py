@@ -218,36 +218,45 @@ class Elliptic(Application):
             raise ConfigError(first[1])
 
     def _sample_coefficient(self) -> list[tuple[int, str]]:
-        """``[(task_id, message)]`` of the first bad coefficient sample on this rank, or []."""
-        d, n = self.dim, self.points.shape[0]
-        if n == 0:
-            return []
+        """``[(task_id, message)]`` of the bad coefficient sample with the lowest task id on
+        this rank, or []. Evaluated in chunks of at most 2^16 points (bounded memory)."""
+        found: tuple[int, str] | None = None
+        for x, y, tid in self._coefficient_samples(1 << 16):
+            try:
+                values = self.coefficient.values(np.ascontiguousarray(x), np.ascontiguousarray(y))
+            except Exception as exc:  # noqa: BLE001 - user code (module:function) may raise anything
+                return [(int(tid[0]), f"{coefficient_name(self.coefficient)} fails at x = {numbers_text(x[0])}, "
+                         f"y = {numbers_text(y[0])}: {one_line(exc)}")]
+            bad = invalid_values(values)
+            if not bad.any():
+                continue
+            i = int(np.flatnonzero(bad)[np.argmin(tid[bad])])
+            if found is None or tid[i] < found[0]:
+                try:
+                    check_values(self.coefficient, np.asarray(values)[i:i + 1], x[i:i + 1], y[i:i + 1])
+                except ValueError as exc:
+                    found = (int(tid[i]), str(exc))
+        return [found] if found is not None else []
+
+    def _coefficient_samples(self, chunk: int):
+        """Chunks ``(x, y, task_id)`` of the start-up sample of the coefficient: every local
+        macro quadrature point x_l at the cell centre y = x_l / eps (with ``fine-scale``
+        exactly the points it uses), then the task ids divisible by 64 on a 4^d grid
+        across the cell (x moves with the grid unless ``micro.frozen``)."""
+        d = self.dim
+        for lo in range(0, self.points.shape[0], chunk):
+            x = self.points[lo:lo + chunk]
+            yield x, x / self.eps, self.task_ids[lo:lo + chunk]
         if self.method == "fine-scale":
-            x, y, tid = self.points, self.points / self.eps, self.task_ids
-        else:
-            grid = (np.stack(np.meshgrid(*[np.arange(4)] * d, indexing="ij"), -1).reshape(-1, d) + 0.5) / 4
-            some = np.flatnonzero(self.task_ids % 64 == 0)
-            offsets = np.concatenate([np.zeros((n, d)), (self.delta * (grid - 0.5))[None, :, :]
-                                      .repeat(some.size, 0).reshape(-1, d)])
-            which = np.concatenate([np.arange(n), np.repeat(some, grid.shape[0])])
-            x_l = self.points[which]
-            y = (x_l + offsets) / self.eps
-            x = x_l if self.frozen else x_l + offsets
-            tid = self.task_ids[which]
-        try:
-            values = self.coefficient.values(np.ascontiguousarray(x), np.ascontiguousarray(y))
-        except Exception as exc:  # noqa: BLE001 - user code (module:function) may raise anything
-            return [(int(tid[0]), f"{coefficient_name(self.coefficient)} fails at x = {numbers_text(x[0])}, "
-                     f"y = {numbers_text(y[0])}: {one_line(exc)}")]
-        bad = invalid_values(values)
-        if not bad.any():
-            return []
-        i = int(np.flatnonzero(bad)[np.argmin(tid[bad])])
-        try:
-            check_values(self.coefficient, np.asarray(values)[i:i + 1], x[i:i + 1], y[i:i + 1])
-        except ValueError as exc:
-            return [(int(tid[i]), str(exc))]
-        return []  # pragma: no cover - invalid_values and check_values agree
+            return
+        grid = self.delta * ((np.stack(np.meshgrid(*[np.arange(4)] * d, indexing="ij"), -1).reshape(-1, d) + 0.5)
+                             / 4 - 0.5)
+        some = np.flatnonzero(self.task_ids % 64 == 0)
+        for lo in range(0, some.size, max(1, chunk // grid.shape[0])):
+            idx = some[lo:lo + max(1, chunk // grid.shape[0])]
+            x_l = np.repeat(self.points[idx], grid.shape[0], axis=0)
+            moved = x_l + np.tile(grid, (idx.size, 1))
+            yield (x_l if self.frozen else moved), moved / self.eps, np.repeat(self.task_ids[idx], grid.shape[0])
 
     @property
     def n_steps(self) -> int:

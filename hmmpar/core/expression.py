@@ -75,9 +75,11 @@ class Expression:
             raise ExpressionError(f"formula of {len(self.text)} characters is too long "
                                   f"(at most {MAX_LENGTH})")
         try:
-            tree = ast.parse(self.text.replace("^", "**"), mode="eval")
+            tree = ast.parse(self.text.strip().replace("^", "**"), mode="eval")
         except SyntaxError as exc:
             raise ExpressionError(f"formula {self._short()} does not parse: {exc.msg}") from None
+        except ValueError as exc:  # a NUL character (Python 3.11)
+            raise ExpressionError(f"formula {self._short()} does not parse: {exc}") from None
         except (RecursionError, MemoryError):
             raise ExpressionError(f"formula {self._short()} is nested too deeply to parse "
                                   f"(at most {MAX_DEPTH} levels)") from None
@@ -214,7 +216,7 @@ class Expression:
 
 def _source(text: str, node: ast.AST) -> str:
     """The text of ``node`` (not :func:`ast.unparse`, which recurses)."""
-    segment = ast.get_source_segment(text.replace("^", "**"), node)
+    segment = ast.get_source_segment(text.strip().replace("^", "**"), node)
     return segment if segment is not None else type(node).__name__
 
 

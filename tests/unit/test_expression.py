@@ -90,6 +90,8 @@ def test_chained_comparison_on_arrays_is_elementwise():
     ("x == 1", "'x == 1' is not allowed"),
     ("x if x else 1", "'x if x else 1' is not allowed"),
     ("1j", "only numbers"),
+    ("1\x00", "does not parse: source code string cannot contain null bytes"),
+    ("x\n+1", "does not parse: invalid syntax"),
 ])
 def test_bounds_and_whitelist(text, msg):
     """Every limit is an ExpressionError (a ConfigError naming the key in the apps), never a
@@ -101,6 +103,12 @@ def test_bounds_and_whitelist(text, msg):
     text_of = str(info.value)
     assert text_of.startswith("config key problem.source: formula ") and msg in text_of
     assert "\n" not in text_of and len(text_of) < 400
+
+
+def test_surrounding_white_space_is_ignored():
+    assert float(Expression("  \t1 + 2\n", ())()) == 3.0
+    with pytest.raises(ExpressionError, match=r"^formula ' x.y': 'x.y' is not allowed"):
+        Expression(" x.y", ("x", "y"))
 
 
 def test_largest_allowed_formula_evaluates():
