@@ -40,14 +40,15 @@ import numpy as np
 from hmmpar.apps.base import Application
 from hmmpar.core.checkpoint import Block, CheckpointReader, format_bytes
 from hmmpar.core.config import Field
-from hmmpar.core.errors import CheckpointError, ConfigError, HmmparError
+from hmmpar.core.errors import CheckpointError, ConfigError, HmmparError, one_line
 from hmmpar.core.expression import ExpressionError, macro_function
 from hmmpar.core.farm import TaskContext
 from hmmpar.core.instances import _move_rows
 from hmmpar.io.reserved_h5 import ReservationError
 from hmmpar.micro.cell_problem import (BCS, FACTOR_PACKAGES, CellSpec, available_factor_packages, cell_dependence,
                                        effective_tensor)
-from hmmpar.micro.coefficients import KINDS, coefficient_from_config
+from hmmpar.micro.coefficients import (KINDS, check_values, coefficient_from_config, coefficient_name,
+                                       invalid_values, numbers_text)
 
 SIDE_NAMES = ("x-", "x+", "y-", "y+", "z-", "z+")
 TASK_DTYPE = np.dtype([("task_id", "i8"), ("x", "f8", (3,))])
@@ -179,12 +180,86 @@ class Elliptic(Application):
         self.dedupe = m["cache"] == "on" or (m["cache"] == "auto" and cell_independent)
         self.batches = m["batches"] if self.method == "fe-hmm" else 0
         self.cache: dict[bytes, np.ndarray] = {}
+        self._check_inputs()
         self._submitted = np.zeros(0, dtype=np.int64)  # local indices sent to the farm this step
         self.solved_here = 0  # cell problems this run solved (all ranks, counted on the farm)
         self.cache_hits = 0   # tasks of this rank filled from the cache (summed in finalize)
         self.U = None
         self.iterations = 0
         self.step = 0
+
+    # ------------------------------------------------------------------ input checks
+    def _check_inputs(self) -> None:
+        """Bad values of the formulas and the coefficient, found before any micro work
+        (collective; a ConfigError on every rank, the lowest task id's problem wins).
+
+        The source and boundary data are evaluated exactly where the macro assembly
+        evaluates them (a trial assembly with the identity tensor), the exact solution at
+        the macro quadrature points. The coefficient is sampled at every macro quadrature
+        point x_l (y = x_l / eps, the cell centre; with ``fine-scale`` these are all the
+        points it is used at) and, at every 64th task id, on a 4^d grid across the cell.
+        The cell problems check all their points again (:func:`check_values`).
+        """
+        message = None
+        try:
+            A, b = self.mesh.assemble(np.ones(self.mesh.elements.shape[:1] + (self.mesh.n_qp,)), self.source,
+                                      self.dirichlet, self.neumann)
+            A.destroy()
+            b.destroy()
+        except ValueError as exc:  # raised on every rank
+            raise ConfigError(str(exc)) from None
+        if self.exact is not None:
+            try:
+                self.exact(self.points)
+            except ValueError as exc:
+                message = str(exc)
+        found = [(0, message)] if message is not None else []
+        found += self._sample_coefficient()
+        first = min((f for part in self.comm.allgather(found[:1]) for f in part), default=None,
+                    key=lambda f: f[0])
+        if first is not None:
+            raise ConfigError(first[1])
+
+    def _sample_coefficient(self) -> list[tuple[int, str]]:
+        """``[(task_id, message)]`` of the bad coefficient sample with the lowest task id on
+        this rank, or []. Evaluated in chunks of at most 2^16 points (bounded memory)."""
+        found: tuple[int, str] | None = None
+        for x, y, tid in self._coefficient_samples(1 << 16):
+            try:
+                values = self.coefficient.values(np.ascontiguousarray(x), np.ascontiguousarray(y))
+            except Exception as exc:  # noqa: BLE001 - user code (module:function) may raise anything
+                return [(int(tid[0]), f"{coefficient_name(self.coefficient)} fails at x = {numbers_text(x[0])}, "
+                         f"y = {numbers_text(y[0])}: {one_line(exc)}")]
+            bad = invalid_values(values)
+            if not bad.any():
+                continue
+            i = int(np.flatnonzero(bad)[np.argmin(tid[bad])])
+            if found is None or tid[i] < found[0]:
+                try:
+                    check_values(self.coefficient, np.asarray(values)[i:i + 1], x[i:i + 1], y[i:i + 1])
+                except ValueError as exc:
+                    found = (int(tid[i]), str(exc))
+        return [found] if found is not None else []
+
+    def _coefficient_samples(self, chunk: int):
+        """Chunks ``(x, y, task_id)`` of the start-up sample of the coefficient: every local
+        macro quadrature point x_l at the cell centre y = x_l / eps (with ``fine-scale``
+        exactly the points it uses), then the task ids divisible by 64 on a 4^d grid
+        across the cell (x moves with the grid unless ``micro.frozen``)."""
+        d = self.dim
+        for lo in range(0, self.points.shape[0], chunk):
+            x = self.points[lo:lo + chunk]
+            yield x, x / self.eps, self.task_ids[lo:lo + chunk]
+        if self.method == "fine-scale":
+            return
+        grid = self.delta * ((np.stack(np.meshgrid(*[np.arange(4)] * d, indexing="ij"), -1).reshape(-1, d) + 0.5)
+                             / 4 - 0.5)
+        some = np.flatnonzero(self.task_ids % 64 == 0)
+        for lo in range(0, some.size, max(1, chunk // grid.shape[0])):
+            idx = some[lo:lo + max(1, chunk // grid.shape[0])]
+            x_l = np.repeat(self.points[idx], grid.shape[0], axis=0)
+            moved = x_l + np.tile(grid, (idx.size, 1))
+            yield (x_l if self.frozen else moved), moved / self.eps, np.repeat(self.task_ids[idx], grid.shape[0])
 
     @property
     def n_steps(self) -> int:
@@ -294,11 +369,31 @@ class Elliptic(Application):
             return a.reshape(n_local, nq, self.dim, self.dim)
         if not self.comm.allreduce(bool(self.done.all()), op=_land()):
             raise RuntimeError("internal: macro solve with cell problems missing")
+        self._check_effective_tensors()
         return self.A.reshape(n_local, nq, self.dim, self.dim)
+
+    def _check_effective_tensors(self) -> None:
+        """A_H must have a positive definite symmetric part everywhere (it has when the
+        coefficient has); else an error on every rank naming the lowest such task id."""
+        bad = invalid_values(self.A)
+        found = []
+        if bad.any():
+            i = int(np.flatnonzero(bad)[np.argmin(self.task_ids[bad])])
+            a = self.A[i]
+            eig = np.linalg.eigvalsh(0.5 * (a + a.T)) if np.all(np.isfinite(a)) else a.ravel()
+            found = [(int(self.task_ids[i]), f"A_H of micro task {int(self.task_ids[i])} at x = "
+                      f"{numbers_text(self.points[i])} is not positive definite: {numbers_text(a)} "
+                      f"(eigenvalues of its symmetric part {numbers_text(eig)})")]
+        first = min((f for part in self.comm.allgather(found) for f in part), default=None, key=lambda f: f[0])
+        if first is not None:
+            raise HmmparError(first[1])
 
     def _macro_solve(self) -> None:
         with self.timers.phase("macro_assemble"):
-            A, b = self.mesh.assemble(self._coefficient_at_qp(), self.source, self.dirichlet, self.neumann)
+            try:
+                A, b = self.mesh.assemble(self._coefficient_at_qp(), self.source, self.dirichlet, self.neumann)
+            except ValueError as exc:  # bad data, raised on every rank
+                raise ConfigError(str(exc)) from None
         with self.timers.phase("macro_solve"):
             self.U = self.mesh.solve(A, b, rtol=self.config["macro.rtol"])
             self.iterations = self.mesh.last_iterations
@@ -359,7 +454,10 @@ class Elliptic(Application):
         mesh, d = self.mesh, self.dim
         if self.U is None:  # restarted from the final checkpoint: the cells are all there
             self._macro_solve()
-        errors = mesh.errors(self.U, self.exact) if self.exact is not None else None
+        try:
+            errors = mesh.errors(self.U, self.exact) if self.exact is not None else None
+        except ValueError as exc:  # the exact solution is not finite (raised on every rank)
+            raise ConfigError(str(exc)) from None
         a_elem = self._coefficient_at_qp().mean(axis=1)  # element average of A_H
         fields = {"A_H": a_elem}
         try:

@@ -56,6 +56,8 @@ from functools import lru_cache
 import numba
 import numpy as np
 
+from hmmpar.micro.coefficients import check_values
+
 BCS = ("periodic", "dirichlet", "oversampling")
 
 _G = 1.0 / np.sqrt(3.0)  # 2-point Gauss-Legendre abscissa on [-1, 1]
@@ -423,9 +425,8 @@ def effective_tensor(coefficient, x_l: np.ndarray, spec: CellSpec, *, eps: float
         y = pts / eps
     slow = np.broadcast_to(x_l, pts.shape) if frozen else pts
     coef = np.asarray(coefficient.values(np.ascontiguousarray(slow), y), dtype=float)
+    check_values(coefficient, coef, slow, y)  # finite, positive (definite)
     coef = np.ascontiguousarray(coef.reshape(mesh.points.shape[:2] + coef.shape[1:]))
-    if not np.all(np.isfinite(coef)):
-        raise FloatingPointError(f"coefficient is NaN or Inf in the cell at x = {x_l.tolist()}")
     if timings is not None:
         timings["coefficient"] = timings.get("coefficient", 0.0) + time.perf_counter() - t0
     return mesh.solve(coef, timings)

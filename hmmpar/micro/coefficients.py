@@ -16,6 +16,12 @@ file, an HDF5 dataset or an array) and :func:`checkerboard` (random two-phase vo
 a seed), :class:`Formula` (a config formula in ``x1.. y1..``) and :class:`UserFunction`
 (``module:function``, a numba-jittable pointwise ``f(x, y)``).
 
+Every value a cell problem uses must be finite and positive (a scalar) or have a positive
+definite symmetric part (a tensor): :func:`check_values` checks a whole array of sampled
+values at once and raises :class:`CoefficientValueError` naming the coefficient (its config
+key), the point and the offending value. The built-in kinds check their parameters when
+they are made; a formula or a user function can only be checked where it is sampled.
+
 Exact homogenized tensors of the layered ones (:meth:`Coefficient.homogenized`): for a
 coefficient that depends on ``y_k`` only, the effective tensor is diagonal with the
 harmonic mean :math:`\langle a^{-1}\rangle^{-1}` in direction ``k`` and the arithmetic
@@ -34,6 +40,89 @@ from typing import Sequence
 import numpy as np
 
 from hmmpar.core.expression import Expression, ExpressionError
+
+
+class CoefficientValueError(ValueError):
+    """Sampled coefficient values that are not finite, or not positive (definite)."""
+
+
+def positive_definite(a: np.ndarray) -> np.ndarray:
+    r"""Which of the matrices ``a`` (shape ``(n, d, d)``) have a positive definite symmetric
+    part :math:`S = (A + A^T)/2`, shape ``(n,)``.
+
+    Sylvester's criterion: :math:`S` is positive definite iff its leading principal minors
+    :math:`\det S_{1:k,1:k}`, ``k = 1..d``, are all positive (written out for ``d <= 3``,
+    vectorised over ``n``; NaN gives False). :math:`v^T A v = v^T S v`, so this is exactly the coercivity
+    :math:`v^T A v > 0` for all :math:`v \ne 0` that the elliptic problem needs.
+    """
+    a = np.asarray(a, dtype=float)
+    d = a.shape[-1]
+    with np.errstate(all="ignore"):
+        if d > 3:
+            sym = 0.5 * (a + np.swapaxes(a, -1, -2))
+            return np.all([np.linalg.det(sym[:, :k, :k]) > 0 for k in range(1, d + 1)], axis=0)
+
+        def s(i: int, j: int) -> np.ndarray:
+            return a[:, i, i] if i == j else 0.5 * (a[:, i, j] + a[:, j, i])
+
+        ok = s(0, 0) > 0
+        if d >= 2:
+            ok &= s(0, 0) * s(1, 1) - s(0, 1) ** 2 > 0
+        if d == 3:
+            s12, s13, s23 = s(0, 1), s(0, 2), s(1, 2)
+            ok &= (s(0, 0) * (s(1, 1) * s(2, 2) - s23 * s23) - s12 * (s12 * s(2, 2) - s23 * s13)
+                   + s13 * (s12 * s23 - s(1, 1) * s13)) > 0
+    return ok
+
+
+def invalid_values(values: np.ndarray) -> np.ndarray:
+    """Mask of the points whose coefficient value is unusable: ``(n,)`` scalars that are not
+    finite or not positive, ``(n, d, d)`` tensors that are not finite or whose symmetric
+    part is not positive definite (:func:`positive_definite`)."""
+    v = np.asarray(values, dtype=float)
+    if v.ndim == 1:
+        return ~(np.isfinite(v) & (v > 0))
+    finite = np.isfinite(v).all(axis=(1, 2))
+    if finite.all():
+        return ~positive_definite(v)
+    bad = ~finite
+    bad[finite] = ~positive_definite(v[finite])
+    return bad
+
+
+def check_values(coefficient, values: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
+    """Raise :class:`CoefficientValueError` at the first point where ``values`` (the
+    coefficient's values at ``x``, ``y``, shapes ``(n,)`` or ``(n, d, d)``) is unusable
+    (:func:`invalid_values`), naming the coefficient, the point and the value."""
+    bad = invalid_values(values)
+    if not bad.any():
+        return
+    i = int(np.argmax(bad))
+    v = np.asarray(values, dtype=float)[i]
+    if not np.all(np.isfinite(v)):
+        problem, detail = "not finite", numbers_text(v)
+    elif v.ndim == 0:
+        problem, detail = "not positive", f"{float(v):.6g}"
+    else:
+        eig = np.linalg.eigvalsh(0.5 * (v + v.T))
+        problem = "not positive definite"
+        detail = f"{numbers_text(v)} (eigenvalues of its symmetric part {numbers_text(eig)})"
+    raise CoefficientValueError(f"{coefficient_name(coefficient)} is {problem} at x = {numbers_text(x[i])}, "
+                                f"y = {numbers_text(y[i])}: {detail}")
+
+
+def coefficient_name(coefficient) -> str:
+    """How errors name a coefficient: its config key and value where it has one."""
+    what = getattr(coefficient, "what", None)
+    return what() if callable(what) else f"coefficient {type(coefficient).__name__}"
+
+
+def numbers_text(v) -> str:
+    """An array as ``(1, -0.5)`` / ``((1, 0), (0, 1))`` with 6 significant digits."""
+    v = np.asarray(v, dtype=float)
+    if v.ndim == 0:
+        return f"{float(v):.6g}"
+    return "(" + ", ".join(numbers_text(r) for r in v) + ")"
 
 
 class Coefficient:
@@ -71,6 +160,10 @@ class Coefficient:
 
     def digest(self) -> bytes:
         return hashlib.blake2b(self.describe().encode(), digest_size=16).digest()
+
+    def what(self) -> str:
+        """The coefficient as errors name it (the config key that defines it)."""
+        return f"coefficient {self.describe()}"
 
 
 class _Layered(Coefficient):
@@ -229,6 +322,9 @@ class Voxels(Coefficient):
         idx = np.minimum(idx, shape - 1)
         return self.grid[tuple(idx[:, k] for k in range(d))]
 
+    def what(self):
+        return f"voxel coefficient {self.label}"
+
     def describe(self):
         return "voxels(" + hashlib.blake2b(self.grid.tobytes() + str(self.grid.shape).encode(),
                                            digest_size=16).hexdigest() + ")"
@@ -262,6 +358,10 @@ class Formula(Coefficient):
 
     def describe(self):
         return f"formula({self.expr.text!r},{self.dim})"
+
+    def what(self):
+        text = self.expr.text if len(self.expr.text) <= 60 else self.expr.text[:57] + "..."
+        return f"config key coefficient.formula = {text!r}"
 
 
 class UserFunction(Coefficient):
@@ -309,6 +409,9 @@ class UserFunction(Coefficient):
 
     def describe(self):
         return f"function({self.spec!r})"
+
+    def what(self):
+        return f"config key coefficient.function = {self.spec!r}"
 
 
 def looks_periodic_in_y(coef: Coefficient, dim: int, points: int = 16, rtol: float = 1e-9) -> bool:
