@@ -33,6 +33,8 @@ from pathlib import Path
 
 import pytest
 
+import hmmpar
+
 from conftest import ROOT, mpi_env
 from doc_commands import Command, all_commands, fenced_block, mpirun_ranks
 
@@ -49,6 +51,7 @@ class Run:
     summary: dict = field(default_factory=dict)  # {"runs/x/summary.json": {"key": value}}
     files: dict = field(default_factory=dict)  # {"name": ("docs/page.md", "marker")}: block written first
     timeout: float = 180.0
+    venv: bool = False  # .venv/bin on PATH, for a bare `hmmpar` ("the console script in .venv/bin/", README)
 
 
 def sets(*settings: str) -> tuple[str, ...]:
@@ -59,39 +62,53 @@ ELLIPTIC = sets("macro.cells=[4,4]", "micro.n=8", "micro.eps=0.01", "run.progres
 GMSH = sets("micro.n=4", "micro.batches=1", "run.progress_interval=0")
 OU = sets("model.points=16", "micro.samples=100", "macro.dt=0.1", "run.progress_interval=0")
 SSA = sets("ensemble.trajectories=4", "ensemble.t_end=0.2", "ensemble.samples=2", "run.progress_interval=0")
-ELLIPTIC_FILES = tuple(f"runs/elliptic/{name}" for name in (
-    "summary.json", "run_config.toml", "timing.json", "elliptic.png", "elliptic.h5", "elliptic.xdmf",
-    "checkpoints/ckpt_00000003.h5", "checkpoints/ckpt_00000004.h5"))
-SSA_FILES = ("summary.json", "timing.json")
+
+
+def outputs(run_dir: str, *names: str) -> tuple[str, ...]:
+    """The files a run writes into ``run_dir`` as its docs page lists them."""
+    return tuple(f"{run_dir}/{name}" for name in ("summary.json", "run_config.toml", "timing.json", *names))
+
+
+ELLIPTIC_FILES = ("elliptic.png", "elliptic.h5", "elliptic.xdmf")  # README.md, docs/elliptic.md
+OU_FILES = ("ou_averaging.h5", "X.npy", "ou_averaging.png")  # docs/ou_averaging.md
+SSA_FILES = ("ssa.h5", "ssa.png")  # docs/ssa.md
 H5PY_MPI = 'print(h5py.get_config().mpi)"'
 
 RUN: dict[str, Run] = {
     "mpirun --oversubscribe -n 2 .venv/bin/python -m hmmpar.cli run drivers/configs/elliptic.toml":
-        Run(ELLIPTIC, outputs=ELLIPTIC_FILES),
+        Run(ELLIPTIC, outputs=outputs("runs/elliptic", *ELLIPTIC_FILES, "checkpoints/ckpt_00000003.h5",
+                                        "checkpoints/ckpt_00000004.h5")),
     "mpirun --oversubscribe -n 4 .venv/bin/hmmpar run drivers/configs/ou_averaging.toml --set run.output_dir=runs/p4":
-        Run(OU, group="p4", outputs=("runs/p4/checkpoints/ckpt_00000010.h5",), summary={"runs/p4/summary.json": {"time": 1.0}}),
-    "mpirun --oversubscribe -n 4 .venv/bin/hmmpar run drivers/configs/ou_averaging.toml --restart latest --set run.output_dir=runs/p4 --set macro.t_end=2.0":
+        Run(OU, group="p4", outputs=outputs("runs/p4", *OU_FILES, "checkpoints/ckpt_00000010.h5"),
+            summary={"runs/p4/summary.json": {"time": 1.0}}),
+    "mpirun --oversubscribe -n 4 .venv/bin/hmmpar run drivers/configs/ou_averaging.toml --restart latest "
+    "--set run.output_dir=runs/p4 --set macro.t_end=2.0":
         Run(OU, group="p4", stdout="restarted from", summary={"runs/p4/summary.json": {"time": 2.0, "steps": 20}}),
     "mpirun -n 2 .venv/bin/python drivers/ou_averaging.py":
-        Run(OU, group="ou", outputs=("runs/ou_averaging/X.npy",), summary={"runs/ou_averaging/summary.json": {"time": 1.0}}),
+        Run(OU, group="ou", outputs=outputs("runs/ou_averaging", *OU_FILES),
+            summary={"runs/ou_averaging/summary.json": {"time": 1.0}}),
     ".venv/bin/hmmpar run drivers/configs/ou_averaging.toml --restart latest --set macro.t_end=2.0":
         Run(OU, group="ou", stdout="restarted from", summary={"runs/ou_averaging/summary.json": {"time": 2.0}}),
     "mpirun -n 2 .venv/bin/python drivers/elliptic.py -- -macro_ksp_monitor":
-        Run(ELLIPTIC + sets("micro.batches=1"), stdout="KSP Residual norm", outputs=("runs/elliptic/summary.json",)),
+        Run(ELLIPTIC + sets("micro.batches=1"), stdout="KSP Residual norm",
+            outputs=outputs("runs/elliptic", *ELLIPTIC_FILES)),
     "mpirun -n 2 .venv/bin/python drivers/elliptic.py drivers/configs/elliptic_gmsh.toml":
-        Run(GMSH, outputs=("runs/elliptic_gmsh/summary.json", "runs/elliptic_gmsh/elliptic.xdmf")),
+        Run(GMSH, outputs=outputs("runs/elliptic_gmsh", *ELLIPTIC_FILES)),
     "mpirun -n 2 .venv/bin/python drivers/ssa.py":
-        Run(SSA, timeout=300, outputs=tuple(f"runs/ssa_heat_shock/{f}" for f in SSA_FILES)),
+        Run(SSA, timeout=300, outputs=outputs("runs/ssa_heat_shock", *SSA_FILES)),
     "mpirun -n 2 .venv/bin/python drivers/ssa.py drivers/configs/ssa_four_species.toml":
-        Run(SSA, timeout=300, outputs=tuple(f"runs/ssa_four_species/{f}" for f in SSA_FILES)),
+        Run(SSA, timeout=300, outputs=outputs("runs/ssa_four_species", *SSA_FILES)),
     "mpirun --oversubscribe -n 3 .venv/bin/python example.py":
         Run(files={"example.py": ("docs/farm.md", "farm = Farm(comm")}),
     '.venv/bin/python -c "import hmmpar, h5py; ' + H5PY_MPI: Run(stdout="True"),
     'H5PY_ALWAYS_USE_MPI=1 .venv/bin/python -c "import h5py; ' + H5PY_MPI: Run(stdout="True"),
     ".venv/bin/python -m pip list | grep -i h5py": Run(stdout="h5py"),
+    "hmmpar apps": Run(venv=True, stdout="ou_averaging "),
+    "hmmpar --version": Run(venv=True, stdout=f"hmmpar {hmmpar.__version__}"),
 }
 
-BENCH = [f".venv/bin/python benchmarks/{name}.py" for name in ("farm", "elliptic", "ssa_engines", "ssa_nested", "scaling")]
+BENCH = [f".venv/bin/python benchmarks/{name}.py"
+         for name in ("farm", "elliptic", "ssa_engines", "ssa_nested", "scaling")]
 TEST = [".venv/bin/python -m pytest -q -p no:cacheprovider --with-mpi tests",
         *(f"mpirun --oversubscribe -n {n} .venv/bin/python -m pytest -q -p no:cacheprovider --with-mpi tests/mpi"
           for n in (2, 3))]
@@ -160,17 +177,16 @@ SKIP: dict[str, str] = {
     'SWEEP_KEY=micro.eps SWEEP_VALUES="0.04 0.02 0.01" sbatch --array=0-2 slurm/sweep.sbatch elliptic '
     'drivers/configs/elliptic.toml --set macro.cells=[16,16]': SLURM,
     ".venv/bin/hmmpar gather runs/elliptic-<ARRAYJOBID> --param micro.eps --column error_vs_exact.l2 --csv sweep.csv "
-    "--plot sweep.png --x micro.eps --y error_vs_exact.l2": "the runs of a Slurm job array (placeholder "
-                                                          "<ARRAYJOBID>); gather is tested in tests/unit/test_gather.py",
+    "--plot sweep.png --x micro.eps --y error_vs_exact.l2":
+        "the runs of a Slurm job array (placeholder <ARRAYJOBID>); gather is tested in tests/unit/test_gather.py",
     "hmmpar run": FRAGMENT,
     "hmmpar validate": FRAGMENT,
     "hmmpar gather": FRAGMENT,
     "hmmpar ckpt info": FRAGMENT,
-    "hmmpar apps": FRAGMENT,
-    "hmmpar --version": FRAGMENT,
     "hmmpar run ... --restart auto": FRAGMENT,
     "hmmpar gather DIR...": SYNOPSIS,
-    "hmmpar [--debug] run CONFIG [--set section.key=value ...] [--restart latest|auto|PATH] [--quiet] [-- PETSc options]":
+    "hmmpar [--debug] run CONFIG [--set section.key=value ...] [--restart latest|auto|PATH] [--quiet] "
+    "[-- PETSc options]":
         SYNOPSIS,
     "hmmpar validate CONFIG [--set section.key=value ...] [--print]": SYNOPSIS,
     "hmmpar validate CONFIG [--set ...] --print": SYNOPSIS,
@@ -203,8 +219,8 @@ def test_every_command_in_the_docs_is_in_exactly_one_table():
 
 def test_every_table_entry_is_still_in_the_docs():
     written = {cmd.text for cmd in DOC_COMMANDS}
-    stale = [f"{table_line(text)}: {name} entry: {text}" for name, table in (("RUN", RUN), ("MAKE", MAKE), ("SKIP", SKIP))
-             for text in table if text not in written]
+    stale = [f"{table_line(text)}: {name} entry: {text}"
+             for name, table in (("RUN", RUN), ("MAKE", MAKE), ("SKIP", SKIP)) for text in table if text not in written]
     assert not stale, "table entries no longer in README.md or docs/*.md (remove or update them):\n" + "\n".join(stale)
 
 
@@ -252,9 +268,13 @@ def with_args(text: str, args: tuple[str, ...]) -> str:
     return shlex.join(argv[:at] + list(args) + argv[at:])
 
 
-def run_shell(command: str, cwd: Path, timeout: float) -> subprocess.CompletedProcess:
-    """``bash -c command`` in its own session; on timeout the whole session is killed."""
-    proc = subprocess.Popen(["bash", "-c", command], cwd=cwd, env=mpi_env(), text=True,
+def run_shell(command: str, cwd: Path, timeout: float, venv: bool = False) -> subprocess.CompletedProcess:
+    """``bash -c command`` in its own session (with ``.venv/bin`` first on PATH if ``venv``);
+    on timeout the whole session is killed."""
+    env = mpi_env()
+    if venv:
+        env["PATH"] = f"{cwd / '.venv' / 'bin'}{os.pathsep}{env['PATH']}"
+    proc = subprocess.Popen(["bash", "-c", command], cwd=cwd, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -278,7 +298,7 @@ def test_documented_command_runs(group, tmp_path):
         spec = RUN[text]
         for name, (doc, marker) in spec.files.items():
             (root / name).write_text(fenced_block(doc, marker))
-        p = run_shell(with_args(text, spec.args), root, spec.timeout)
+        p = run_shell(with_args(text, spec.args), root, spec.timeout, spec.venv)
         context = f"{where(text)}: {text}\nstdout:\n{p.stdout[-1500:]}\nstderr:\n{p.stderr[-1500:]}"
         assert p.returncode == spec.code, context
         assert spec.stdout in p.stdout, context
