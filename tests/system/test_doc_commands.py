@@ -132,6 +132,8 @@ SKIP: dict[str, str] = {
     TEST[0]: SUITE, TEST[1]: SUITE, TEST[2]: SUITE,
     ".venv/bin/python -m pytest -q -p no:cacheprovider --with-mpi tests/faults": SUITE,
     "pytest -s": FRAGMENT,
+    "make -n": FRAGMENT,
+    "bash -c": FRAGMENT,
     "pytest pytest-mpi": FRAGMENT,
     "apt-get install -y make": INSTALL,
     "apt-get update": INSTALL,
