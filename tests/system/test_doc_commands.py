@@ -121,7 +121,7 @@ MAKE: dict[str, list[str]] = {
 SUITE = "the test suite itself (would recurse); run by make test"
 INSTALL = "installs software; the Makefile's setup does it (docs/install.md)"
 CLUSTER = "cluster installation (module/spack/conda), not available here; docs/install.md says it is not tested"
-SLURM = "needs Slurm; the scripts are run in a real local Slurm by tests/slurm"
+SLURM = "needs Slurm; the sbatch scripts run in a real local Slurm in tests/slurm/test_slurm_jobs.py"
 FRAGMENT = "names a command or option in prose, not a complete command"
 SYNOPSIS = "usage synopsis with placeholders (CONFIG, PATH, ...)"
 BENCHMARK = "a benchmark (minutes); make bench runs them"
@@ -180,7 +180,7 @@ SKIP: dict[str, str] = {
     'drivers/configs/elliptic.toml --set macro.cells=[16,16]': SLURM,
     ".venv/bin/hmmpar gather runs/elliptic-<ARRAYJOBID> --param micro.eps --column error_vs_exact.l2 --csv sweep.csv "
     "--plot sweep.png --x micro.eps --y error_vs_exact.l2":
-        "the runs of a Slurm job array (placeholder <ARRAYJOBID>); gather is tested in tests/unit/test_gather.py",
+        "runs of a Slurm job array (<ARRAYJOBID>): tests/slurm/test_slurm_jobs.py::test_job_array_sweep_and_gather",
     "hmmpar run": FRAGMENT,
     "hmmpar validate": FRAGMENT,
     "hmmpar gather": FRAGMENT,
