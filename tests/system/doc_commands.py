@@ -16,7 +16,6 @@ block, like ``python example.py``, is a command by rule 2).
 from __future__ import annotations
 
 import re
-
 from dataclasses import dataclass
 from pathlib import Path
 
