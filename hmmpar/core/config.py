@@ -6,8 +6,10 @@ application named by ``run.app``. Every problem is a :class:`ConfigError` whose 
 message names the key (``farm.min_chunk``) or the file:
 
 * an unknown section or key, with a "did you mean" suggestion;
-* a wrong type (``true`` where a number is expected; an integer is accepted for a float);
-* a value out of range or not among the allowed choices;
+* a wrong type (``true`` where a number is expected; an integer is accepted for a float),
+  for every type TOML has (date-times, dates, times, tables, arrays of tables, nested arrays);
+* a value out of range (integers always within int64) or not among the allowed choices;
+  an empty string or list where ``min_len`` forbids it; a string with NUL or a lone surrogate;
 * a missing or unreadable file, or a TOML syntax error.
 
 The validated config is a :class:`Config`; :meth:`Config.dumps` gives its complete,
