@@ -577,13 +577,12 @@ def _cell_spec(m: dict, dim: int) -> CellSpec:
 
 
 def _check_coefficient_values(c: dict) -> None:
-    """The ``coefficient.values`` a kind needs: two phases (checkerboard), at least one
-    layer value (laminate)."""
-    if c["kind"] == "checkerboard" and len(c["values"]) != 2:
-        raise ConfigError(f"config key coefficient.values must have 2 entries (the two phases) for a "
-                          f"checkerboard, got {len(c['values'])}")
-    if c["kind"] == "laminate" and len(c["values"]) < 1:
-        raise ConfigError("config key coefficient.values must not be empty for a laminate")
+    """The ``coefficient.values`` a kind needs: two (the phases of a checkerboard, the
+    layers of a laminate)."""
+    if c["kind"] in ("checkerboard", "laminate") and len(c["values"]) != 2:
+        what = "phases" if c["kind"] == "checkerboard" else "layers"
+        raise ConfigError(f"config key coefficient.values must have 2 entries (the two {what}) for a "
+                          f"{c['kind']}, got {len(c['values'])}")
 
 
 def _check_resolution(mesh, spec: CellSpec, eps: float, delta_over_eps: float) -> None:

@@ -80,7 +80,9 @@ CASES = {
     "empty_source": (ELLIPTIC, ['problem.source=""'], "config key problem.source must not be empty"),
     "axis_dim": (ELLIPTIC, ["coefficient.axis=2"], "coefficient.axis = 2 but the problem is 2D"),
     "checkerboard_phases": (ELLIPTIC, ['coefficient.kind="checkerboard"', "coefficient.values=[1.0]"],
-                            "config key coefficient.values must have 2 entries"),
+                            "config key coefficient.values must have 2 entries (the two phases)"),
+    "laminate_layers": (ELLIPTIC, ['coefficient.kind="laminate"', "coefficient.values=[]"],
+                        "config key coefficient.values must have 2 entries (the two layers) for a laminate, got 0"),
     "coefficient_seed": (ELLIPTIC, ["coefficient.seed=-1"], "config key coefficient.seed must be >= 0"),
     "fraction": (ELLIPTIC, ["coefficient.fraction=1.5"], "config key coefficient.fraction must be <= 1.0"),
     "n_one": (ELLIPTIC, ["micro.n=1"], "config key micro.n must be >= 2"),
@@ -220,7 +222,8 @@ MEASURE = textwrap.dedent("""
     from hmmpar.core.farm import TaskContext
     app.solve(rows, TaskContext(0, 0, 0, 0))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"seconds": time.perf_counter() - t0, "estimate": app.memory_estimate(), "measured": peak - before}))
+    print(json.dumps({"seconds": time.perf_counter() - t0, "estimate": app.memory_estimate(),
+                      "measured": peak - before}))
 """)
 
 
