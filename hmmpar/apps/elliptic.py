@@ -133,20 +133,11 @@ class Elliptic(Application):
         m = config.section("micro")
         if not config["macro.mesh"]:  # a box: its size is known before anything is allocated
             cells = _box_cells(config, comm)
-            self.dim, self.n_elements, self.n_qp = len(cells), math.prod(cells), 2 ** len(cells)
-            self.spec = _cell_spec(m, self.dim)
-            c = config.section("coefficient")
-            self.n_voxels = c["cells"] ** self.dim if c["kind"] == "checkerboard" else 0
-            check_memory(comm, self)  # before the macro mesh and a voxel grid are allocated
+            self._check_memory_early(len(cells), math.prod(cells), 2 ** len(cells))
         self.mesh = _macro_mesh(config, comm)
         dim = self.mesh.dim
-        self.dim = dim
-        self.n_elements, self.n_qp = self.mesh.n_elements, self.mesh.n_qp
-        if config["macro.mesh"]:  # a mesh file: its size is known now, before the cells and voxels
-            self.spec = _cell_spec(m, dim)
-            c = config.section("coefficient")
-            self.n_voxels = c["cells"] ** dim if c["kind"] == "checkerboard" else 0
-            check_memory(comm, self)
+        if config["macro.mesh"]:  # a mesh file: its size is known once it is read
+            self._check_memory_early(dim, self.mesh.n_elements, self.mesh.n_qp)
         self.result_dtype = _result_dtype(dim)
         p = config.section("problem")
         sides = SIDE_NAMES[:2 * dim]
@@ -172,7 +163,6 @@ class Elliptic(Application):
             raise ConfigError(str(exc)) from None
         self.dirichlet = {s: g for s in p["dirichlet"]}
         self.neumann = {s: q for s in p["neumann"]}
-        self.spec = _cell_spec(m, dim)
         c = config.section("coefficient")
         _check_coefficient_values(c)
         try:
@@ -207,6 +197,15 @@ class Elliptic(Application):
         self.U = None
         self.iterations = 0
         self.step = 0
+
+    def _check_memory_early(self, dim: int, n_elements: int, n_qp: int) -> None:
+        """Set what :meth:`memory_estimate` needs and check it (collective), before the
+        macro arrays, the cell spec's users and a checkerboard's voxels are allocated."""
+        self.dim, self.n_elements, self.n_qp = dim, n_elements, n_qp
+        self.spec = _cell_spec(self.config.section("micro"), dim)
+        c = self.config.section("coefficient")
+        self.n_voxels = c["cells"] ** dim if c["kind"] == "checkerboard" else 0
+        check_memory(self.comm, self)
 
     def memory_estimate(self) -> int:
         r"""Peak bytes of this rank (an upper estimate; every rank gets the same figure):

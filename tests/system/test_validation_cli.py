@@ -57,7 +57,7 @@ def _one_error(proc, message: str) -> None:
 @pytest.mark.parametrize("command, ranks, overrides, message", [
     ("run", 2, ["run.seed=18446744073709551616"], "config key run.seed must be <= 9223372036854775807"),
     ("run", 2, ["micro.n=10000"], "this run needs about "),
-    ("validate", 1, ["coefficient.kind=\"voxels\"", "coefficient.file=\"no-such.npy\""], "no-such.npy not found"),
+    ("validate", 1, ["coefficient.kind=\"voxels\"", "coefficient.file=\"no-such.npy\""], "no-such.npy"),
     ("validate", 1, ["macro.cells=[0, 0]"], "config key macro.cells: every entry must be >= 1"),
 ])
 def test_run_and_validate_refuse_before_the_disk(tmp_path, command, ranks, overrides, message):
