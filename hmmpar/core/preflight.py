@@ -35,7 +35,13 @@ def prepare(cfg: Config, comm, timers: Timers | None = None):
         Bad input found by the application, or an estimate beyond a node's memory.
     """
     from hmmpar.apps import app_class
-    app = app_class(cfg["run.app"])(cfg, comm, timers or Timers())
+    cls = app_class(cfg["run.app"])
+    try:
+        app = cls(cfg, comm, timers or Timers())
+    except MemoryError:  # an app without an estimate, or one that missed: not an internal error
+        keys = ", ".join(cls.memory_keys) or f"the [{'], ['.join(cls.schema)}] sections"
+        raise ConfigError(f"setting up the {cfg['run.app']} run on rank {comm.rank} ran out of memory; "
+                          f"make the problem smaller ({keys}) or use more nodes", collective=False) from None
     check_memory(comm, app)
     return app
 

@@ -173,6 +173,20 @@ def test_config_with_control_characters_restores_from_its_text(tmp_path):
     assert again.data == cfg.data
 
 
+def test_memory_error_while_setting_up_is_exit_2(tmp_path, monkeypatch):
+    """An app whose estimate misses (or that has none) and runs out of memory while it is
+    constructed: a ConfigError naming the keys, not an internal error."""
+    from hmmpar.apps.ou_averaging import OUAveraging
+
+    def boom(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(OUAveraging, "__init__", boom)
+    with pytest.raises(ConfigError, match=r"setting up the ou_averaging run on rank 0 ran out of memory; make "
+                                          r"the problem smaller \(model.points, micro.burn_in, micro.samples\)"):
+        _prepare(tmp_path, OU, [])
+
+
 def test_node_memory_sources(tmp_path):
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal:       16000 kB\nMemFree:  100 kB\nMemAvailable:    8000 kB\n")
