@@ -260,8 +260,8 @@ def cell_memory(spec: CellSpec) -> int:
         M = 68.8\, n_{el}\, (2^d)^2 + 16\, \mathrm{nnz}(L),
 
     the mesh / pattern / assembly arrays plus the factor (:func:`factor_entries`).
-    Within a factor 1.0-1.9 of the measured peak RSS delta of one solve (2D n = 64 ..
-    512, 3D n = 16 .. 32, periodic and Dirichlet; the estimate is the larger)."""
+    Within a factor 0.88-1.9 of the measured peak RSS delta of one solve (2D n = 64 ..
+    512, 3D n = 16 .. 32, periodic and Dirichlet; tests/unit/test_validation.py)."""
     n_el, n_dofs = cell_sizes(spec)
     nn = 2**spec.dim
     return int(MESH_BYTES_PER_PAIR * n_el * nn * nn + FACTOR_BYTES_PER_ENTRY * factor_entries(spec.dim, n_dofs))

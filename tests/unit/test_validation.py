@@ -108,7 +108,8 @@ CASES = {
 
 def _prepare(tmp_path, text: str, overrides: list[str]):
     cfg_file = tmp_path / "c.toml"
-    cfg_file.write_text(text + f'\n[output]\nplots = false\n')
+    text = text.replace("[run]\n", f'[run]\noutput_dir = "{tmp_path / "out"}"\n', 1)
+    cfg_file.write_text(text + '\n[output]\nplots = false\n')
     cfg = load_config(cfg_file, overrides)
     return prepare(cfg, MPI.COMM_WORLD)
 
@@ -120,7 +121,7 @@ def test_bad_value_is_one_line_config_error(tmp_path, case):
         _prepare(tmp_path, text, overrides)
     assert message in str(info.value)
     assert "\n" not in str(info.value) and info.value.exit_code == 2
-    assert not list(tmp_path.glob("hmmpar-out*"))  # nothing written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml"]  # nothing written
 
 
 @pytest.mark.parametrize("text, overrides, keys", [
