@@ -278,3 +278,23 @@ def test_planned_checkpoints_counts_without_a_loop():
                     assert planned_checkpoints(cfg, first, n_steps) == max(1, loop)
     cfg = Cfg({"checkpoint.every_seconds": 0.0, "checkpoint.every_steps": 1, "checkpoint.at_end": True})
     assert planned_checkpoints(cfg, 0, 10**12) == 10**12
+
+
+def test_longest_time_limit_arms_the_timers():
+    """farm.task_time_limit at its maximum on a call of a million rows: the deadline is
+    clamped below what setitimer and faulthandler accept, and arming them works."""
+    import faulthandler
+    import signal
+
+    import numpy as np
+
+    from hmmpar.core.farm import MAX_CALL_SECONDS, Farm
+
+    farm = Farm(MPI.COMM_SELF, task_time_limit=1e8)
+    assert farm._call_deadline(10**6) == MAX_CALL_SECONDS
+    rows = np.zeros(3, dtype=[("task_id", "i8")])
+    with farm._time_limit(rows, step=0) as call:
+        assert call(lambda r, c: r.size, rows, None) == 3
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    farm._release_process_guard()
+    faulthandler.cancel_dump_traceback_later()
