@@ -105,7 +105,9 @@ def _dispatch(args, comm) -> int:
         log.info(table)
         return 0
     if args.command == "validate":
+        from hmmpar.core.preflight import prepare
         cfg = load_config(args.config, args.overrides)
+        prepare(cfg, comm)  # the checks `run` makes before touching the disk, and nothing more
         log.info(cfg.dumps() if args.show else f"{args.config}: ok (app {cfg['run.app']})")
         return 0
     if args.command == "ckpt":

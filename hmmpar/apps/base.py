@@ -30,6 +30,8 @@ class Application:
     schema: ClassVar[dict[str, dict[str, Field]]]
     #: dtype of one micro result row
     result_dtype: ClassVar[np.dtype]
+    #: the config keys that drive :meth:`memory_estimate` (named when a run is refused)
+    memory_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Config, comm, timers: Timers) -> None:
         self.config = config
@@ -37,6 +39,14 @@ class Application:
         self.timers = timers
         #: macro steps completed (set by initialize/absorb/load_checkpoint)
         self.step = 0
+
+    def memory_estimate(self) -> int:
+        """Bytes this rank will allocate at its peak (default 0: not estimated).
+
+        Called after construction, before ``initialize`` / ``load_checkpoint``: the
+        runner sums it over the ranks of each node and refuses a run that exceeds the
+        node's memory (:func:`hmmpar.core.preflight.check_memory`)."""
+        return 0
 
     # the run
     @property

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +46,9 @@ from hmmpar.core.expression import ExpressionError, macro_function
 from hmmpar.core.farm import TaskContext
 from hmmpar.core.instances import _move_rows
 from hmmpar.io.reserved_h5 import ReservationError
+from hmmpar.core.preflight import check_memory
 from hmmpar.micro.cell_problem import (BCS, FACTOR_PACKAGES, CellSpec, available_factor_packages, cell_dependence,
-                                       effective_tensor)
+                                       cell_memory, cell_sizes, effective_tensor)
 from hmmpar.micro.coefficients import (KINDS, check_values, coefficient_from_config, coefficient_name,
                                        invalid_values, numbers_text)
 
@@ -72,16 +74,18 @@ class Elliptic(Application):
                           "config file); empty: the box of macro.cells"),
             "lower": Field(list, [], "lower corner of the box (default 0)", item_type=float),
             "upper": Field(list, [], "upper corner of the box (default 1)", item_type=float),
-            "rtol": Field(float, 1e-10, "relative tolerance of the macro Krylov solver", min=0.0,
-                          min_exclusive=True),
+            "rtol": Field(float, 1e-10, "relative tolerance of the macro Krylov solver (at most 0.1: "
+                          "a tolerance near 1 stops before the first iteration)", min=0.0,
+                          min_exclusive=True, max=0.1),
         },
         "problem": {
-            "source": Field(str, "1", "f: a number or a formula in x, y, z"),
-            "dirichlet": Field(list, ["x-", "x+", "y-", "y+"], "Dirichlet sides (x-, x+, y-, y+, z-, z+)",
-                               item_type=str),
-            "dirichlet_value": Field(str, "0", "g on the Dirichlet sides: number or formula"),
+            "source": Field(str, "1", "f: a number or a formula in x, y, z", min_len=1),
+            "dirichlet": Field(list, ["x-", "x+", "y-", "y+"], "Dirichlet sides (x-, x+, y-, y+, z-, z+); at "
+                               "least one (else U is fixed only up to a constant)", item_type=str, min_len=1),
+            "dirichlet_value": Field(str, "0", "g on the Dirichlet sides: number or formula", min_len=1),
             "neumann": Field(list, [], "Neumann sides (the rest are natural, zero flux)", item_type=str),
-            "neumann_value": Field(str, "0", "outward flux q on the Neumann sides: number or formula"),
+            "neumann_value": Field(str, "0", "outward flux q on the Neumann sides: number or formula",
+                                   min_len=1),
             "exact": Field(str, "", "exact homogenized solution (formula) for the error report; "
                            "empty: none", physics=False),
         },
@@ -107,7 +111,7 @@ class Elliptic(Application):
                                     min_exclusive=True),
             "n": Field(int, 32, "micro Q1 elements per direction across delta", min=2),
             "bc": Field(str, "periodic", "cell boundary condition: " + ", ".join(BCS), choices=BCS),
-            "oversampling": Field(float, 0.5, "oversampling: extra width per side / delta", min=0.0),
+            "oversampling": Field(float, 0.5, "oversampling: extra width per side / delta", min=0.0, max=10.0),
             "solver": Field(str, "auto", "sparse direct solver of the cell problems: auto (MUMPS "
                             "for 3D cells, PETSc's Cholesky otherwise), petsc, mumps, cholmod",
                             choices=FACTOR_PACKAGES),
@@ -121,12 +125,20 @@ class Elliptic(Application):
     }
 
     # ------------------------------------------------------------------ set-up
+    memory_keys = ("macro.cells (or the elements of macro.mesh)", "micro.n", "micro.bc",
+                   "micro.oversampling", "coefficient.cells / coefficient.file")
+
     def __init__(self, config, comm, timers) -> None:
         super().__init__(config, comm, timers)
+        self.method = config["macro.method"]
+        m = config.section("micro")
+        if not config["macro.mesh"]:  # a box: its size is known before anything is allocated
+            cells = _box_cells(config, comm)
+            self._check_memory_early(len(cells), math.prod(cells), 2 ** len(cells))
         self.mesh = _macro_mesh(config, comm)
         dim = self.mesh.dim
-        self.dim = dim
-        self.method = config["macro.method"]
+        if config["macro.mesh"]:  # a mesh file: its size is known once it is read
+            self._check_memory_early(dim, self.mesh.n_elements, self.mesh.n_qp)
         self.result_dtype = _result_dtype(dim)
         p = config.section("problem")
         sides = SIDE_NAMES[:2 * dim]
@@ -152,21 +164,23 @@ class Elliptic(Application):
             raise ConfigError(str(exc)) from None
         self.dirichlet = {s: g for s in p["dirichlet"]}
         self.neumann = {s: q for s in p["neumann"]}
+        c = config.section("coefficient")
+        _check_coefficient_values(c)
         try:
-            self.coefficient = coefficient_from_config(config.section("coefficient"), dim)
+            self.coefficient = coefficient_from_config(c, dim)
         except ValueError as exc:
             raise ConfigError(f"config section coefficient: {exc}") from None
-        m = config.section("micro")
+        grid = getattr(self.coefficient, "grid", None)
+        self.n_voxels = int(grid.size) if grid is not None else 0
         self.eps = m["eps"]
         self.delta = m["delta_over_eps"] * m["eps"]
         self.frozen = m["frozen"]
-        try:
-            self.spec = CellSpec(dim, m["n"], m["bc"], m["oversampling"], m["solver"])
-        except ValueError as exc:
-            raise ConfigError(f"config section micro: {exc}") from None
-        if self.spec.solver not in ("auto", "petsc") and self.spec.solver not in available_factor_packages():
-            raise ConfigError(f"config key micro.solver = {self.spec.solver!r}: this PETSc build has no "
-                              f"{self.spec.solver} (available: auto, petsc, {', '.join(available_factor_packages())})")
+        if self.method == "fe-hmm":
+            _check_resolution(self.mesh, self.spec, self.eps, m["delta_over_eps"])
+        if self.method == "fe-hmm" and m["batches"] > self.mesh.n_elements * self.mesh.n_qp:
+            raise ConfigError(f"config key micro.batches = {m['batches']} exceeds the "
+                              f"{self.mesh.n_elements * self.mesh.n_qp} cell problems of this mesh (a batch "
+                              f"would be empty); use at most one batch per cell problem")
         nq = self.mesh.n_qp
         n_local = self.mesh.elements.shape[0]
         self.n_tasks = self.mesh.n_elements * nq
@@ -260,6 +274,34 @@ class Elliptic(Application):
             x_l = np.repeat(self.points[idx], grid.shape[0], axis=0)
             moved = x_l + np.tile(grid, (idx.size, 1))
             yield (x_l if self.frozen else moved), moved / self.eps, np.repeat(self.task_ids[idx], grid.shape[0])
+
+    def _check_memory_early(self, dim: int, n_elements: int, n_qp: int) -> None:
+        """Set what :meth:`memory_estimate` needs and check it (collective), before the
+        macro arrays, the cell spec's users and a checkerboard's voxels are allocated."""
+        self.dim, self.n_elements, self.n_qp = dim, n_elements, n_qp
+        self.spec = _cell_spec(self.config.section("micro"), dim)
+        c = self.config.section("coefficient")
+        self.n_voxels = c["cells"] ** dim if c["kind"] == "checkerboard" else 0
+        check_memory(self.comm, self)
+
+    def memory_estimate(self) -> int:
+        r"""Peak bytes of this rank (an upper estimate; every rank gets the same figure):
+
+        .. math::
+
+            M = \frac{N_{el}}{P}\,\big(n_{qp}(3 d^2 + 8) \cdot 8 + 3^d \cdot 48 + 200\big)
+                + N_{el}\,(d^2 + 2) \cdot 8 + M_{cell} + 24\,N_{vox},
+
+        the rank's share of the macro elements (``A_H``, tasks, quadrature points, its
+        rows of the macro matrix and its preconditioner), the global arrays rank 0
+        gathers for the output, one cell problem (:func:`~hmmpar.micro.cell_problem.cell_memory`:
+        mesh arrays and the factor's fill, which grows with ``micro.n``), and the voxel
+        grid of the coefficient (held by every rank)."""
+        d, n_el, nq = self.dim, self.n_elements, self.n_qp
+        share = -(-n_el // self.comm.size)
+        macro = share * (nq * (3 * d * d + 8) * 8 + 3**d * 48 + 200) + n_el * (d * d + 2) * 8
+        cell = cell_memory(self.spec) if self.method == "fe-hmm" else 0
+        return int(macro + cell + 24 * self.n_voxels)
 
     @property
     def n_steps(self) -> int:
@@ -567,12 +609,8 @@ def _macro_mesh(config, comm):
             return SimplexP1(comm, path)
         except ValueError as exc:
             raise ConfigError(f"config key macro.mesh: {exc}") from None
-    cells = list(config["macro.cells"])
+    cells = _box_cells(config, comm)
     dim = len(cells)
-    if dim not in (2, 3):
-        raise ConfigError(f"config key macro.cells must have 2 or 3 entries, not {dim}")
-    if min(cells) < 1:
-        raise ConfigError("config key macro.cells: every entry must be >= 1")
     lower = list(config["macro.lower"]) or [0.0] * dim
     upper = list(config["macro.upper"]) or [1.0] * dim
     for key, v in (("macro.lower", lower), ("macro.upper", upper)):
@@ -580,7 +618,85 @@ def _macro_mesh(config, comm):
             raise ConfigError(f"config key {key} must have {dim} entries like macro.cells")
     if any(u <= lo for lo, u in zip(lower, upper)):
         raise ConfigError("config key macro.upper must exceed macro.lower in every direction")
-    return BoxQ1(comm, cells, lower, upper)
+    span = [u - lo for lo, u in zip(lower, upper)]
+    if not all(BOX_SPAN[0] <= w <= BOX_SPAN[1] for w in span):
+        raise ConfigError(f"config keys macro.lower / macro.upper: the box's side lengths {span} must lie "
+                          f"between {BOX_SPAN[0]:g} and {BOX_SPAN[1]:g}")
+    try:
+        return BoxQ1(comm, cells, lower, upper)
+    except ValueError as exc:  # raised on every rank alike (PETSc's partition of the nodes)
+        if "distribute" not in str(exc):
+            raise
+        raise ConfigError(f"config key macro.cells = {cells}: the box's {' x '.join(str(c + 1) for c in cells)} "
+                          f"nodes cannot be split over {comm.size} ranks (PETSc's DMDA needs at least one "
+                          "node per rank in each direction of its process grid); use more cells or fewer "
+                          "ranks") from None
+
+
+#: side lengths of a macro box: beyond these, h or the node coordinates lose their precision
+BOX_SPAN = (1e-100, 1e100)
+
+
+def _box_cells(config, comm) -> list[int]:
+    """``macro.cells`` checked: 2 or 3 entries >= 1 and a node count PETSc can index."""
+    from petsc4py import PETSc
+
+    cells = [int(c) for c in config["macro.cells"]]
+    if len(cells) not in (2, 3):
+        raise ConfigError(f"config key macro.cells must have 2 or 3 entries, not {len(cells)}")
+    if min(cells) < 1:
+        raise ConfigError("config key macro.cells: every entry must be >= 1")
+    nodes = math.prod(c + 1 for c in cells)
+    limit = int(np.iinfo(PETSc.IntType).max)
+    if nodes > limit:
+        raise ConfigError(f"config key macro.cells = {cells} gives {nodes} nodes, more than this PETSc "
+                          f"build's {np.dtype(PETSc.IntType).itemsize * 8}-bit indices can number ({limit})")
+    return cells
+
+
+def _cell_spec(m: dict, dim: int) -> CellSpec:
+    """The cell spec of the ``[micro]`` section; a cell matrix PETSc can index."""
+    from petsc4py import PETSc
+
+    try:
+        spec = CellSpec(dim, m["n"], m["bc"], m["oversampling"], m["solver"])
+    except ValueError as exc:
+        raise ConfigError(f"config section micro: {exc}") from None
+    if spec.solver not in ("auto", "petsc") and spec.solver not in available_factor_packages():
+        raise ConfigError(f"config key micro.solver = {spec.solver!r}: this PETSc build has no "
+                          f"{spec.solver} (available: auto, petsc, {', '.join(available_factor_packages())})")
+    n_el, n_dofs = cell_sizes(spec)
+    limit = int(np.iinfo(PETSc.IntType).max)
+    if n_dofs * 3**dim > limit:  # the cell matrix's nonzeros are numbered in PETSc's index type
+        raise ConfigError(f"config key micro.n = {spec.n} (bc {spec.bc}, oversampling {spec.oversampling:g}) "
+                          f"gives a cell matrix of {n_dofs * 3**dim} nonzeros, more than this PETSc "
+                          f"build's indices can number ({limit})")
+    return spec
+
+
+def _check_coefficient_values(c: dict) -> None:
+    """The ``coefficient.values`` a kind needs: two (the phases of a checkerboard, the
+    layers of a laminate)."""
+    if c["kind"] in ("checkerboard", "laminate") and len(c["values"]) != 2:
+        what = "phases" if c["kind"] == "checkerboard" else "layers"
+        raise ConfigError(f"config key coefficient.values must have 2 entries (the two {what}) for a "
+                          f"{c['kind']}, got {len(c['values'])}")
+
+
+def _check_resolution(mesh, spec: CellSpec, eps: float, delta_over_eps: float) -> None:
+    r"""Refuse an ``eps`` so small against the domain that double precision cannot place
+    the micro mesh: the fast variable :math:`y = x/\varepsilon` reaches :math:`R =
+    \max|x|/\varepsilon`, rounded to :math:`R\,2^{-52}`, which must stay below
+    :math:`10^{-6}` of the micro mesh step :math:`h/\varepsilon = (\delta/\varepsilon)/n`."""
+    if not math.isfinite(eps * delta_over_eps):
+        raise ConfigError(f"config keys micro.eps * micro.delta_over_eps = delta overflows ({eps:g} * "
+                          f"{delta_over_eps:g})")
+    reach = float(max(np.max(np.abs(mesh.lower)), np.max(np.abs(mesh.upper)))) / eps
+    step = delta_over_eps / spec.n
+    if not reach * 2.0**-52 <= 1e-6 * step:
+        raise ConfigError(f"config key micro.eps = {eps:g} is too small for this domain: x / eps reaches "
+                          f"{reach:.3g}, where double precision places the micro mesh (step h/eps = "
+                          f"{step:.3g}) only to {reach * 2.0**-52:.3g}")
 
 
 def _mesh_summary(mesh) -> dict:

@@ -35,11 +35,16 @@ import numpy as np
 from hmmpar.apps.base import Application
 from hmmpar.core.checkpoint import Block, CheckpointReader
 from hmmpar.core.config import Field
+from hmmpar.core.errors import CheckpointError, ConfigError
+from hmmpar.core.preflight import check_memory
 from hmmpar.core.farm import TaskContext
 from hmmpar.micro.ou import second_moment_time_average
 
 TASK_DTYPE = np.dtype([("task_id", "i8"), ("x", "f8"), ("a", "f8"), ("n_burn", "i8"), ("n", "i8")])
 RESULT_DTYPE = np.dtype([("y2", "f8")])
+#: most macro steps of a run: every step is at least one collective round of the farm
+#: (~0.1 ms), so a run of more steps would not end in a job's lifetime
+MAX_STEPS = 2**31 - 1
 
 
 def exact_solution(x0: np.ndarray, t: float) -> np.ndarray:
@@ -76,22 +81,41 @@ class OUAveraging(Application):
         },
     }
 
+    memory_keys = ("model.points", "micro.burn_in", "micro.samples")
+
     def __init__(self, config, comm, timers) -> None:
         super().__init__(config, comm, timers)
         from petsc4py import PETSc
         self.PETSc = PETSc
         m = config.section("model")
         if m["x0_max"] < m["x0_min"]:
-            from hmmpar.core.errors import ConfigError
             raise ConfigError("config key model.x0_max must be >= model.x0_min")
         self.points = m["points"]
-        self.x0 = initial_values(self.points, m["x0_min"], m["x0_max"])
+        limit = int(np.iinfo(PETSc.IntType).max)
+        if self.points > limit:
+            raise ConfigError(f"config key model.points = {self.points} is more than this PETSc build's "
+                              f"indices can number ({limit})")
         self.dt = config["macro.dt"]
-        self.steps = max(1, round(config["macro.t_end"] / self.dt))
+        ratio = config["macro.t_end"] / self.dt
+        if not ratio <= MAX_STEPS:
+            raise ConfigError(f"config keys macro.t_end / macro.dt = {ratio:.3g} steps, more than "
+                              f"{MAX_STEPS}; raise macro.dt or lower macro.t_end")
+        self.steps = max(1, round(ratio))
         self.a = math.exp(-config["micro.dt_over_eps"])
+        check_memory(comm, self)  # before the initial values and the PETSc Vec are allocated
+        self.x0 = initial_values(self.points, m["x0_min"], m["x0_max"])
         self.X = PETSc.Vec().createMPI(self.points, comm=comm)
         self.lo, self.hi = self.X.getOwnershipRange()
         self.step = 0
+
+    def memory_estimate(self) -> int:
+        r"""Peak bytes of this rank: the initial values (every rank) and the gathered
+        state of rank 0, :math:`4 \cdot 8 P`; its share of the state and of the task and
+        result rows, :math:`\lceil P/R \rceil (8 \cdot 4 + 40 + 8)`; and the normal
+        variates of one task, :math:`8\,(\text{burn\_in} + \text{samples})`."""
+        share = -(-self.points // self.comm.size)
+        draws = self.config["micro.burn_in"] + self.config["micro.samples"]
+        return int(32 * self.points + share * 80 + 8 * draws)
 
     @property
     def n_steps(self) -> int:
@@ -135,7 +159,6 @@ class OUAveraging(Application):
 
     def load_checkpoint(self, reader: CheckpointReader) -> None:
         if reader.rows("fields", "X") != self.points:
-            from hmmpar.core.errors import CheckpointError
             raise CheckpointError(f"checkpoint {reader.path} holds {reader.rows('fields', 'X')} points, "
                                   f"config model.points = {self.points}")
         self.X.setArray(reader.read_block("fields", "X", self.lo, self.hi))

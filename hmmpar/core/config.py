@@ -6,8 +6,10 @@ application named by ``run.app``. Every problem is a :class:`ConfigError` whose 
 message names the key (``farm.min_chunk``) or the file:
 
 * an unknown section or key, with a "did you mean" suggestion;
-* a wrong type (``true`` where a number is expected; an integer is accepted for a float);
-* a value out of range or not among the allowed choices;
+* a wrong type (``true`` where a number is expected; an integer is accepted for a float),
+  for every type TOML has (date-times, dates, times, tables, arrays of tables, nested arrays);
+* a value out of range (integers always within int64) or not among the allowed choices;
+  an empty string or list where ``min_len`` forbids it; a string with NUL or a lone surrogate;
 * a missing or unreadable file, or a TOML syntax error.
 
 The validated config is a :class:`Config`; :meth:`Config.dumps` gives its complete,
@@ -15,6 +17,7 @@ canonical TOML text, which checkpoints store so a restart knows what it continue
 """
 from __future__ import annotations
 
+import datetime
 import difflib
 import math
 import tomllib
@@ -27,7 +30,11 @@ from .errors import ConfigError
 REQUIRED = object()
 
 _TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-               list: "a list"}
+               list: "a list", dict: "a table", datetime.datetime: "a date-time",
+               datetime.date: "a date", datetime.time: "a time"}
+
+#: integers a config may hold: every integer key is stored in int64 (NumPy, HDF5 attributes)
+INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,10 @@ class Field:
     choices: tuple | None = None
     item_type: type | None = None
     physics: bool = True
+    #: strings and lists: fewest characters / entries (1: must not be empty)
+    min_len: int = 0
+    #: lists: most entries (None: no limit)
+    max_len: int | None = None
 
 
 Schema = Mapping[str, Mapping[str, Field]]
@@ -55,9 +66,10 @@ Schema = Mapping[str, Mapping[str, Field]]
 RUNTIME_SCHEMA: dict[str, dict[str, Field]] = {
     "run": {
         "app": Field(str, doc="application to run (see `hmmpar apps`)"),
-        "seed": Field(int, 12345, "run seed; every random stream derives from (seed, step, task_id)", min=0),
+        "seed": Field(int, 12345, "run seed; every random stream derives from (seed, step, task_id)", min=0,
+                      max=INT64_MAX),
         "output_dir": Field(str, "hmmpar-out", "directory for outputs, checkpoints and the timing report",
-                            physics=False),
+                            physics=False, min_len=1),
         "progress_interval": Field(float, 5.0, "seconds between progress lines", min=0.0, physics=False),
     },
     "farm": {
@@ -66,7 +78,7 @@ RUNTIME_SCHEMA: dict[str, dict[str, Field]] = {
         "retry": Field(bool, False, "re-run a failed task once with a fresh random substream"),
         "min_chunk": Field(int, 1, "smallest chunk of tasks handed to a worker", min=1, physics=False),
         "task_time_limit": Field(float, 0.0, "seconds one micro task may take before the run stops with "
-                                 "an error naming it (0: no limit)", min=0.0, physics=False),
+                                 "an error naming it (0: no limit)", min=0.0, max=1e8, physics=False),
     },
     "checkpoint": {
         "every_steps": Field(int, 0, "checkpoint every N steps (0: never)", min=0, physics=False),
@@ -123,7 +135,36 @@ class Config:
         return diffs
 
 
+#: TOML's short escapes; every other control character (U+0000-U+001F, U+007F) is \uXXXX
+_SHORT_ESCAPES = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r", '"': '\\"',
+                  "\\": "\\\\"}
+
+
+def _toml_string(text: str) -> str:
+    """``text`` as a TOML basic string: quotes, backslashes and every control character
+    escaped, so that ``tomllib.loads`` gives back exactly ``text``.
+
+    Raises
+    ------
+    ValueError
+        ``text`` holds a lone surrogate (U+D800-U+DFFF), which TOML (UTF-8) cannot hold.
+    """
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch in _SHORT_ESCAPES:
+            out.append(_SHORT_ESCAPES[ch])
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\u{code:04X}")
+        elif 0xD800 <= code <= 0xDFFF:
+            raise ValueError(f"lone surrogate U+{code:04X} cannot be written as TOML (UTF-8)")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
 def _toml_value(value: Any) -> str:
+    """A config value (bool, int, float, str or a list of them) as TOML text."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -135,10 +176,38 @@ def _toml_value(value: Any) -> str:
             return "inf" if value > 0 else "-inf"
         return repr(value)
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+        return _toml_string(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {type(value).__name__} as TOML")
+
+
+def _type_name(value: Any) -> str:
+    """How a value's TOML type is named in messages (every type tomllib returns)."""
+    for kind in (bool, datetime.datetime, datetime.date, datetime.time):  # before int / date
+        if isinstance(value, kind):
+            return _TYPE_NAMES[kind]
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return "an array of tables"
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """A value for an error message, whatever its type (never raises), at most ``limit`` chars."""
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        text = value.isoformat()
+    elif isinstance(value, dict):
+        text = "{" + ", ".join(f"{k} = {_show(v, limit)}" for k, v in value.items()) + "}"
+    elif isinstance(value, list):
+        text = "[" + ", ".join(_show(v, limit) for v in value) + "]"
+    elif isinstance(value, str):
+        try:  # control characters escaped: the message stays one line
+            text = _toml_string(value)
+        except ValueError:
+            text = ascii(value)
+    else:
+        text = _toml_value(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def parse_toml_file(path: str | Path) -> dict:
@@ -184,23 +253,58 @@ def _suggest(word: str, options: Iterable[str]) -> str:
 
 
 def _check_value(name: str, spec: Field, value: Any) -> Any:
+    """Check one value against its Field; return it (an int converted for a float key).
+
+    Every type tomllib can return is handled (date-times, dates, times, tables, arrays
+    of tables, nested arrays): anything but the schema's type is a ConfigError naming
+    the key. Integers must fit in int64 (or the Field's range); floats must be finite;
+    strings must be UTF-8 without NUL; lengths obey ``min_len`` / ``max_len``.
+    """
     want = spec.type
     if want is float and isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > 2**1023:
+            raise ConfigError(f"config key {name} must be finite, got {_show(value)}")
         value = float(value)
     ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
+    ok = ok and not (want is datetime.date and isinstance(value, datetime.datetime))
     if not ok:
-        got = _TYPE_NAMES.get(type(value), type(value).__name__)
+        hint = ("; quote it to give a string" if want is str
+                and isinstance(value, (int, float, datetime.date, datetime.time, bool)) else "")
         raise ConfigError(f"config key {name} must be {_TYPE_NAMES.get(want, want.__name__)}, "
-                          f"got {got} {_toml_value(value) if not isinstance(value, dict) else 'table'}")
+                          f"got {_type_name(value)} {_show(value)}{hint}")
     if want is float and not math.isfinite(value):
         raise ConfigError(f"config key {name} must be finite, got {value}")
-    if want is list and spec.item_type is not None:
-        value = [_check_value(f"{name}[{i}]", Field(spec.item_type, min=spec.min, max=spec.max), v)
-                 for i, v in enumerate(value)]
+    if want is str:
+        _check_text(name, value)
+    if want in (str, list):
+        what = "characters" if want is str else "entries"
+        if len(value) < spec.min_len:
+            raise ConfigError(f"config key {name} must not be empty" if spec.min_len == 1 else
+                              f"config key {name} must have at least {spec.min_len} {what}, got {len(value)}")
+        if spec.max_len is not None and len(value) > spec.max_len:
+            raise ConfigError(f"config key {name} must have at most {spec.max_len} {what}, got {len(value)}")
+    if want is list:
+        if spec.item_type is not None:
+            item = Field(spec.item_type, min=spec.min, max=spec.max, min_exclusive=spec.min_exclusive,
+                         choices=spec.choices)
+            return [_check_value(f"{name}[{i}]", item, v) for i, v in enumerate(value)]
+        for i, v in enumerate(value):  # untyped list: scalars only (the app checks the rest)
+            if not isinstance(v, (bool, int, float, str)):
+                raise ConfigError(f"config key {name}[{i}] must be a number or a string, "
+                                  f"got {_type_name(v)} {_show(v)}")
+            if isinstance(v, (int, float, str)) and not isinstance(v, bool):
+                _check_value(f"{name}[{i}]", Field(type(v)), v)
         return value
     if spec.choices is not None and value not in spec.choices:
         raise ConfigError(f"config key {name} must be one of {', '.join(map(str, spec.choices))}; "
-                          f"got {_toml_value(value)}{_suggest(str(value), map(str, spec.choices))}")
+                          f"got {_show(value)}{_suggest(str(value), map(str, spec.choices))}")
+    if want is int:
+        lo = INT64_MIN if spec.min is None else spec.min
+        hi = INT64_MAX if spec.max is None else spec.max
+        if value < lo:  # min_exclusive is checked below with the message of the Field's own bound
+            raise ConfigError(f"config key {name} must be >= {lo}, got {value}")
+        if value > hi:
+            raise ConfigError(f"config key {name} must be <= {hi}, got {value}")
     if spec.min is not None and want in (int, float):
         if value < spec.min or (spec.min_exclusive and value == spec.min):
             op = ">" if spec.min_exclusive else ">="
@@ -208,6 +312,17 @@ def _check_value(name: str, spec: Field, value: Any) -> Any:
     if spec.max is not None and want in (int, float) and value > spec.max:
         raise ConfigError(f"config key {name} must be <= {spec.max}, got {value}")
     return value
+
+
+def _check_text(name: str, value: str) -> None:
+    """A string value must be writable as TOML (no lone surrogate, e.g. from a non-UTF-8
+    command-line argument) and usable as a path or formula (no NUL)."""
+    if "\0" in value:
+        raise ConfigError(f"config key {name} must not contain a NUL character, got {_show(value)}")
+    try:
+        _toml_string(value)
+    except ValueError as exc:
+        raise ConfigError(f"config key {name}: {exc} (is the text UTF-8?)") from None
 
 
 def validate(raw: Mapping[str, Any], schema: Schema, source: str = "<string>") -> dict:

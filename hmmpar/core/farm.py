@@ -100,6 +100,11 @@ class _ChunkFailure(Exception):
     """A row of a chunk failed; ``message`` names its task_id and the rank."""
 
 
+#: longest deadline of one solve call: the timers (setitimer, faulthandler) overflow beyond
+#: ~9e9 s, and 1e8 s (3 years) is no limit in practice
+MAX_CALL_SECONDS = 1e8
+
+
 class TaskTimeout(BaseException):
     """A micro solve call ran past its time limit (``farm.task_time_limit``).
 
@@ -327,8 +332,8 @@ class Farm:
         """
         limit = self.task_time_limit
         if self.stats.tasks > 0 and self.stats.busy > 0:
-            return min(n * limit, limit + (n - 1) * 10.0 * self.stats.busy / self.stats.tasks)
-        return n * limit
+            return min(n * limit, limit + (n - 1) * 10.0 * self.stats.busy / self.stats.tasks, MAX_CALL_SECONDS)
+        return min(n * limit, MAX_CALL_SECONDS)
 
     @contextmanager
     def _time_limit(self, rows: np.ndarray, step: int):

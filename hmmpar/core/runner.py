@@ -7,13 +7,13 @@ import os
 import time
 from pathlib import Path
 
-from hmmpar.apps import app_class
 from hmmpar.core.checkpoint import (STOP_SIGNALS, Checkpointer, estimate_size, format_bytes,
                                     list_checkpoints, open_checkpoint, resolve_restart)
 from hmmpar.core.config import Config, load_config
 from hmmpar.core.errors import CheckpointError, ConfigError, RequeueExit
 from hmmpar.core.farm import Farm
 from hmmpar.core.log import Progress, RankLog
+from hmmpar.core.preflight import prepare
 from hmmpar.core.timing import FarmStats, Timers, format_report, gather_report, write_report
 
 
@@ -51,7 +51,8 @@ def planned_checkpoints(cfg: Config, first: int, n_steps: int) -> int | None:
     if cfg["checkpoint.every_seconds"] > 0:
         return None
     every = cfg["checkpoint.every_steps"]
-    n = sum(1 for done in range(first + 1, n_steps) if every and done % every == 0)
+    # multiples of `every` in first+1 .. n_steps-1, counted without a loop over the steps
+    n = (n_steps - 1) // every - first // every if every and n_steps - 1 > first else 0
     if cfg["checkpoint.at_end"] and first < n_steps:
         n += 1
     return max(1, n)
@@ -113,16 +114,19 @@ def run(cfg: Config, comm, *, restart: str | None = None, log: RankLog | None = 
     log = log or RankLog(comm)
     wall0 = time.perf_counter()
     outdir = Path(cfg["run.output_dir"])
+    timers, stats = Timers(), FarmStats()
+    app = prepare(cfg, comm, timers)  # the checks of `hmmpar validate`, before touching the disk
     check_output_dir(comm, outdir)
     if comm.rank == 0:  # the resolved config, defaults filled in (read by `hmmpar gather`)
         (outdir / "run_config.toml").write_text(cfg.dumps())
-    timers, stats = Timers(), FarmStats()
     farm = Farm(comm, mode=cfg["farm.mode"], retry=cfg["farm.retry"], min_chunk=cfg["farm.min_chunk"],
                 task_time_limit=cfg["farm.task_time_limit"], stats=stats)
-    app = app_class(cfg["run.app"])(cfg, comm, timers)
     ck = Checkpointer(comm, checkpoint_directory(cfg), keep=cfg["checkpoint.keep"],
                       every_steps=cfg["checkpoint.every_steps"],
                       every_seconds=cfg["checkpoint.every_seconds"], signals=STOP_SIGNALS)
+    # an unwritable or full checkpoint location is reported now, before a fresh run moves
+    # an earlier run's checkpoints aside (which needs the directory writable) or any micro work
+    check_output_dir(comm, ck.directory, "checkpoint directory")
     seed = cfg["run.seed"]
     verified: dict = {}
     with timers.phase("io"):
@@ -145,8 +149,6 @@ def run(cfg: Config, comm, *, restart: str | None = None, log: RankLog | None = 
     if first > app.n_steps:
         raise CheckpointError(f"the checkpoint is at step {first} (t = {app.sim_time:g}), past the end "
                               f"of this run ({app.n_steps} steps); raise the final time to continue")
-    # a full or unwritable checkpoint location is reported now, before any micro work
-    check_output_dir(comm, ck.directory, "checkpoint directory")
     with timers.phase("io"):
         estimate = checkpoint_size(app.checkpoint_data(), cfg.dumps(), comm.size)
     check_checkpoint_space(comm, ck.directory, estimate, ck.keep, planned_checkpoints(cfg, first, app.n_steps))

@@ -234,6 +234,46 @@ class CellMesh:
 
 FACTOR_PACKAGES = ("auto", "petsc", "mumps", "cholmod")
 
+#: bytes per (element x node pair) of the mesh, pattern and assembly arrays of a CellMesh
+#: (``ra``, ``cb``, ``keys``, ``slot``, ``E`` ... of ``n_el * (2^d)^2`` entries), fitted to
+#: the peak RSS of one solve (2D n = 64 .. 512: 7.1 .. 509 MB)
+MESH_BYTES_PER_PAIR = 8.6 * 8
+#: bytes per stored entry of the factor: value, index and the factorization's workspace
+FACTOR_BYTES_PER_ENTRY = 16
+
+
+def cell_sizes(spec: CellSpec) -> tuple[int, int]:
+    """Elements and unknowns of the cell mesh of ``spec`` (without building it)."""
+    nt = spec.n + 2 * spec.layers
+    n_el = nt**spec.dim
+    n_dofs = spec.n**spec.dim - 1 if spec.bc == "periodic" else (nt - 1)**spec.dim
+    return n_el, n_dofs
+
+
+def factor_entries(dim: int, n_dofs: int) -> float:
+    r"""Estimated nonzeros of the sparse Cholesky factor of a cell matrix with ``n_dofs``
+    unknowns: :math:`3.4\,N\log_2 N` in 2D (PETSc's Cholesky, AMD ordering; measured
+    36 .. 60 entries per unknown for N = 4095 .. 262143) and :math:`22\,N^{4/3}` in 3D
+    (MUMPS, nested dissection; measured 21.9 .. 22.0 for periodic N = 4095 .. 32767,
+    12.4 for Dirichlet), the growth of nested-dissection fill (George 1973)."""
+    n = max(n_dofs, 2)
+    return 3.4 * n * np.log2(n) if dim == 2 else 22.0 * n ** (4.0 / 3.0)
+
+
+def cell_memory(spec: CellSpec) -> int:
+    r"""Peak bytes one process allocates to solve a cell problem of ``spec``:
+
+    .. math::
+
+        M = 68.8\, n_{el}\, (2^d)^2 + 16\, \mathrm{nnz}(L),
+
+    the mesh / pattern / assembly arrays plus the factor (:func:`factor_entries`).
+    Within a factor 0.88-1.9 of the measured peak RSS delta of one solve (2D n = 64 ..
+    512, 3D n = 16 .. 32, periodic and Dirichlet; tests/unit/test_validation.py)."""
+    n_el, n_dofs = cell_sizes(spec)
+    nn = 2**spec.dim
+    return int(MESH_BYTES_PER_PAIR * n_el * nn * nn + FACTOR_BYTES_PER_ENTRY * factor_entries(spec.dim, n_dofs))
+
 
 def _factor_package(spec: "CellSpec", n_dofs: int) -> str:
     """The sparse direct solver of a cell mesh.
