@@ -35,7 +35,6 @@ import datetime as _dt
 import os
 import re
 import signal
-import sys
 import time
 import zlib
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ import numpy as np
 import hmmpar
 from ..io.reserved_h5 import ReservationError, open_reserved
 from .errors import CheckpointError, HmmparError
+from .log import stderr_line
 
 FORMAT = "hmmpar-checkpoint"
 FORMAT_VERSION = 2
@@ -620,10 +620,10 @@ def resolve_restart(comm, spec: str, directory: str | Path, info: dict | None = 
         raise CheckpointError(skipped[0][1][1])
     if comm.rank == 0:
         for path, (reason, _) in skipped:
-            print(f"hmmpar: warning: skipping {path}: {reason}", file=sys.stderr, flush=True)
+            stderr_line(f"hmmpar: warning: skipping {path}: {reason}")
         if chosen is not None and stats.get("version") == 1:
-            print(f"hmmpar: warning: checkpoint {chosen} has format version 1 (no checksums): "
-                  "its data are not verified", file=sys.stderr, flush=True)
+            stderr_line(f"hmmpar: warning: checkpoint {chosen} has format version 1 (no checksums): "
+                        "its data are not verified")
     if info is not None:
         info.update(stats)
     return chosen
