@@ -396,12 +396,19 @@ def _tiling_problem(blocks: list[tuple[int, int]], n: int) -> str | None:
 
 def _test_pause(step: int) -> None:
     """Test hook: ``HMMPAR_TEST_CHECKPOINT_PAUSE=STEP:SECONDS`` sleeps inside that write,
-    with the temporary file open, so a test can kill the run mid-checkpoint."""
+    with the temporary file open, so a test can kill the run mid-checkpoint;
+    ``STEP:@PATH`` waits there until ``PATH`` exists (at most 120 s)."""
     hook = os.environ.get("HMMPAR_TEST_CHECKPOINT_PAUSE")
     if hook:
-        at, seconds = hook.split(":")
-        if int(at) == step:
-            time.sleep(float(seconds))
+        at, what = hook.split(":", 1)
+        if int(at) != step:
+            return
+        if not what.startswith("@"):
+            time.sleep(float(what))
+            return
+        deadline = time.monotonic() + 120
+        while not os.path.exists(what[1:]) and time.monotonic() < deadline:
+            time.sleep(0.01)
 
 
 class CheckpointReader:

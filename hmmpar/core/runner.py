@@ -1,7 +1,6 @@
 """The HMM time loop shared by every application: farm, progress, checkpoints, report."""
 from __future__ import annotations
 
-import errno
 import json
 import os
 import time
@@ -14,6 +13,7 @@ from hmmpar.core.config import Config, load_config
 from hmmpar.core.errors import CheckpointError, ConfigError, RequeueExit
 from hmmpar.core.farm import Farm
 from hmmpar.core.log import Progress, RankLog
+from hmmpar.core.rundir import directory_problem, lock_run_directories
 from hmmpar.core.timing import FarmStats, Timers, format_report, gather_report, write_report
 
 
@@ -27,10 +27,7 @@ def check_output_dir(comm, directory: Path, what: str = "output directory") -> N
             probe.write_bytes(b"x" * 4096)
             probe.unlink()
         except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                problem = f"{what} {directory} is full ({exc.strerror})"
-            else:
-                problem = f"{what} {directory} is not writable: {exc.strerror or exc}"
+            problem = directory_problem(what, directory, exc)
             try:
                 probe.unlink(missing_ok=True)  # a partial probe on a full disk
             except OSError:
@@ -108,9 +105,19 @@ def checkpoint_directory(cfg: Config) -> Path:
 def run(cfg: Config, comm, *, restart: str | None = None, log: RankLog | None = None) -> dict | None:
     """Run an application to its end; return the summary on rank 0.
 
-    Raises :class:`RequeueExit` (exit 75) after checkpointing on SIGTERM/SIGUSR1.
+    The output and checkpoint directories are locked for the run's life
+    (:func:`~hmmpar.core.rundir.lock_run_directories`): a second run into either is refused
+    with exit 2 before anything in them is touched. Raises :class:`RequeueExit` (exit 75)
+    after checkpointing on SIGTERM/SIGUSR1.
     """
     log = log or RankLog(comm)
+    with lock_run_directories(comm, [(Path(cfg["run.output_dir"]), "output directory"),
+                                     (checkpoint_directory(cfg), "checkpoint directory")]):
+        return _run(cfg, comm, restart=restart, log=log)
+
+
+def _run(cfg: Config, comm, *, restart: str | None, log: RankLog) -> dict | None:
+    """:func:`run`, its directories locked."""
     wall0 = time.perf_counter()
     outdir = Path(cfg["run.output_dir"])
     check_output_dir(comm, outdir)
