@@ -7,8 +7,9 @@ import time
 from pathlib import Path
 
 from hmmpar.apps import app_class
-from hmmpar.core.checkpoint import (STOP_SIGNALS, Checkpointer, estimate_size, format_bytes,
-                                    list_checkpoints, open_checkpoint, resolve_restart)
+from hmmpar.core.checkpoint import (STOP_SIGNALS, Checkpointer, checkpoint_run_id, estimate_size,
+                                    format_bytes, list_checkpoints, new_run_id, open_checkpoint,
+                                    resolve_restart, same_run)
 from hmmpar.core.config import Config, load_config
 from hmmpar.core.errors import CheckpointError, ConfigError, RequeueExit
 from hmmpar.core.farm import Farm
@@ -83,19 +84,65 @@ def check_checkpoint_space(comm, directory: Path, estimate: int, keep: int,
 def retire_previous_checkpoints(comm, directory: Path) -> int:
     """A fresh run moves an earlier run's checkpoints to ``previous-run/`` (replacing what
     was there), so that ``--restart latest`` and the keep-K pruning only ever see this
-    run's checkpoints. Nothing is deleted but the run before the previous one."""
-    moved = 0
+    run's checkpoints. Nothing is deleted but the run before the previous one. Returns the
+    number of files moved (collective); a directory where they cannot be moved (read-only)
+    is a :class:`ConfigError` on every rank."""
+    moved, problem = 0, None
     if comm.rank == 0:
         import shutil
         old = list_checkpoints(directory)
         if old:
             target = directory / "previous-run"
-            shutil.rmtree(target, ignore_errors=True)
-            target.mkdir()
-            for _, path in old:
-                path.rename(target / path.name)
-            moved = len(old)
-    return comm.bcast(moved, root=0)
+            try:
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target)
+                else:
+                    target.unlink(missing_ok=True)
+                moved = _move_into(old, target)
+            except OSError as exc:
+                problem = (directory_problem("checkpoint directory", directory, exc)
+                           + f" (moving the {len(old)} checkpoint(s) of an earlier run to {target})")
+    moved, problem = comm.bcast((moved, problem), root=0)
+    if problem:
+        raise ConfigError(problem)
+    return moved
+
+
+def set_aside_checkpoints(comm, directory: Path, run_id: str, step: int) -> int:
+    """After a restart from step ``step`` of run ``run_id``: move the checkpoints in
+    ``directory`` that are not on this run's line -- newer than ``step`` (skipped as
+    corrupt by ``--restart latest``, or abandoned by ``--restart PATH`` of an older file) or
+    of another run -- into ``set-aside/`` (never deleted), so that pruning and a later
+    ``--restart latest`` see only this run's files. Returns the number moved (collective);
+    a directory where they cannot be moved is a :class:`ConfigError` on every rank."""
+    moved, problem = 0, None
+    if comm.rank == 0:
+        stale = []
+        for s, p in list_checkpoints(directory):
+            if s > step:
+                stale.append((s, p))
+                continue
+            other = checkpoint_run_id(p)  # None (unreadable): left to pruning, which deletes it
+            if other is not None and not same_run(other, run_id):
+                stale.append((s, p))
+        if stale:
+            target = directory / "set-aside"
+            try:
+                moved = _move_into(stale, target)
+            except OSError as exc:
+                problem = (directory_problem("checkpoint directory", directory, exc)
+                           + f" (moving {len(stale)} checkpoint(s) not of this run to {target})")
+    moved, problem = comm.bcast((moved, problem), root=0)
+    if problem:
+        raise ConfigError(problem)
+    return moved
+
+
+def _move_into(files: list[tuple[int, Path]], target: Path) -> int:
+    target.mkdir(exist_ok=True)
+    for _, path in files:
+        os.replace(path, target / path.name)
+    return len(files)
 
 
 def checkpoint_directory(cfg: Config) -> Path:
@@ -138,6 +185,7 @@ def _run(cfg: Config, comm, *, restart: str | None, log: RankLog) -> dict | None
         with timers.phase("io"), open_checkpoint(comm, path) as reader:
             _check_compatible(cfg, reader)
             app.load_checkpoint(reader)
+        ck.run_id = _continue_run(comm, ck, reader, log)
         check = (f"; checksums of {format_bytes(verified['bytes'])} verified in {verified['seconds']:.2f} s"
                  if verified.get("blocks") else "")
         log.info(f"restarted from {path} (step {reader.step}, t = {reader.time:g}, "
@@ -147,6 +195,7 @@ def _run(cfg: Config, comm, *, restart: str | None, log: RankLog) -> dict | None
         if moved:
             log.warning(f"fresh run: moved {moved} checkpoint(s) of an earlier run to "
                         f"{ck.directory / 'previous-run'}")
+        ck.run_id = comm.bcast(new_run_id() if comm.rank == 0 else None, root=0)
         app.initialize()
     first = app.step
     if first > app.n_steps:
@@ -197,6 +246,17 @@ def _run(cfg: Config, comm, *, restart: str | None, log: RankLog) -> dict | None
             (outdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
             log.info(f"summary: {json.dumps({k: v for k, v in summary.items() if k != 'timing'})}")
     return summary
+
+
+def _continue_run(comm, ck: Checkpointer, reader, log: RankLog) -> str:
+    """The identity of a restarted run (the checkpoint's; a new one for a file written
+    before identities existed), after moving the files not on its line aside."""
+    run_id = reader.run_id or comm.bcast(new_run_id() if comm.rank == 0 else None, root=0)
+    moved = set_aside_checkpoints(comm, ck.directory, run_id, reader.step)
+    if moved:
+        log.warning(f"restart from step {reader.step}: moved {moved} checkpoint(s) that are newer "
+                    f"or of another run to {ck.directory / 'set-aside'}")
+    return run_id
 
 
 def _write(ck: Checkpointer, app, cfg: Config, step: int, timers: Timers) -> None:
