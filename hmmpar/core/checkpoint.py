@@ -151,10 +151,14 @@ def new_run_id() -> str:
 
 def checkpoint_run_id(path: str | Path) -> str | None:
     """The run identity stored in checkpoint ``path`` (serial open of its metadata): ``""``
-    for a file written before run identities existed, None if its metadata are unusable."""
+    for a file written before run identities existed, None if its metadata are damaged (a
+    restart would skip it). A readable file of a format version this hmmpar does not read
+    (a newer hmmpar's) gets the identity ``"format version V"``, which is no run's: pruning
+    leaves it alone."""
     p = Path(path)
-    if _inspect(p) is not None:
-        return None
+    bad = _inspect(p)
+    if bad is not None:
+        return bad[0] if bad[0].startswith("format version") else None
     try:
         with _h5py().File(p, "r") as f:
             value = f["meta"].attrs.get("run_id", "")

@@ -185,7 +185,6 @@ def _run(cfg: Config, comm, *, restart: str | None, log: RankLog) -> dict | None
         with timers.phase("io"), open_checkpoint(comm, path) as reader:
             _check_compatible(cfg, reader)
             app.load_checkpoint(reader)
-        ck.run_id = _continue_run(comm, ck, reader, log)
         check = (f"; checksums of {format_bytes(verified['bytes'])} verified in {verified['seconds']:.2f} s"
                  if verified.get("blocks") else "")
         log.info(f"restarted from {path} (step {reader.step}, t = {reader.time:g}, "
@@ -195,12 +194,12 @@ def _run(cfg: Config, comm, *, restart: str | None, log: RankLog) -> dict | None
         if moved:
             log.warning(f"fresh run: moved {moved} checkpoint(s) of an earlier run to "
                         f"{ck.directory / 'previous-run'}")
-        ck.run_id = comm.bcast(new_run_id() if comm.rank == 0 else None, root=0)
         app.initialize()
     first = app.step
     if first > app.n_steps:
         raise CheckpointError(f"the checkpoint is at step {first} (t = {app.sim_time:g}), past the end "
                               f"of this run ({app.n_steps} steps); raise the final time to continue")
+    ck.run_id = _run_identity(comm, ck, reader if path is not None else None, log)
     # a full or unwritable checkpoint location is reported now, before any micro work
     check_output_dir(comm, ck.directory, "checkpoint directory")
     with timers.phase("io"):
@@ -248,10 +247,14 @@ def _run(cfg: Config, comm, *, restart: str | None, log: RankLog) -> dict | None
     return summary
 
 
-def _continue_run(comm, ck: Checkpointer, reader, log: RankLog) -> str:
-    """The identity of a restarted run (the checkpoint's; a new one for a file written
-    before identities existed), after moving the files not on its line aside."""
-    run_id = reader.run_id or comm.bcast(new_run_id() if comm.rank == 0 else None, root=0)
+def _run_identity(comm, ck: Checkpointer, reader, log: RankLog) -> str:
+    """This run's identity: a new one for a fresh run (``reader`` None); after a restart the
+    checkpoint's (a new one for a file written before identities existed), once the files
+    not on the run's line are moved aside."""
+    run_id = reader.run_id if reader is not None else ""
+    run_id = run_id or comm.bcast(new_run_id() if comm.rank == 0 else None, root=0)
+    if reader is None:
+        return run_id
     moved = set_aside_checkpoints(comm, ck.directory, run_id, reader.step)
     if moved:
         log.warning(f"restart from step {reader.step}: moved {moved} checkpoint(s) that are newer "

@@ -100,6 +100,19 @@ def test_other_runs_files_are_never_deleted_and_set_aside_at_restart(tmp_path):
     assert steps(tmp_path) == [5] and steps(tmp_path / "set-aside") == [1, 2]
 
 
+def test_a_newer_format_version_is_left_alone(tmp_path):
+    """A readable checkpoint of a format this hmmpar does not read (a newer hmmpar's) is
+    not taken for a damaged one: pruning keeps it."""
+    newer = write(writer(tmp_path, "A", keep=5), 1)
+    with h5py.File(newer, "r+") as f:
+        f["meta"].attrs["format_version"] = 99
+    assert checkpoint_run_id(newer).startswith("format version 99")
+    ck = writer(tmp_path, "A", keep=1)
+    for step in (2, 3):
+        write(ck, step)
+    assert steps(tmp_path) == [1, 3]
+
+
 def test_files_without_run_id_belong_to_this_run(tmp_path):
     """Checkpoints written before run identities (no run_id attribute) count as this run's."""
     old = write(writer(tmp_path, "x", keep=5), 1)
