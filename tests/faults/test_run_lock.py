@@ -39,7 +39,7 @@ def test_second_run_into_a_busy_directory_is_refused_and_the_first_finishes(tmp_
             "wait for it to end or choose another run.output_dir"]
         # another output directory, the same checkpoint directory
         other = tmp_path / "other"
-        third = hmmpar(2, cfg, "--set", f'run.output_dir="{other}"', "--set",
+        third = hmmpar(1, cfg, "--set", f'run.output_dir="{other}"', "--set",
                        f'checkpoint.directory="{out / "checkpoints"}"', timeout=60)
         assert third.returncode == 2, third.stderr
         assert hmmpar_lines(third.stderr) == [
