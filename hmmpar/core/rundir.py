@@ -77,10 +77,16 @@ def _holder(fd: int) -> str:
     return "holder not recorded"
 
 
-def _lock_one(lock: RunLock, directory: Path, what: str) -> str | None:
-    """Take the lock of one directory into ``lock``; return the problem, or None."""
+def _lock_one(lock: RunLock, directory: Path, what: str, seen: set) -> str | None:
+    """Take the lock of one directory into ``lock``; return the problem, or None. A
+    directory already in ``seen`` (the same inode under another name) is skipped: a second
+    ``flock`` through another descriptor would be refused by this process's own lock."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
+        st = os.stat(directory)
+        if (st.st_dev, st.st_ino) in seen:
+            return None
+        seen.add((st.st_dev, st.st_ino))
         fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
         return directory_problem(what, directory, exc)
@@ -118,13 +124,9 @@ def lock_run_directories(comm, directories: Iterable[tuple[Path, str]]) -> RunLo
     """
     lock, problem = RunLock(), None
     if comm.rank == 0:
-        seen = set()
+        seen: set = set()
         for directory, what in directories:
-            key = os.path.abspath(directory)
-            if key in seen:
-                continue
-            seen.add(key)
-            problem = _lock_one(lock, Path(directory), what)
+            problem = _lock_one(lock, Path(directory), what, seen)
             if problem:
                 lock.release()
                 break

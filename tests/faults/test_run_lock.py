@@ -1,12 +1,18 @@
 """One run at a time per directory: a second run into a busy output or checkpoint directory
 is refused (exit 2, the holder named) and the first is unharmed; a killed run's lock file
 blocks nothing."""
+import os
 import re
 import socket
 import time
 from pathlib import Path
 
+import pytest
+from mpi4py import MPI
+
 from faults_helpers import hmmpar, hmmpar_lines, kill_session, launch, list_ckpts, ou_config
+from hmmpar.core.errors import ConfigError
+from hmmpar.core.rundir import lock_run_directories
 
 
 
@@ -66,3 +72,29 @@ def test_lock_file_of_a_killed_run_does_not_block(tmp_path):
     assert p.returncode == 0, p.stderr
     assert "restarted from" in p.stdout and "ckpt_00000001.h5" in p.stdout
     assert list_ckpts(out / "checkpoints") == [3, 4, 5]
+
+
+def test_the_same_directory_under_two_names_is_locked_once(tmp_path):
+    """checkpoint.directory naming the output directory's checkpoints through a symlink:
+    one lock, not a run that refuses itself."""
+    (tmp_path / "out" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "alias").symlink_to(tmp_path / "out")
+    with lock_run_directories(MPI.COMM_SELF, [(tmp_path / "out", "output directory"),
+                                              (tmp_path / "out" / "checkpoints", "checkpoint directory"),
+                                              (tmp_path / "alias" / "checkpoints", "checkpoint directory")]) as lock:
+        assert len(lock.fds) == 2
+    assert lock.fds == []
+
+
+def test_lock_message_names_the_holder_and_a_free_directory_locks_again(tmp_path):
+    """In process: a second lock of a held directory is the one-line ConfigError with the
+    holder's pid, host and start time; after release the directory locks again."""
+    dirs = [(tmp_path / "o", "output directory")]
+    with lock_run_directories(MPI.COMM_SELF, dirs):
+        pattern = (rf"^output directory {tmp_path / 'o'} is in use by another hmmpar run \(pid {os.getpid()} "
+                   rf"on host {re.escape(socket.gethostname())}, started \S+\); wait for it to end or choose "
+                   r"another run.output_dir$")
+        with pytest.raises(ConfigError, match=pattern):
+            lock_run_directories(MPI.COMM_SELF, dirs)
+    with lock_run_directories(MPI.COMM_SELF, dirs) as lock:
+        assert len(lock.fds) == 1
