@@ -1,6 +1,8 @@
 """One run at a time per directory: a second run into a busy output or checkpoint directory
 is refused (exit 2, the holder named) and the first is unharmed; a killed run's lock file
 blocks nothing."""
+import errno
+import fcntl
 import os
 import re
 import socket
@@ -98,3 +100,14 @@ def test_lock_message_names_the_holder_and_a_free_directory_locks_again(tmp_path
             lock_run_directories(MPI.COMM_SELF, dirs)
     with lock_run_directories(MPI.COMM_SELF, dirs) as lock:
         assert len(lock.fds) == 1
+
+
+def test_a_file_system_without_flock_is_a_warning(tmp_path, monkeypatch, capfd):
+    """flock unsupported (ENOLCK, some Lustre mounts): the run goes on, unlocked, and says so."""
+    def no_flock(fd, op):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    with lock_run_directories(MPI.COMM_SELF, [(tmp_path / "o", "output directory")]) as lock:
+        assert lock.fds == []
+    assert capfd.readouterr().err == (f"hmmpar: warning: cannot lock {tmp_path / 'o'} ({os.strerror(errno.ENOLCK)}): "
+                                      "a second run into this directory would not be detected\n")
