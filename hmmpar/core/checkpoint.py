@@ -34,8 +34,9 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import re
+import secrets
 import signal
-import sys
+import stat
 import time
 import zlib
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ import numpy as np
 import hmmpar
 from ..io.reserved_h5 import ReservationError, open_reserved
 from .errors import CheckpointError, HmmparError
+from .log import stderr_line
+from .rundir import directory_problem
 
 FORMAT = "hmmpar-checkpoint"
 FORMAT_VERSION = 2
@@ -119,16 +122,55 @@ def checkpoint_name(step: int) -> str:
 
 
 def list_checkpoints(directory: str | Path) -> list[tuple[int, Path]]:
-    """Complete checkpoints in ``directory`` as (step, path), oldest first."""
+    """Complete checkpoints in ``directory`` as (step, path), oldest first: the regular files
+    named ``ckpt_<step>.h5`` (a directory or broken link of that name is not one). Every
+    function that looks for checkpoints -- ``--restart latest``, pruning, retiring an earlier
+    run's files -- goes through this one."""
     d = Path(directory)
-    if not d.is_dir():
+    try:
+        entries = list(d.iterdir())
+    except OSError:  # absent, not a directory, or unreadable
         return []
     found = []
-    for p in d.iterdir():
+    for p in entries:
         m = _NAME.match(p.name)
         if m:
-            found.append((int(m.group(1)), p))
+            try:
+                regular = stat.S_ISREG(os.stat(p).st_mode)
+            except OSError:
+                regular = False
+            if regular:
+                found.append((int(m.group(1)), p))
     return sorted(found)
+
+
+def new_run_id() -> str:
+    """A fresh run's identity: 16 random hex digits, stored in each of its checkpoints."""
+    return secrets.token_hex(8)
+
+
+def checkpoint_run_id(path: str | Path) -> str | None:
+    """The run identity stored in checkpoint ``path`` (serial open of its metadata): ``""``
+    for a file written before run identities existed, None if its metadata are damaged (a
+    restart would skip it). A readable file of a format version this hmmpar does not read
+    (a newer hmmpar's) gets the identity ``"format version V"``, which is no run's: pruning
+    leaves it alone."""
+    p = Path(path)
+    bad = _inspect(p)
+    if bad is not None:
+        return bad[0] if bad[0].startswith("format version") else None
+    try:
+        with _h5py().File(p, "r") as f:
+            value = f["meta"].attrs.get("run_id", "")
+    except Exception:  # noqa: BLE001 - damaged after all
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def same_run(run_id: str | None, this_run: str) -> bool:
+    """Does a checkpoint with identity ``run_id`` belong to the run ``this_run``? A file
+    without identity (``""``: written before run identities existed) belongs to every run."""
+    return run_id is not None and run_id in ("", this_run)
 
 
 class SignalFlag:
@@ -191,7 +233,11 @@ class Checkpointer:
         #: store CRC-32 tables (format 2); False only to measure their cost
         self.checksums = bool(checksums)
         self.last_time = time.monotonic()
+        #: this run's identity, stored in every checkpoint (set by the runner after a fresh
+        #: start or a restart); pruning deletes only this run's files
+        self.run_id = ""
         self.written: list[Path] = []
+        self._run_ids: dict[tuple[Path, int], str | None] = {}  # (path, mtime_ns) -> run id
         self.seconds = 0.0
         self.bytes = 0
         # importing h5py takes 25-40 ms; every application writes its output with h5py,
@@ -220,10 +266,14 @@ class Checkpointer:
         need = estimate_size(groups, config_text, comm.size)
         problem = None
         if comm.rank == 0:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            for stale in self.directory.glob(".ckpt_*.h5.tmp"):
-                stale.unlink(missing_ok=True)
-            problem = self._space_problem(step, need)
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                for stale in self.directory.glob(".ckpt_*.h5.tmp"):
+                    stale.unlink(missing_ok=True)
+                problem = self._space_problem(step, need)
+            except OSError as exc:
+                problem = (f"cannot write checkpoint {step}: "
+                           + directory_problem("checkpoint directory", self.directory, exc))
         # a full disk is found here, before HDF5 is in the middle of a write that fails
         problem = comm.bcast(problem, root=0)
         if problem:
@@ -262,20 +312,68 @@ class Checkpointer:
                               "checkpoints are intact", collective=False, hard_exit=True) from None
         comm.Barrier()  # every rank has closed the file
         if comm.rank == 0:
-            os.replace(tmp, final)
-            fd = os.open(self.directory, os.O_RDONLY)
             try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            for _, old in list_checkpoints(self.directory)[:-self.keep]:
-                old.unlink(missing_ok=True)
+                os.replace(tmp, final)
+                fd = os.open(self.directory, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                raise HmmparError(f"renaming checkpoint {tmp} to {final.name} failed: "
+                                  f"{exc.strerror or exc}; the previous checkpoints are intact",
+                                  collective=False) from None
+            self.written.append(final)
+            self.prune()
         comm.Barrier()
         self.last_time = time.monotonic()
         self.seconds += time.perf_counter() - t0
         self.bytes += comm.allreduce(nbytes)
-        self.written.append(final)
+        if comm.rank != 0:
+            self.written.append(final)
         return final
+
+    def prune(self) -> list[Path]:
+        """Rank 0: delete what is not among this run's newest ``keep`` valid checkpoints.
+
+        The directory's checkpoints (:func:`list_checkpoints`) are sorted into this run's
+        valid files (written by this process, or with readable metadata and this run's
+        identity), invalid files (metadata unreadable: a restart would skip them), and other
+        runs' files. The valid ones beyond the newest ``keep`` and every invalid one are
+        deleted; other runs' files are left alone. A deletion that fails (a read-only
+        directory) is a warning, never an error: the checkpoint just written is complete.
+        Returns the deleted paths.
+        """
+        valid, invalid = [], []
+        mine = set(self.written)
+        for step, path in list_checkpoints(self.directory):
+            if path in mine:
+                valid.append(path)
+                continue
+            run_id = self._run_id_of(path)
+            if run_id is None:
+                invalid.append(path)
+            elif same_run(run_id, self.run_id):
+                valid.append(path)
+        deleted = []
+        for path in valid[:-self.keep] + invalid:
+            try:
+                path.unlink(missing_ok=True)
+                deleted.append(path)
+            except OSError as exc:
+                stderr_line(f"hmmpar: warning: could not delete old checkpoint {path}: "
+                            f"{exc.strerror or exc}")
+        return deleted
+
+    def _run_id_of(self, path: Path) -> str | None:
+        """:func:`checkpoint_run_id`, remembered per file version (each file is opened once)."""
+        try:
+            key = (path, os.stat(path).st_mtime_ns)
+        except OSError:
+            return None
+        if key not in self._run_ids:
+            self._run_ids[key] = checkpoint_run_id(path)
+        return self._run_ids[key]
 
     def _fill(self, f, step, sim_time, app, seed, config_text, attrs, groups) -> int:
         """Create and write everything in the open file ``f``; return this rank's data bytes."""
@@ -290,6 +388,7 @@ class Checkpointer:
         meta.attrs["time"] = float(sim_time)
         meta.attrs["seed"] = int(seed)
         meta.attrs["ranks"] = comm.size
+        meta.attrs["run_id"] = self.run_id
         meta.attrs["written_at"] = comm.bcast(
             _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), root=0)
         sums: list[tuple[str, tuple[int, int, int]]] = []  # this rank's blocks
@@ -396,12 +495,19 @@ def _tiling_problem(blocks: list[tuple[int, int]], n: int) -> str | None:
 
 def _test_pause(step: int) -> None:
     """Test hook: ``HMMPAR_TEST_CHECKPOINT_PAUSE=STEP:SECONDS`` sleeps inside that write,
-    with the temporary file open, so a test can kill the run mid-checkpoint."""
+    with the temporary file open, so a test can kill the run mid-checkpoint;
+    ``STEP:@PATH`` waits there until ``PATH`` exists (at most 120 s)."""
     hook = os.environ.get("HMMPAR_TEST_CHECKPOINT_PAUSE")
     if hook:
-        at, seconds = hook.split(":")
-        if int(at) == step:
-            time.sleep(float(seconds))
+        at, what = hook.split(":", 1)
+        if int(at) != step:
+            return
+        if not what.startswith("@"):
+            time.sleep(float(what))
+            return
+        deadline = time.monotonic() + 120
+        while not os.path.exists(what[1:]) and time.monotonic() < deadline:
+            time.sleep(0.01)
 
 
 class CheckpointReader:
@@ -421,6 +527,9 @@ class CheckpointReader:
         self.seed = int(meta.attrs["seed"])
         self.app = str(meta.attrs["app"])
         self.ranks = int(meta.attrs["ranks"])
+        run_id = meta.attrs.get("run_id", "")
+        #: the identity of the run that wrote the file ("" before run identities existed)
+        self.run_id = run_id.decode() if isinstance(run_id, bytes) else str(run_id)
         self.config_text = meta["config"][()].tobytes().decode()
         self.attrs = dict(self.file["app"].attrs)
 
@@ -620,10 +729,10 @@ def resolve_restart(comm, spec: str, directory: str | Path, info: dict | None = 
         raise CheckpointError(skipped[0][1][1])
     if comm.rank == 0:
         for path, (reason, _) in skipped:
-            print(f"hmmpar: warning: skipping {path}: {reason}", file=sys.stderr, flush=True)
+            stderr_line(f"hmmpar: warning: skipping {path}: {reason}")
         if chosen is not None and stats.get("version") == 1:
-            print(f"hmmpar: warning: checkpoint {chosen} has format version 1 (no checksums): "
-                  "its data are not verified", file=sys.stderr, flush=True)
+            stderr_line(f"hmmpar: warning: checkpoint {chosen} has format version 1 (no checksums): "
+                        "its data are not verified")
     if info is not None:
         info.update(stats)
     return chosen
@@ -648,7 +757,7 @@ def describe(path: str | Path) -> tuple[str, str | None]:
     with h5py.File(p, "r") as f:
         meta = f["meta"].attrs
         for key in ("format", "format_version", "hmmpar_version", "app", "step", "time", "seed",
-                    "ranks", "written_at"):
+                    "ranks", "written_at", "run_id"):
             if key in meta:
                 value = meta[key]
                 lines.append(f"  {key:<15} {value.decode() if isinstance(value, bytes) else value}")

@@ -17,6 +17,8 @@ import traceback
 from contextlib import contextmanager
 from typing import Iterator
 
+from .log import stderr_line
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -92,11 +94,11 @@ def abort_on_error(comm=None, *, debug: bool = False) -> Iterator[None]:
     except HmmparError as exc:
         if exc.exit_code == EXIT_REQUEUE:
             if rank == 0:
-                print(f"hmmpar: {exc}", file=sys.stderr, flush=True)
+                stderr_line(f"hmmpar: {exc}")
             raise SystemExit(exc.exit_code)
         if exc.collective:
             if rank == 0:
-                print(f"hmmpar: error: {exc}", file=sys.stderr, flush=True)
+                stderr_line(f"hmmpar: error: {exc}")
             raise SystemExit(exc.exit_code)
         _abort(comm, f"hmmpar: error on rank {rank}: {exc}", exc.exit_code, debug, exc.hard_exit)
     except KeyboardInterrupt:
@@ -108,7 +110,7 @@ def abort_on_error(comm=None, *, debug: bool = False) -> Iterator[None]:
 def _abort(comm, message: str, code: int, debug: bool, hard: bool = False) -> None:
     if debug:
         traceback.print_exc()
-    print(message, file=sys.stderr, flush=True)
+    stderr_line(message)
     if comm is not None and comm.size > 1:
         comm.Abort(code)
     if hard:

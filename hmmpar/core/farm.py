@@ -55,7 +55,6 @@ import faulthandler
 import math
 import os
 import signal
-import sys
 import threading
 import time
 import types
@@ -67,6 +66,7 @@ import numpy as np
 from mpi4py import MPI
 
 from .errors import TaskError, one_line
+from .log import stderr_line
 from .rng import TASKS, task_rng, task_seeds
 from .timing import FarmStats
 
@@ -175,7 +175,7 @@ class _Watchdog:
                 self._wakeup = time.monotonic() + left
                 self._cv.wait(None if left == math.inf else left)
                 self._wakeup = 0.0  # awake: arm() need not notify
-        print(job[1], file=sys.stderr, flush=True)
+        stderr_line(job[1])
         self.comm.Abort(1)
 
 
@@ -657,8 +657,8 @@ class Farm:
         for w in sent:
             while True:
                 if not self._wait(w, status, deadline):
-                    print(f"hmmpar: error: {error}; rank {w} did not stop within "
-                          f"{self.abort_grace:g} s, aborting", file=sys.stderr, flush=True)
+                    stderr_line(f"hmmpar: error: {error}; rank {w} did not stop within "
+                                f"{self.abort_grace:g} s, aborting")
                     comm.Abort(1)
                 tag = status.Get_tag()
                 if tag == TAG_ERROR:

@@ -1,8 +1,41 @@
-"""Rank-0 logging and progress lines with an ETA."""
+"""Rank-0 logging, progress lines with an ETA, and whole-line writes to stderr."""
 from __future__ import annotations
 
+import os
+import select
 import sys
 import time
+
+#: the longest write(2) to a pipe that POSIX guarantees is not interleaved with other writers'
+PIPE_BUF = getattr(select, "PIPE_BUF", 512)
+
+
+def stderr_line(message: str) -> None:
+    """Write ``message`` to file descriptor 2 as one whole line, in a single ``write(2)``.
+
+    Several ranks print errors at the same instant; ``mpirun`` (or ``srun``) reads each
+    rank's stderr pipe and copies what it reads. ``print`` writes the text and the newline
+    in separate calls, so two ranks' lines could be copied into one. Here the message (any
+    newline in it replaced by a space) and its newline go in one ``write`` of at most
+    :data:`PIPE_BUF` bytes (longer messages are cut to fit, ending in ``...``), which a pipe
+    delivers whole. Anything already buffered in ``sys.stderr`` is flushed first, so the
+    order of lines is kept. A closed or broken stderr is ignored: an error message must never
+    raise an error of its own.
+    """
+    text = " ".join(message.splitlines()) if "\n" in message or "\r" in message else message
+    data = text.encode("utf-8", "replace")
+    if len(data) + 1 > PIPE_BUF:
+        data = data[:PIPE_BUF - 4].decode("utf-8", "ignore").encode() + b"..."
+    data += b"\n"
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        while data:  # one write for a pipe; a terminal or file may take it in parts
+            data = data[os.write(2, data):]
+    except OSError:
+        pass
 
 
 class RankLog:
@@ -19,7 +52,7 @@ class RankLog:
 
     def warning(self, message: str) -> None:
         if self.rank == 0:
-            print(f"hmmpar: warning: {message}", file=sys.stderr, flush=True)
+            stderr_line(f"hmmpar: warning: {message}")
 
 
 class Progress:

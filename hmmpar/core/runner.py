@@ -1,19 +1,20 @@
 """The HMM time loop shared by every application: farm, progress, checkpoints, report."""
 from __future__ import annotations
 
-import errno
 import json
 import os
 import time
 from pathlib import Path
 
-from hmmpar.core.checkpoint import (STOP_SIGNALS, Checkpointer, estimate_size, format_bytes,
-                                    list_checkpoints, open_checkpoint, resolve_restart)
+from hmmpar.core.checkpoint import (STOP_SIGNALS, Checkpointer, checkpoint_run_id, estimate_size,
+                                    format_bytes, list_checkpoints, new_run_id, open_checkpoint,
+                                    resolve_restart, same_run)
 from hmmpar.core.config import Config, load_config
 from hmmpar.core.errors import CheckpointError, ConfigError, RequeueExit
 from hmmpar.core.farm import Farm
 from hmmpar.core.log import Progress, RankLog
 from hmmpar.core.preflight import prepare
+from hmmpar.core.rundir import directory_problem, lock_run_directories
 from hmmpar.core.timing import FarmStats, Timers, format_report, gather_report, write_report
 
 
@@ -27,10 +28,7 @@ def check_output_dir(comm, directory: Path, what: str = "output directory") -> N
             probe.write_bytes(b"x" * 4096)
             probe.unlink()
         except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                problem = f"{what} {directory} is full ({exc.strerror})"
-            else:
-                problem = f"{what} {directory} is not writable: {exc.strerror or exc}"
+            problem = directory_problem(what, directory, exc)
             try:
                 probe.unlink(missing_ok=True)  # a partial probe on a full disk
             except OSError:
@@ -87,19 +85,65 @@ def check_checkpoint_space(comm, directory: Path, estimate: int, keep: int,
 def retire_previous_checkpoints(comm, directory: Path) -> int:
     """A fresh run moves an earlier run's checkpoints to ``previous-run/`` (replacing what
     was there), so that ``--restart latest`` and the keep-K pruning only ever see this
-    run's checkpoints. Nothing is deleted but the run before the previous one."""
-    moved = 0
+    run's checkpoints. Nothing is deleted but the run before the previous one. Returns the
+    number of files moved (collective); a directory where they cannot be moved (read-only)
+    is a :class:`ConfigError` on every rank."""
+    moved, problem = 0, None
     if comm.rank == 0:
         import shutil
         old = list_checkpoints(directory)
         if old:
             target = directory / "previous-run"
-            shutil.rmtree(target, ignore_errors=True)
-            target.mkdir()
-            for _, path in old:
-                path.rename(target / path.name)
-            moved = len(old)
-    return comm.bcast(moved, root=0)
+            try:
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target)
+                else:
+                    target.unlink(missing_ok=True)
+                moved = _move_into(old, target)
+            except OSError as exc:
+                problem = (directory_problem("checkpoint directory", directory, exc)
+                           + f" (moving the {len(old)} checkpoint(s) of an earlier run to {target})")
+    moved, problem = comm.bcast((moved, problem), root=0)
+    if problem:
+        raise ConfigError(problem)
+    return moved
+
+
+def set_aside_checkpoints(comm, directory: Path, run_id: str, step: int) -> int:
+    """After a restart from step ``step`` of run ``run_id``: move the checkpoints in
+    ``directory`` that are not on this run's line -- newer than ``step`` (skipped as
+    corrupt by ``--restart latest``, or abandoned by ``--restart PATH`` of an older file) or
+    of another run -- into ``set-aside/`` (never deleted), so that pruning and a later
+    ``--restart latest`` see only this run's files. Returns the number moved (collective);
+    a directory where they cannot be moved is a :class:`ConfigError` on every rank."""
+    moved, problem = 0, None
+    if comm.rank == 0:
+        stale = []
+        for s, p in list_checkpoints(directory):
+            if s > step:
+                stale.append((s, p))
+                continue
+            other = checkpoint_run_id(p)  # None (unreadable): left to pruning, which deletes it
+            if other is not None and not same_run(other, run_id):
+                stale.append((s, p))
+        if stale:
+            target = directory / "set-aside"
+            try:
+                moved = _move_into(stale, target)
+            except OSError as exc:
+                problem = (directory_problem("checkpoint directory", directory, exc)
+                           + f" (moving {len(stale)} checkpoint(s) not of this run to {target})")
+    moved, problem = comm.bcast((moved, problem), root=0)
+    if problem:
+        raise ConfigError(problem)
+    return moved
+
+
+def _move_into(files: list[tuple[int, Path]], target: Path) -> int:
+    target.mkdir(exist_ok=True)
+    for _, path in files:
+        os.replace(path, target / path.name)
+    return len(files)
 
 
 def checkpoint_directory(cfg: Config) -> Path:
@@ -109,13 +153,25 @@ def checkpoint_directory(cfg: Config) -> Path:
 def run(cfg: Config, comm, *, restart: str | None = None, log: RankLog | None = None) -> dict | None:
     """Run an application to its end; return the summary on rank 0.
 
-    Raises :class:`RequeueExit` (exit 75) after checkpointing on SIGTERM/SIGUSR1.
+    The output and checkpoint directories are locked for the run's life
+    (:func:`~hmmpar.core.rundir.lock_run_directories`): a second run into either is refused
+    with exit 2 before anything in them is touched. Raises :class:`RequeueExit` (exit 75)
+    after checkpointing on SIGTERM/SIGUSR1.
     """
     log = log or RankLog(comm)
     wall0 = time.perf_counter()
-    outdir = Path(cfg["run.output_dir"])
-    timers, stats = Timers(), FarmStats()
+    timers = Timers()
     app = prepare(cfg, comm, timers)  # the checks of `hmmpar validate`, before touching the disk
+    with lock_run_directories(comm, [(Path(cfg["run.output_dir"]), "output directory"),
+                                     (checkpoint_directory(cfg), "checkpoint directory")]):
+        return _run(cfg, comm, app, timers, wall0, restart=restart, log=log)
+
+
+def _run(cfg: Config, comm, app, timers: Timers, wall0: float, *, restart: str | None,
+         log: RankLog) -> dict | None:
+    """:func:`run` after :func:`~hmmpar.core.preflight.prepare`, its directories locked."""
+    outdir = Path(cfg["run.output_dir"])
+    stats = FarmStats()
     check_output_dir(comm, outdir)
     if comm.rank == 0:  # the resolved config, defaults filled in (read by `hmmpar gather`)
         (outdir / "run_config.toml").write_text(cfg.dumps())
@@ -149,6 +205,7 @@ def run(cfg: Config, comm, *, restart: str | None = None, log: RankLog | None = 
     if first > app.n_steps:
         raise CheckpointError(f"the checkpoint is at step {first} (t = {app.sim_time:g}), past the end "
                               f"of this run ({app.n_steps} steps); raise the final time to continue")
+    ck.run_id = _run_identity(comm, ck, reader if path is not None else None, log)
     with timers.phase("io"):
         estimate = checkpoint_size(app.checkpoint_data(), cfg.dumps(), comm.size)
     check_checkpoint_space(comm, ck.directory, estimate, ck.keep, planned_checkpoints(cfg, first, app.n_steps))
@@ -192,6 +249,21 @@ def run(cfg: Config, comm, *, restart: str | None = None, log: RankLog | None = 
             (outdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
             log.info(f"summary: {json.dumps({k: v for k, v in summary.items() if k != 'timing'})}")
     return summary
+
+
+def _run_identity(comm, ck: Checkpointer, reader, log: RankLog) -> str:
+    """This run's identity: a new one for a fresh run (``reader`` None); after a restart the
+    checkpoint's (a new one for a file written before identities existed), once the files
+    not on the run's line are moved aside."""
+    run_id = reader.run_id if reader is not None else ""
+    run_id = run_id or comm.bcast(new_run_id() if comm.rank == 0 else None, root=0)
+    if reader is None:
+        return run_id
+    moved = set_aside_checkpoints(comm, ck.directory, run_id, reader.step)
+    if moved:
+        log.warning(f"restart from step {reader.step}: moved {moved} checkpoint(s) that are newer "
+                    f"or of another run to {ck.directory / 'set-aside'}")
+    return run_id
 
 
 def _write(ck: Checkpointer, app, cfg: Config, step: int, timers: Timers) -> None:

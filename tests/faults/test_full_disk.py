@@ -261,3 +261,20 @@ def test_mesh_output_that_does_not_fit_fails_on_every_rank(tmpfs):
         nbytes = 64 * 1024 + 8 * 401 * 401  # OUTPUT_OVERHEAD + the nodal dataset
         assert lines == [f"rank {r}: errno 28 nbytes {nbytes} file {path}" for r in range(ranks)], p.stdout
         assert not path.exists() and not path.with_suffix(".xdmf").exists()
+
+
+def test_read_only_checkpoint_directory_holding_checkpoints_is_reported(tmpfs, tmp_path):
+    """Checkpoints on a file system that is now read-only: a fresh run (which would move them
+    aside) and a restart both stop with the documented one-line error, exit 2, no micro work."""
+    ck = tmpfs / "ck"
+    cfg = ou_config(tmp_path / "c.toml", tmp_path / "out", t_end=0.1,
+                    extra=f'[checkpoint]\ndirectory = "{ck}"\nevery_steps = 1\n')
+    assert run_hmmpar(1, cfg, timeout=60).returncode == 0
+    subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)], check=True)
+    for extra in ([], ["--restart", "latest"]):
+        p = run_hmmpar(2, cfg, *extra, timeout=60)
+        assert p.returncode == 2, p.stderr
+        assert hmmpar_lines(p.stderr) == [f"hmmpar: error: checkpoint directory {ck} is not writable: "
+                                          "Read-only file system"]
+        assert "step " not in p.stdout
+    assert sorted(f.name for f in ck.iterdir()) == [".hmmpar.lock", "ckpt_00000001.h5", "ckpt_00000002.h5"]
