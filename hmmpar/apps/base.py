@@ -31,6 +31,12 @@ class Application:
     #: dtype of one micro result row
     result_dtype: ClassVar[np.dtype]
 
+    @classmethod
+    def check_inputs(cls, config: Config, comm) -> None:
+        """Read and check every input file ``config`` names, with the readers of a run
+        (:mod:`hmmpar.io.inputs`), without building the application (``hmmpar validate``;
+        collective). Default: the application reads no files."""
+
     def __init__(self, config: Config, comm, timers: Timers) -> None:
         self.config = config
         self.comm = comm
