@@ -488,9 +488,12 @@ def load_voxels(config, comm) -> np.ndarray:
             grid = parse_voxels(data, key, path, config["coefficient.dataset"])
         except ConfigError as exc:
             problem = str(exc)
-    grid, problem = comm.bcast((grid, problem), root=0)
+    shape, problem = comm.bcast((None if grid is None else grid.shape, problem), root=0)
     if problem:
         raise ConfigError(problem)
+    if comm.rank != 0:
+        grid = np.empty(shape)
+    comm.Bcast(np.ascontiguousarray(grid) if comm.rank == 0 else grid, root=0)  # no pickle copy
     return grid
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import stat
 from pathlib import Path
@@ -46,7 +47,7 @@ LIMITS = {
     "config": 16 * MiB,     # a TOML config file
     "model": 64 * MiB,      # a reaction-network model (TOML)
     "module": 16 * MiB,     # the source file of a user-code module
-    "voxels": 2048 * MiB,   # a voxel image (.npy or HDF5)
+    "voxels": 1024 * MiB,   # a voxel image (.npy or HDF5)
     "mesh": 4096 * MiB,     # a Gmsh mesh
 }
 
@@ -92,7 +93,7 @@ def resolve_path(value: str, base: str | Path | None) -> str:
     return os.path.abspath(p)
 
 
-def read_file(path: str | Path, kind: str, what: str) -> bytes:
+def read_file(path: str | Path, kind: str, what: str) -> bytes | bytearray:
     """The whole content of a regular file, at most ``LIMITS[kind]`` bytes (not collective).
 
     Parameters
@@ -132,20 +133,26 @@ def read_file(path: str | Path, kind: str, what: str) -> bytes:
             raise InputError(what, path, "{path} is " + _file_type(st.st_mode) + ", not a regular file")
         if st.st_size > limit:
             raise InputError(what, path, too_big)
-        chunks, total = [], 0
+        buf = bytearray(st.st_size + 1)  # one byte more: a file that grew is noticed
+        view, total = memoryview(buf), 0
         while True:
-            chunk = os.read(fd, min(8 * MiB, limit + 1 - total))
-            if not chunk:
+            if total == len(buf):
+                if len(buf) > limit:
+                    raise InputError(what, path, too_big)
+                view.release()  # a bytearray with an exported view cannot grow
+                buf.extend(bytes(min(len(buf), limit + 1 - len(buf))))
+                view = memoryview(buf)
+            n = os.readv(fd, [view[total:]])
+            if n == 0:
                 break
-            total += len(chunk)
-            if total > limit:  # the file grew while it was read
-                raise InputError(what, path, too_big)
-            chunks.append(chunk)
+            total += n
+        view.release()
+        del buf[total:]
     except OSError as exc:
         raise InputError(what, path, "cannot read {path}: " + str(exc.strerror or exc)) from None
     finally:
         os.close(fd)
-    return b"".join(chunks)
+    return bytes(buf) if len(buf) < 1 << 16 else buf
 
 
 def sha256(data: bytes) -> str:
@@ -221,15 +228,7 @@ def parse_voxels(data: bytes, key: str, path: str | Path, dataset: str = "") -> 
     if str(path).lower().endswith(".npy"):
         if data[:6] != b"\x93NUMPY":
             raise ConfigError(f"{name} is not a .npy file" + (" (it is empty)" if not data else ""))
-        try:
-            grid = np.load(io.BytesIO(data), allow_pickle=False)
-        except ValueError as exc:
-            if "pickle" in str(exc).lower():
-                raise ConfigError(f"{name} holds Python objects (pickled data), not a numeric array; "
-                                  "save the image with numpy.save of a float array") from None
-            raise ConfigError(f"{name} is not a valid .npy file: {' '.join(str(exc).split())}") from None
-        except (OSError, EOFError) as exc:
-            raise ConfigError(f"{name} is a truncated or damaged .npy file ({exc or type(exc).__name__})") from None
+        grid = _npy_array(data, name)
         where = name
     else:
         if data[:8] != b"\x89HDF\r\n\x1a\n":
@@ -264,15 +263,37 @@ def parse_voxels(data: bytes, key: str, path: str | Path, dataset: str = "") -> 
         raise ConfigError(f"{where} is a {grid.ndim}D array of shape {grid.shape}; a voxel image is 2D or 3D")
     if grid.size == 0:
         raise ConfigError(f"{where} has shape {grid.shape}, no voxels")
-    grid = grid.astype(np.float64)
-    bad = ~np.isfinite(grid)
-    if bad.any():
+    grid = np.asarray(grid, dtype=np.float64)  # no copy when it is float64 already
+    if not np.isfinite(grid).all():
+        bad = ~np.isfinite(grid)
         first = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ConfigError(f"{where}: {int(bad.sum())} voxel value(s) are NaN or infinite (first at index {first})")
     if grid.min() <= 0:
         first = tuple(int(i) for i in np.argwhere(grid <= 0)[0])
         raise ConfigError(f"{where}: voxel values must be positive, got {grid[first]:g} at index {first}")
     return grid
+
+
+def _npy_array(data: bytes | bytearray, name: str) -> np.ndarray:
+    """The array of a ``.npy`` file's bytes without copying them (a view), pickles refused."""
+    from numpy.lib import format as npy
+    head = io.BytesIO(bytes(data[:1 << 20]))  # the header (small) only
+    try:
+        version = npy.read_magic(head)
+        shape, fortran, dtype = (npy.read_array_header_1_0 if version == (1, 0) else
+                                 npy.read_array_header_2_0)(head)
+    except (ValueError, EOFError, OSError) as exc:
+        raise ConfigError(f"{name} is not a valid .npy file: {' '.join(str(exc).split())}") from None
+    if dtype.hasobject:
+        raise ConfigError(f"{name} holds Python objects (pickled data), not a numeric array; "
+                          "save the image with numpy.save of a float array")
+    count = math.prod(shape)
+    offset = head.tell()
+    if len(data) - offset < count * dtype.itemsize:
+        raise ConfigError(f"{name} is not a valid .npy file: truncated ({len(data) - offset} bytes of data, "
+                          f"shape {shape} needs {count * dtype.itemsize})")
+    grid = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
+    return grid.reshape(shape[::-1]).transpose() if fortran else grid.reshape(shape)
 
 
 # ---------------------------------------------------------------------- restart
