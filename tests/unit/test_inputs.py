@@ -394,3 +394,11 @@ def test_restart_refuses_changed_input_content_and_accepts_unchanged(tmp_path, m
     assert str(info.value) == (f"config key {key}: the content of {conf / name} changed since checkpoint "
                                f"{sorted(ck.glob('ckpt_*.h5'))[-1]} was written; restore the file or start "
                                "a fresh run")
+
+
+def test_gather_refuses_a_fifo_summary_without_blocking(tmp_path):
+    from hmmpar.gather import read_run
+    os.mkfifo(tmp_path / "summary.json")
+    with deadline(), pytest.raises(ConfigError) as info:
+        read_run(tmp_path, [])
+    assert str(info.value) == f"gather: {tmp_path / 'summary.json'} is a FIFO, not a regular file"
