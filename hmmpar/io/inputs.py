@@ -159,11 +159,6 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def record(config, key: str, path: str | Path, data: bytes) -> None:
-    """Add an input file's digest to the config's ledger (``config.inputs``)."""
-    config.inputs[key] = {"path": os.fspath(path), "bytes": len(data), "sha256": sha256(data)}
-
-
 def read_input(comm, config, key: str, kind: str, path: str | Path | None = None, *,
                share: bool = True) -> bytes | None:
     """Read the input file of config key ``key`` on rank 0 and record its digest (collective).
