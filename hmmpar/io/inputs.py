@@ -155,7 +155,8 @@ def read_file(path: str | Path, kind: str, what: str) -> bytes | bytearray:
     return bytes(buf) if len(buf) < 1 << 16 else buf
 
 
-def sha256(data: bytes) -> str:
+def sha256(data: bytes | bytearray) -> str:
+    """Hex SHA-256 of ``data`` (the digest stored for every input file)."""
     return hashlib.sha256(data).hexdigest()
 
 

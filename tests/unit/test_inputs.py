@@ -5,7 +5,6 @@ changed. In-process on one rank (MPI.COMM_SELF); reads that could block run unde
 from __future__ import annotations
 
 import os
-import pickle
 import shutil
 import signal
 import socket
@@ -225,6 +224,36 @@ def test_bad_voxel_files_are_one_line_errors_naming_key_and_file(tmp_path):
     for name, (lines, expected) in voxel_cases(tmp_path).items():
         message = one_line_error(elliptic_config(tmp_path, "voxels", lines))
         assert message.startswith(f"config key coefficient.file: {tmp_path}/{expected}"), (name, message)
+    # the good ones: an HDF5 dataset, a Fortran-ordered .npy, integers converted
+    k = "coefficient.file"
+    assert np.array_equal(parse_voxels(read_file(tmp_path / "img.h5", "voxels", k), k, "img.h5", "a"), np.ones((4, 4)))
+    grid = np.arange(1.0, 13.0).reshape(3, 4)
+    np.save(tmp_path / "f.npy", np.asfortranarray(grid))
+    np.save(tmp_path / "i.npy", grid.astype(np.int16))
+    for name in ("f.npy", "i.npy"):
+        got = parse_voxels(read_file(tmp_path / name, "voxels", k), k, name)
+        assert got.dtype == np.float64 and np.array_equal(got, grid)
+
+
+def test_check_restart_compares_content_not_path():
+    class Cfg:
+        inputs = {"model.file": {"path": "/b/m.toml", "bytes": 3, "sha256": "aa"}}
+    same_content_moved = '{"model.file": {"path": "/a/m.toml", "bytes": 3, "sha256": "aa"}}'
+    inputs.check_restart(Cfg, same_content_moved, "ck.h5")
+    with pytest.raises(CheckpointError) as info:
+        inputs.check_restart(Cfg, same_content_moved.replace("aa", "bb"), "ck.h5")
+    assert str(info.value) == ("config key model.file: the content of /b/m.toml changed since checkpoint ck.h5 "
+                               "was written (then /a/m.toml); restore the file or start a fresh run")
+    with pytest.raises(CheckpointError, match=r"^checkpoint ck.h5 was written without an input file for config "
+                                              r"key model.file; this run reads /b/m.toml$"):
+        inputs.check_restart(Cfg, "{}", "ck.h5")
+    with pytest.raises(CheckpointError, match=r"does not record its input files \(written by an older hmmpar\)"):
+        inputs.check_restart(Cfg, None, "ck.h5")
+    Cfg.inputs = {}
+    with pytest.raises(CheckpointError, match=r"written with input file /a/m.toml \(config key model.file\); "
+                                              "this run does not read it"):
+        inputs.check_restart(Cfg, same_content_moved, "ck.h5")
+    inputs.check_restart(Cfg, None, "ck.h5")  # an old checkpoint of a run without input files
 
 
 def test_voxel_image_of_the_wrong_dimension_is_refused_before_micro_work(tmp_path):
