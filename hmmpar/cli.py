@@ -35,11 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="continue from the newest complete checkpoint (auto: if there is one, "
                           "else start fresh), or from PATH")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.add_argument("--no-user-code", dest="no_user_code", action="store_true",
+                     help="refuse a config that names user code (coefficient.function): exit 2")
 
     val = sub.add_parser("validate", help="check a config without running it")
     val.add_argument("config")
     val.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     val.add_argument("--print", dest="show", action="store_true", help="print the complete config")
+    val.add_argument("--no-user-code", dest="no_user_code", action="store_true",
+                     help="refuse a config that names user code (coefficient.function): exit 2")
 
     ck = sub.add_parser("ckpt", help="checkpoint tools")
     cksub = ck.add_subparsers(dest="ckpt_command", required=True, parser_class=_Parser)
@@ -106,8 +110,8 @@ def _dispatch(args, comm) -> int:
         return 0
     if args.command == "validate":
         from hmmpar.core.preflight import prepare
-        cfg = load_config(args.config, args.overrides)
-        prepare(cfg, comm)  # the checks `run` makes before touching the disk, and nothing more
+        cfg = load_config(args.config, args.overrides, allow_user_code=not args.no_user_code)
+        prepare(cfg, comm)  # the checks `run` makes before touching the disk (input files too), and nothing more
         log.info(cfg.dumps() if args.show else f"{args.config}: ok (app {cfg['run.app']})")
         return 0
     if args.command == "ckpt":
@@ -127,7 +131,7 @@ def _dispatch(args, comm) -> int:
         return 0
     if args.command == "run":
         from hmmpar.core.runner import run
-        cfg = load_config(args.config, args.overrides)
+        cfg = load_config(args.config, args.overrides, allow_user_code=not args.no_user_code)
         run(cfg, comm, restart=args.restart, log=log)
         return 0
     raise ConfigError(f"unknown command {args.command}")

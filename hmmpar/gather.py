@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from hmmpar.core.errors import ConfigError
+from hmmpar.io.inputs import read_file
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -52,16 +53,18 @@ def run_directories(paths: Iterable[str | Path]) -> list[Path]:
 
 def read_run(directory: Path, params: Sequence[str]) -> dict[str, Any]:
     """One row: the run directory, the requested config keys, the flattened summary."""
-    try:
-        summary = json.loads((directory / "summary.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    try:  # a regular file of bounded size: a FIFO named summary.json does not block
+        summary = json.loads(read_file(directory / "summary.json", "config", "gather").decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"gather: {directory / 'summary.json'} is unreadable ({exc})") from None
     row: dict[str, Any] = {"run": str(directory)}
     if params:
         cfg_path = directory / "run_config.toml"
         try:
-            config = flatten(tomllib.loads(cfg_path.read_text()))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+            config = flatten(tomllib.loads(read_file(cfg_path, "config", "gather").decode()))
+        except ConfigError as exc:
+            raise ConfigError(f"{exc}; --param needs it") from None
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"gather: {cfg_path} is unreadable ({exc}); --param needs it") from None
         for key in params:
             if key not in config:

@@ -45,12 +45,14 @@ from hmmpar.core.errors import CheckpointError, ConfigError, HmmparError, one_li
 from hmmpar.core.expression import ExpressionError, macro_function
 from hmmpar.core.farm import TaskContext
 from hmmpar.core.instances import _move_rows
+from hmmpar.io.inputs import parse_voxels, read_input
 from hmmpar.io.reserved_h5 import ReservationError
 from hmmpar.core.preflight import check_memory
+from hmmpar.io.user_code import load_user_function
 from hmmpar.micro.cell_problem import (BCS, FACTOR_PACKAGES, CellSpec, available_factor_packages, cell_dependence,
                                        cell_memory, cell_sizes, effective_tensor)
-from hmmpar.micro.coefficients import (KINDS, check_values, coefficient_from_config, coefficient_name,
-                                       invalid_values, numbers_text)
+from hmmpar.micro.coefficients import (KINDS, Coefficient, UserFunction, Voxels, check_values, coefficient_from_config,
+                                       coefficient_name, invalid_values, numbers_text)
 
 SIDE_NAMES = ("x-", "x+", "y-", "y+", "z-", "z+")
 TASK_DTYPE = np.dtype([("task_id", "i8"), ("x", "f8", (3,))])
@@ -71,7 +73,7 @@ class Elliptic(Application):
                             "must resolve eps)", choices=("fe-hmm", "fine-scale")),
             "cells": Field(list, [16, 16], "macro Q1 elements per direction (2 or 3 entries)", item_type=int),
             "mesh": Field(str, "", "Gmsh .msh file of triangles / tetrahedra (path relative to the "
-                          "config file); empty: the box of macro.cells"),
+                          "config file); empty: the box of macro.cells", physics=False, path="input"),
             "lower": Field(list, [], "lower corner of the box (default 0)", item_type=float),
             "upper": Field(list, [], "upper corner of the box (default 1)", item_type=float),
             "rtol": Field(float, 1e-10, "relative tolerance of the macro Krylov solver (at most 0.1: "
@@ -100,9 +102,12 @@ class Elliptic(Application):
             "formula": Field(str, "2 + sin(2*pi*y1)", "formula in x1.. (slow) and y1.. (fast)"),
             "cells": Field(int, 4, "checkerboard squares per period and direction", min=1),
             "seed": Field(int, 0, "checkerboard random seed", min=0),
-            "file": Field(str, "", "voxels: .npy or HDF5 file"),
+            "file": Field(str, "", "voxels: .npy or HDF5 file (relative to the config file)", physics=False,
+                          path="input"),
             "dataset": Field(str, "", "voxels: HDF5 dataset name"),
-            "function": Field(str, "", "function: module:function, numba-jittable f(x, y)"),
+            "function": Field(str, "", "function: module:function or file.py:function (relative to the "
+                              "config file), numba-jittable f(x, y); runs user code", path="code",
+                              user_code=True),
             "depends_on_x": Field(bool, True, "function: does it depend on the slow variable x"),
         },
         "micro": {
@@ -164,12 +169,8 @@ class Elliptic(Application):
             raise ConfigError(str(exc)) from None
         self.dirichlet = {s: g for s in p["dirichlet"]}
         self.neumann = {s: q for s in p["neumann"]}
-        c = config.section("coefficient")
-        _check_coefficient_values(c)
-        try:
-            self.coefficient = coefficient_from_config(c, dim)
-        except ValueError as exc:
-            raise ConfigError(f"config section coefficient: {exc}") from None
+        _check_coefficient_values(config.section("coefficient"))
+        self.coefficient = load_coefficient(config, comm, dim)
         grid = getattr(self.coefficient, "grid", None)
         self.n_voxels = int(grid.size) if grid is not None else 0
         self.eps = m["eps"]
@@ -593,18 +594,66 @@ class Elliptic(Application):
         plt.close(fig)
 
 
+def load_voxels(config, comm) -> np.ndarray:
+    """The voxel image of ``coefficient.file`` (/ ``coefficient.dataset``): read and
+    checked on rank 0, recorded in the config's ledger, broadcast (collective)."""
+    grid = problem = None
+    key, path = "coefficient.file", config["coefficient.file"]
+    if not path:
+        raise ConfigError("config key coefficient.file: coefficient.kind = \"voxels\" needs a file")
+    data = read_input(comm, config, key, "voxels", share=False)
+    if comm.rank == 0:
+        try:
+            grid = parse_voxels(data, key, path, config["coefficient.dataset"])
+        except ConfigError as exc:
+            problem = str(exc)
+    shape, problem = comm.bcast((None if grid is None else grid.shape, problem), root=0)
+    if problem:
+        raise ConfigError(problem)
+    if comm.rank != 0:
+        grid = np.empty(shape)
+    comm.Bcast(np.ascontiguousarray(grid) if comm.rank == 0 else grid, root=0)  # no pickle copy
+    return grid
+
+
+def load_coefficient(config, comm, dim: int) -> Coefficient:
+    """The coefficient of the config's ``[coefficient]`` section for a ``dim``-D problem
+    (collective: voxel images and user modules are read through :mod:`hmmpar.io.inputs`,
+    so their content is recorded for restarts). Problems are ConfigErrors."""
+    c = config.section("coefficient")
+    if c["kind"] == "voxels":
+        grid = load_voxels(config, comm)
+        if grid.ndim != dim:
+            raise ConfigError(f"config key coefficient.file: {c['file']} is a {grid.ndim}D image, "
+                              f"the problem is {dim}D")
+        return Voxels(grid, label=c["file"])
+    if c["kind"] == "function":
+        fn = load_user_function(comm, config, "coefficient.function")
+        coefficient = UserFunction(c["function"], c["depends_on_x"], fn=fn)
+        try:  # compile and evaluate once: a function numba cannot compile fails here, not in a cell
+            coefficient.values(np.full((1, dim), 0.5), np.full((1, dim), 0.5))
+        except Exception as exc:  # noqa: BLE001 - user code
+            text = one_line(exc)
+            raise ConfigError(f"config key coefficient.function = {c['function']!r} cannot be evaluated at "
+                              f"x = y = 0.5: {text[:300]}{'...' if len(text) > 300 else ''}") from None
+        return coefficient
+    try:
+        return coefficient_from_config(c, dim)
+    except ValueError as exc:
+        raise ConfigError(f"config section coefficient: {exc}") from None
+
+
 def _macro_mesh(config, comm):
-    """The macro mesh of the config: a SimplexP1 on ``macro.mesh`` (a path relative to the
-    config file's directory, or to the working directory for a config given as text), or
-    a BoxQ1 on ``macro.cells`` / ``lower`` / ``upper``. Problems are ConfigErrors."""
+    """The macro mesh of the config: a SimplexP1 on ``macro.mesh`` (an absolute path in
+    the validated config; read first through :mod:`hmmpar.io.inputs`: a regular file of
+    bounded size, its content recorded for restarts), or a BoxQ1 on ``macro.cells`` /
+    ``lower`` / ``upper``. Problems are ConfigErrors."""
     from hmmpar.macro.box_q1 import BoxQ1
     from hmmpar.macro.simplex_p1 import SimplexP1
 
     if config["macro.mesh"]:
-        path = Path(config["macro.mesh"]).expanduser()
-        source = Path(config.source)
-        if not path.is_absolute() and source.is_file():
-            path = source.resolve().parent / path
+        path = Path(config["macro.mesh"])
+        read_input(comm, config, "macro.mesh", "mesh", share=False)
         try:
             return SimplexP1(comm, path)
         except ValueError as exc:

@@ -24,7 +24,6 @@ and ``summary.json`` (events, final means and variances with standard errors, ti
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -36,10 +35,11 @@ from hmmpar.apps.base import Application
 from hmmpar.apps.ssa_replicas import ReplicaRounds
 from hmmpar.core.checkpoint import Block, CheckpointReader
 from hmmpar.core.config import RUNTIME_SCHEMA, Field
-from hmmpar.core.errors import CheckpointError, ConfigError, one_line
+from hmmpar.core.errors import CheckpointError, ConfigError
 from hmmpar.core.farm import Farm, TaskContext
 from hmmpar.core.rng import task_seeds
 from hmmpar.io import ssa_output
+from hmmpar.io.inputs import parse_text, read_input
 from hmmpar.micro.nested_ssa import (COUNTERS, THREE_LEVEL_STEP, TWO_LEVEL_STEP, NestedParameters, WindowRunner,
                                      auto_partition, plan_step, time_scale, time_scale_between)
 from hmmpar.micro.ssa_model import FAST, SLOW, ULTRAFAST, NetworkError, ReactionNetwork, parse_equation
@@ -52,28 +52,18 @@ ULTRAFAST_KEYS = {"ultrafast_replicas": 0, "ultrafast_averaging_time": 0.0, "ult
 
 
 def resolve_model_path(config) -> Path:
-    """``model.file``, relative to the config file's directory (or to the working
-    directory for a config given as text)."""
-    path = Path(config["model.file"]).expanduser()
-    source = Path(config.source)
-    if not path.is_absolute() and source.is_file():
-        path = source.resolve().parent / path
-    return path
+    """``model.file`` (absolute in the validated config: relative to the config file's
+    directory as written, or to the working directory with ``--set``)."""
+    return Path(config["model.file"])
 
 
 def load_model(config, comm) -> tuple[ReactionNetwork, str]:
-    """Read the model on rank 0 and broadcast it; (network, sha256 of the file). Collective."""
-    text = problem = None
+    """Read the model on rank 0 (:mod:`hmmpar.io.inputs`: a regular file of bounded size,
+    its content recorded for restarts) and broadcast it; (network, sha256 of the file).
+    Collective; problems are ConfigErrors naming model.file and the file."""
     path = resolve_model_path(config)
-    if comm.rank == 0:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            problem = (f"config key model.file: cannot read {path} "
-                       f"({getattr(exc, 'strerror', None) or one_line(exc)})")
-    text, problem = comm.bcast((text, problem), root=0)
-    if problem:
-        raise ConfigError(problem)
+    data = read_input(comm, config, "model.file", "model")
+    text = parse_text(data, "model.file", path)
     import tomllib
     try:
         network = ReactionNetwork.from_dict(tomllib.loads(text), source=str(path))
@@ -81,7 +71,7 @@ def load_model(config, comm) -> tuple[ReactionNetwork, str]:
         raise ConfigError(f"config key model.file: {path}: TOML syntax error: {exc}") from None
     except NetworkError as exc:
         raise ConfigError(f"config key model.file: {exc}") from None
-    return network, hashlib.sha256(text.encode()).hexdigest()
+    return network, config.inputs["model.file"]["sha256"]
 
 
 def observable_weights(network: ReactionNetwork, expression: str) -> np.ndarray:
@@ -122,7 +112,8 @@ class NestedSSA(Application):
     name = "ssa"
     schema = {
         "model": {
-            "file": Field(str, doc="reaction network (TOML, docs/ssa.md), relative to the config file"),
+            "file": Field(str, doc="reaction network (TOML, docs/ssa.md), relative to the config file",
+                          physics=False, path="input"),
         },
         "ensemble": {
             "method": Field(str, "nested", "nested (Nested SSA) or direct (exact SSA, the reference)",
@@ -322,9 +313,6 @@ class NestedSSA(Application):
         if reader.rows("tasks", "state") != self.n_traj:
             raise CheckpointError(f"checkpoint {reader.path} holds {reader.rows('tasks', 'state')} "
                                   f"trajectories, config ensemble.trajectories = {self.n_traj}")
-        if str(reader.attrs.get("model_sha256", "")) != self.model_digest:
-            raise CheckpointError(f"checkpoint {reader.path} was written with another model file than "
-                                  f"{resolve_model_path(self.config)} (its content changed)")
         state = reader.read_block("tasks", "state", self.lo, self.hi)
         samples = reader.read_block("tasks", "samples", self.lo, self.hi)
         if state.dtype != self.state_dtype or samples.shape[1:] != self.samples.shape[1:]:

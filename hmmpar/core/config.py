@@ -1,6 +1,7 @@
 """TOML configuration: schema, defaults, validation and ``--set`` overrides.
 
-A config is data, never code. Its schema is a mapping ``section -> key -> Field``: the
+A config is data; the only key that runs code is ``coefficient.function`` (a user
+module, see docs/config.md, "Trust"), refused by ``--no-user-code``. Its schema is a mapping ``section -> key -> Field``: the
 runtime's own sections (``run``, ``farm``, ``checkpoint``, ``output``) plus those of the
 application named by ``run.app``. Every problem is a :class:`ConfigError` whose one-line
 message names the key (``farm.min_chunk``) or the file:
@@ -12,6 +13,9 @@ message names the key (``farm.min_chunk``) or the file:
   an empty string or list where ``min_len`` forbids it; a string with NUL or a lone surrogate;
 * a missing or unreadable file, or a TOML syntax error.
 
+Paths (fields with ``path`` set) are resolved by the rule of :mod:`hmmpar.io.inputs`
+and held as absolute paths in the validated config.
+
 The validated config is a :class:`Config`; :meth:`Config.dumps` gives its complete,
 canonical TOML text, which checkpoints store so a restart knows what it continues.
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 import datetime
 import difflib
 import math
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +48,11 @@ class Field:
 
     ``physics=False`` marks run-control keys (step count, checkpoint interval, output)
     that a restart may change; any other key must equal the checkpoint's value.
+    ``path`` marks a path: ``"input"`` (a file the run reads: relative to the config
+    file's directory; compared at restart by content, not by path, so ``physics=False``),
+    ``"output"`` (relative to the working directory) or ``"code"`` (``module:function``
+    whose module part may be a ``.py`` file, resolved like an input). ``user_code`` marks
+    a key whose value makes hmmpar import and run Python code (``--no-user-code``).
     """
 
     type: type
@@ -58,6 +68,8 @@ class Field:
     min_len: int = 0
     #: lists: most entries (None: no limit)
     max_len: int | None = None
+    path: str = ""
+    user_code: bool = False
 
 
 Schema = Mapping[str, Mapping[str, Field]]
@@ -68,8 +80,8 @@ RUNTIME_SCHEMA: dict[str, dict[str, Field]] = {
         "app": Field(str, doc="application to run (see `hmmpar apps`)"),
         "seed": Field(int, 12345, "run seed; every random stream derives from (seed, step, task_id)", min=0,
                       max=INT64_MAX),
-        "output_dir": Field(str, "hmmpar-out", "directory for outputs, checkpoints and the timing report",
-                            physics=False, min_len=1),
+        "output_dir": Field(str, "hmmpar-out", "directory for outputs, checkpoints and the timing report "
+                            "(relative to the working directory)", physics=False, min_len=1, path="output"),
         "progress_interval": Field(float, 5.0, "seconds between progress lines", min=0.0, physics=False),
     },
     "farm": {
@@ -85,8 +97,8 @@ RUNTIME_SCHEMA: dict[str, dict[str, Field]] = {
         "every_seconds": Field(float, 0.0, "checkpoint every T wall seconds (0: never)", min=0.0,
                                physics=False),
         "keep": Field(int, 3, "number of complete checkpoints kept", min=1, physics=False),
-        "directory": Field(str, "", "checkpoint directory (default: <output_dir>/checkpoints)",
-                           physics=False),
+        "directory": Field(str, "", "checkpoint directory (default: <output_dir>/checkpoints; "
+                           "relative to the working directory)", physics=False, path="output"),
         "at_end": Field(bool, True, "write a checkpoint after the last step", physics=False),
     },
     "output": {
@@ -103,6 +115,8 @@ class Config:
     schema: Schema
     source: str = "<string>"
     overrides: list[str] = field(default_factory=list)
+    #: the input files read so far: key -> {"path", "bytes", "sha256"} (hmmpar.io.inputs)
+    inputs: dict[str, dict] = field(default_factory=dict)
 
     def __getitem__(self, dotted: str) -> Any:
         section, key = dotted.split(".", 1)
@@ -211,14 +225,15 @@ def _show(value: Any, limit: int = 60) -> str:
 
 
 def parse_toml_file(path: str | Path) -> dict:
-    """Read a TOML file; missing, unreadable or malformed files are ConfigErrors."""
+    """Read a TOML file; missing, unreadable (a FIFO, a directory...), too large or
+    malformed files are ConfigErrors."""
+    from hmmpar.io.inputs import read_file
     p = Path(path)
-    if not p.is_file():
+    if not os.path.exists(p):
         raise ConfigError(f"config file not found: {p}")
+    data = read_file(p, "config", "config file")
     try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from None
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"config file {p} is not UTF-8 text") from None
     return parse_toml_text(text, str(p))
@@ -358,7 +373,7 @@ def validate(raw: Mapping[str, Any], schema: Schema, source: str = "<string>") -
 
 
 def load_config(path_or_text: str | Path, overrides: Iterable[str] = (), *, schema_for=None,
-                is_text: bool = False) -> Config:
+                is_text: bool = False, allow_user_code: bool = True) -> Config:
     """Read, override and validate a config.
 
     Parameters
@@ -369,14 +384,21 @@ def load_config(path_or_text: str | Path, overrides: Iterable[str] = (), *, sche
         ``section.key=value`` strings applied after reading (``--set``).
     schema_for
         ``app_name -> app schema``; by default the registry in :mod:`hmmpar.apps`.
+    is_text
+        ``path_or_text`` is TOML text (its relative paths are relative to the working directory).
+    allow_user_code
+        False (``--no-user-code``): a key that runs user code, set to a non-empty value,
+        is a ConfigError naming it.
     """
     if is_text:
         source, raw = "<checkpoint config>", parse_toml_text(str(path_or_text), "<checkpoint config>")
     else:
         source, raw = str(path_or_text), parse_toml_file(path_or_text)
     overrides = list(overrides)
+    from_set = set()
     for item in overrides:
         section, key, value = parse_override(item)
+        from_set.add(f"{section}.{key}")
         table = raw.setdefault(section, {})
         if not isinstance(table, dict):
             raise ConfigError(f"--set {item!r}: {section} is not a section")
@@ -391,4 +413,31 @@ def load_config(path_or_text: str | Path, overrides: Iterable[str] = (), *, sche
     app_schema = schema_for(app)
     schema = {**RUNTIME_SCHEMA, **app_schema}
     data = validate(raw, schema, source)
+    base = None if is_text else os.path.dirname(os.path.abspath(os.fspath(path_or_text)))
+    _resolve_paths(data, schema, base, from_set)
+    if not allow_user_code:
+        for section, fields in schema.items():
+            for key, spec in fields.items():
+                if spec.user_code and data[section][key]:
+                    raise ConfigError(f"config key {section}.{key} = {_toml_value(data[section][key])} runs "
+                                      "user code (imports a Python module); refused by --no-user-code")
     return Config(data=data, schema=schema, source=source, overrides=overrides)
+
+
+def _resolve_paths(data: dict, schema: Schema, base: str | None, from_set: set[str]) -> None:
+    """Make every path of the config absolute (the rule of :func:`hmmpar.io.inputs.resolve_path`):
+    inputs written in the config file are relative to ``base``, outputs and everything
+    given with ``--set`` to the working directory."""
+    from hmmpar.io.inputs import resolve_path
+    for section, fields in schema.items():
+        for key, spec in fields.items():
+            value = data[section][key]
+            if not spec.path or not value:
+                continue
+            rel = None if spec.path == "output" or f"{section}.{key}" in from_set else base
+            if spec.path == "code":
+                module, colon, func = value.rpartition(":")
+                if colon and module.endswith(".py"):
+                    data[section][key] = resolve_path(module, rel) + ":" + func
+            else:
+                data[section][key] = resolve_path(value, rel)

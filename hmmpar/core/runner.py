@@ -16,6 +16,7 @@ from hmmpar.core.log import Progress, RankLog
 from hmmpar.core.preflight import prepare
 from hmmpar.core.rundir import directory_problem, lock_run_directories
 from hmmpar.core.timing import FarmStats, Timers, format_report, gather_report, write_report
+from hmmpar.io.inputs import check_restart, ledger_text
 
 
 def check_output_dir(comm, directory: Path, what: str = "output directory") -> None:
@@ -269,15 +270,19 @@ def _run_identity(comm, ck: Checkpointer, reader, log: RankLog) -> str:
 def _write(ck: Checkpointer, app, cfg: Config, step: int, timers: Timers) -> None:
     with timers.phase("io"):
         data = app.checkpoint_data()
+        attrs = {**data.get("attrs", {}), "input_files": ledger_text(cfg)}  # checked at restart
         ck.write(step, app.sim_time, app=cfg["run.app"], seed=cfg["run.seed"], config_text=cfg.dumps(),
                  fields=data.get("fields", {}), instances=data.get("instances", {}),
-                 tasks=data.get("tasks", {}), attrs=data.get("attrs", {}))
+                 tasks=data.get("tasks", {}), attrs=attrs)
 
 
 def _check_compatible(cfg: Config, reader) -> None:
     if reader.app != cfg["run.app"]:
         raise CheckpointError(f"checkpoint {reader.path} was written by app '{reader.app}', "
                               f"config runs '{cfg['run.app']}'")
+    # the input files (images, meshes, models, user modules) by content, wherever they are now
+    stored_inputs = reader.attrs.get("input_files")
+    check_restart(cfg, None if stored_inputs is None else str(stored_inputs), reader.path)
     stored = load_config(reader.config_text, is_text=True)
     diffs = cfg.physics_differences(stored)
     if diffs:

@@ -177,7 +177,7 @@ def _petsc_message(exc: PETSc.Error) -> str:
     return "; ".join(keep) or f"PETSc error {getattr(exc, 'ierr', '?')}"
 
 
-def _inspect(path: Path) -> dict:
+def inspect_mesh(path: Path) -> dict:
     """Rank 0's check of a mesh file, on a serial read: everything that could make the
     parallel read fail or the mesh unusable, as a ValueError with one line."""
     if not path.is_file():
@@ -272,7 +272,7 @@ class SimplexP1(NodalMesh):
         info, message = None, None
         if comm.rank == 0:
             try:
-                info = _inspect(self.path)
+                info = inspect_mesh(self.path)
             except ValueError as exc:
                 message = str(exc)
         info, message = comm.bcast((info, message), root=0)

@@ -14,7 +14,8 @@ The library: :class:`Laminate`, :class:`Sine` (``mean + amplitude sin(2 pi y_k)`
 :class:`Voxels` (piecewise constant on a voxel grid of the unit cell, from a ``.npy``
 file, an HDF5 dataset or an array) and :func:`checkerboard` (random two-phase voxels from
 a seed), :class:`Formula` (a config formula in ``x1.. y1..``) and :class:`UserFunction`
-(``module:function``, a numba-jittable pointwise ``f(x, y)``).
+(``module:function`` or ``file.py:function``, a numba-jittable pointwise ``f(x, y)``;
+user code, loaded by :mod:`hmmpar.io.user_code`).
 
 Every value a cell problem uses must be finite and positive (a scalar) or have a positive
 definite symmetric part (a tensor): :func:`check_values` checks a whole array of sampled
@@ -32,7 +33,6 @@ Jikov, Kozlov & Oleinik 1994, sec. 1.5). For ``2 + sin(2 pi y_1)`` that is
 from __future__ import annotations
 
 import hashlib
-import importlib
 import math
 from pathlib import Path
 from typing import Sequence
@@ -300,18 +300,12 @@ class Voxels(Coefficient):
 
     @classmethod
     def from_file(cls, path: str | Path, dataset: str | None = None) -> "Voxels":
-        """From a ``.npy`` file, or an HDF5 file's ``dataset``."""
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"voxel coefficient: file {path} not found")
-        if path.suffix == ".npy":
-            return cls(np.load(path), label=str(path))
-        import hmmpar  # noqa: F401 - selects the MPI build of h5py
-        import h5py
-        with h5py.File(path, "r") as f:
-            if not dataset or dataset not in f:
-                raise ValueError(f"voxel coefficient: dataset {dataset!r} not in {path}")
-            return cls(np.asarray(f[dataset]), label=f"{path}:{dataset}")
+        """From a ``.npy`` file, or an HDF5 file's ``dataset`` (read and checked by
+        :mod:`hmmpar.io.inputs`; problems are ConfigErrors naming ``coefficient.file``)."""
+        from hmmpar.io.inputs import parse_voxels, read_file
+        key = "coefficient.file"
+        grid = parse_voxels(read_file(path, "voxels", f"config key {key}"), key, path, dataset or "")
+        return cls(grid, label=f"{path}:{dataset}" if dataset else str(path))
 
     def values(self, x, y):
         d = self.grid.ndim
@@ -367,19 +361,16 @@ class Formula(Coefficient):
 class UserFunction(Coefficient):
     """``module:function``: a pointwise ``f(x, y)`` (1D arrays of length d) returning a
     float or a ``d x d`` array, compiled with numba and looped over the points in
-    compiled code. ``depends_on_x`` is taken from the config (default True)."""
+    compiled code. ``depends_on_x`` is taken from the config (default True).
 
-    def __init__(self, spec: str, depends_on_x: bool = True) -> None:
-        module_name, _, func_name = str(spec).partition(":")
-        if not module_name or not func_name:
-            raise ValueError(f"coefficient function {spec!r} must be 'module:function'")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ValueError(f"coefficient function {spec!r}: cannot import {module_name}: {exc}") from None
-        fn = getattr(module, func_name, None)
-        if not callable(fn):
-            raise ValueError(f"coefficient function {spec!r}: {module_name} has no function {func_name}")
+    ``fn`` is the function when the caller loaded it
+    (:func:`hmmpar.io.user_code.load_user_function`); else ``spec`` names an installed
+    module (:func:`hmmpar.io.user_code.user_function`, the same rules)."""
+
+    def __init__(self, spec: str, depends_on_x: bool = True, fn=None) -> None:
+        if fn is None:
+            from hmmpar.io.user_code import user_function
+            fn = user_function(spec)
         import numba
         self.spec = spec
         self.depends_on_x = bool(depends_on_x)

@@ -437,12 +437,15 @@ class ReactionNetwork:
             level = 2               # optional instead of fast: 0 slow, 1 fast, 2 ultrafast
             name = "forward"        # optional
         """
+        from hmmpar.io.inputs import InputError, read_file
         path = Path(path)
         try:
-            with path.open("rb") as f:
-                d = tomllib.load(f)
-        except OSError as e:
-            raise NetworkError(f"{path}: cannot read the model file ({e.strerror})") from None
+            text = read_file(path, "model", "model file").decode("utf-8")
+            d = tomllib.loads(text)
+        except InputError as e:
+            raise NetworkError(f"{path}: cannot read the model file ({e.reason})") from None
+        except UnicodeDecodeError:
+            raise NetworkError(f"{path}: cannot read the model file (not UTF-8 text)") from None
         except tomllib.TOMLDecodeError as e:
             raise NetworkError(f"{path}: TOML syntax error: {e}") from None
         return cls.from_dict(d, source=str(path))

@@ -35,10 +35,13 @@ def _libsbml():
 def network_from_sbml(path: str | Path) -> ReactionNetwork:
     """Read an SBML file into a :class:`ReactionNetwork` (see the module docstring for what is supported)."""
     libsbml = _libsbml()
+    from hmmpar.io.inputs import InputError, read_file
     path = Path(path)
-    if not path.is_file():
-        raise NetworkError(f"{path}: no such SBML file")
-    doc = libsbml.readSBMLFromFile(str(path))
+    try:  # a regular file of bounded size (hmmpar.io.inputs), parsed from memory
+        data = read_file(path, "model", "SBML file")
+    except InputError as e:
+        raise NetworkError(f"{path}: cannot read the SBML file ({e.reason})") from None
+    doc = libsbml.readSBMLFromString(data.decode("utf-8", errors="replace"))
     for i in range(doc.getNumErrors()):
         err = doc.getError(i)
         if err.getSeverity() >= libsbml.LIBSBML_SEV_ERROR:

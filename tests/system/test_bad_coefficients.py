@@ -73,4 +73,4 @@ def test_value_only_a_cell_problem_sees_exit_1_naming_the_task(tmp_path):
     assert errors[0].startswith("hmmpar: error: micro task 0 (step 0) failed on rank ")
     assert errors[0].endswith(": CoefficientValueError: config key coefficient.formula = "
                               "'where(y1 - floor(y1) < 0.05, -1, 2)' is not positive at x = (0.0528312, 0.0528312), "
-                              "y = (5.00671, 4.80954): -1")
+                              "y = (0.0264156, 0.0264156): -1")

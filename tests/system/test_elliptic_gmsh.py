@@ -114,8 +114,8 @@ def test_restart_on_three_ranks_from_one_rank_checkpoint(rank_runs):
 def test_bad_mesh_file_and_unknown_group_are_one_line_config_errors(tmp_path):
     p = hmmpar(2, config(tmp_path, "missing", mesh="nope.msh"))
     assert p.returncode == 2
-    assert hmmpar_lines(p.stderr) == [f"hmmpar: error: config key macro.mesh: mesh file "
-                                      f"{tmp_path / 'nope.msh'} not found"]
+    assert hmmpar_lines(p.stderr) == [f"hmmpar: error: config key macro.mesh: cannot read "
+                                      f"{tmp_path / 'nope.msh'}: no such file"]
     (tmp_path / "junk.msh").write_text("$MeshFormat\n2.2 0 8\n$EndMeshFormat\n$Nodes\n3\n1 0 0 0\n")
     p = hmmpar(2, config(tmp_path, "junk", mesh="junk.msh"))
     assert p.returncode == 2
