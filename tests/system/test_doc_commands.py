@@ -188,9 +188,19 @@ SKIP: dict[str, str] = {
     "hmmpar run ... --restart auto": FRAGMENT,
     "hmmpar gather DIR...": SYNOPSIS,
     "hmmpar [--debug] run CONFIG [--set section.key=value ...] [--restart latest|auto|PATH] [--quiet] "
-    "[-- PETSc options]":
+    "[--no-user-code] [-- PETSc options]":
         SYNOPSIS,
-    "hmmpar validate CONFIG [--set section.key=value ...] [--print]": SYNOPSIS,
+    "hmmpar validate CONFIG [--set section.key=value ...] [--print] [--no-user-code]": SYNOPSIS,
+    "hmmpar validate --print": FRAGMENT,
+    "hmmpar run --no-user-code": FRAGMENT,
+    "hmmpar validate --no-user-code": FRAGMENT,
+    "hmmpar run runs/x/run_config.toml --restart latest": SYNOPSIS,
+    "kill -USR1 <pid of mpirun>": "placeholder pid: tests/faults/test_signals.py sends USR1 to mpirun",
+    "scancel --signal=USR1 --batch JOB": SLURM,
+    "scancel --signal=TERM --batch JOB": SLURM,
+    "scancel JOB": SLURM,
+    "scancel --signal=USR1 JOB": SLURM,
+    "scancel --signal=USR1 JOBID": SLURM,
     "hmmpar validate CONFIG [--set ...] --print": SYNOPSIS,
     "hmmpar validate CONFIG --print": SYNOPSIS,
     "hmmpar ckpt info PATH": SYNOPSIS,
