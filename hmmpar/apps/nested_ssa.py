@@ -264,9 +264,15 @@ class NestedSSA(Application):
 
     def _allocate(self) -> None:
         n_local, k1, ns = self.hi - self.lo, self.times.size, self.network.n_species
-        self.state = np.zeros(n_local, dtype=self.state_dtype)
-        self.samples = np.zeros((n_local, k1, ns), dtype=np.int64)
-        self.cost = np.ones(n_local)
+        try:
+            self.state = np.zeros(n_local, dtype=self.state_dtype)
+            self.samples = np.zeros((n_local, k1, ns), dtype=np.int64)
+            self.cost = np.ones(n_local)
+        except MemoryError:  # this rank only: the abort path (exit 2) keeps the others from waiting
+            self.state = self.samples = self.cost = None
+            raise ConfigError(f"config key ensemble.trajectories = {self.n_traj}: this rank cannot allocate its "
+                              f"{n_local} trajectories x {k1} samples x {ns} species (memory estimate "
+                              f"{self.memory_estimate() / 2**30:.3g} GiB)", collective=False) from None
 
     def _check_time_resolution(self, config) -> None:
         """Refuse, before any micro work, a run whose SSA clock cannot reach its end: reactions
@@ -403,12 +409,12 @@ class NestedSSA(Application):
         if str(reader.attrs.get("model_sha256", "")) != self.model_digest:
             raise CheckpointError(f"checkpoint {reader.path} was written with another model file than "
                                   f"{resolve_model_path(self.config)} (its content changed)")
+        self._allocate()
         state = reader.read_block("tasks", "state", self.lo, self.hi)
         samples = reader.read_block("tasks", "samples", self.lo, self.hi)
         if state.dtype != self.state_dtype or samples.shape[1:] != self.samples.shape[1:]:
             raise CheckpointError(f"checkpoint {reader.path}: trajectory data do not match this model "
                                   "and sample times")
-        self._allocate()
         self.state[:], self.samples[:] = state, samples
         self.cost = np.maximum(self.state["cpu"], 1e-9)
         self.step = int(reader.attrs["step"])

@@ -269,3 +269,14 @@ def test_replica_counts_beyond_any_array_are_refused(tmp_path, setting, message)
     with pytest.raises(ConfigError) as info:
         make_app(tmp_path, model, setting)
     assert message in str(info.value)
+
+
+def test_allocation_failure_is_a_config_error_naming_the_key(tmp_path):
+    """Without the runner's memory check (or on a node that lied about its memory),
+    initialize() fails with the key named, on this rank only (abort path, exit 2)."""
+    model = '[species]\nA = 10\nB = 0\n[[reactions]]\nequation = "A -> B"\nrate = 1.0\n'
+    app = make_app(tmp_path, model, 'ensemble.method="direct"', "ensemble.trajectories=1000000000000000")
+    with pytest.raises(ConfigError, match=r"config key ensemble.trajectories = 1000000000000000: this rank cannot "
+                                          r"allocate its 1000000000000000 trajectories x 21 samples x 2 species") as info:
+        app.initialize()
+    assert info.value.collective is False and info.value.exit_code == 2
