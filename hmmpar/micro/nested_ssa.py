@@ -59,6 +59,14 @@ not as slow. If the rule marks every reaction fast there is no gap between time 
 and the outer step is an exact SSA step (no reaction fast). It gives the paper's
 partition on both models in every state tested (``tests/unit/test_nested_ssa_kernel.py``).
 
+**Fast reactions need an equilibrium.** A fast reaction that raises a species no fast
+reaction consumes (``0 -> A`` fast) makes the fast process grow without bound: there is
+nothing to average and ε(x) is 0. :class:`WindowRunner` refuses such a model partition
+(:class:`UnboundedFastError`), the automatic partition leaves such reactions slow
+(:func:`demote_unbounded`), and a step whose T_f is 0 or not finite is an exact SSA step
+of every reaction. Overflowing rates (ε NaN, ã₀ inf), a clock that cannot advance and
+counts past 2^63 - 1 end the window with the statuses of :mod:`hmmpar.micro.ssa`.
+
 **Reuse of ã** (``reuse_averages``, two levels; an addition to the paper's algorithm).
 Call a species *involved* if a fast reaction has it as a reactant or changes it. The fast
 process reads and writes involved species only, so its law, and the law of the end
