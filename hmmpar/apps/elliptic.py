@@ -32,7 +32,6 @@ comparison.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from pathlib import Path
 

@@ -40,11 +40,14 @@ from hmmpar.core.farm import Farm, TaskContext
 from hmmpar.core.rng import task_seeds
 from hmmpar.io import ssa_output
 from hmmpar.io.inputs import parse_text, read_input
-from hmmpar.micro.nested_ssa import (COUNTERS, THREE_LEVEL_STEP, TWO_LEVEL_STEP, NestedParameters, WindowRunner,
-                                     auto_partition, plan_step, time_scale, time_scale_between)
+from hmmpar.micro.nested_ssa import (COUNTERS, THREE_LEVEL_STEP, TWO_LEVEL_STEP, NestedParameters, UnboundedFastError,
+                                     WindowRunner, plan_step, time_scale, time_scale_between)
+from hmmpar.micro.ssa import STALL_EVENTS, persistent_rate
 from hmmpar.micro.ssa_model import FAST, SLOW, ULTRAFAST, NetworkError, ReactionNetwork, parse_equation
 
 METHODS = ("nested", "direct")
+#: most replicas N (or N2) per outer (middle) step: 2^31, far beyond any useful tolerance
+MAX_REPLICAS = 2 ** 31
 
 #: [nested] keys of the third level (``levels = 3``) and their defaults
 ULTRAFAST_KEYS = {"ultrafast_replicas": 0, "ultrafast_averaging_time": 0.0, "ultrafast_burn_in": 0.0,
@@ -200,6 +203,14 @@ class NestedSSA(Application):
             ultrafast_averaging_time=nested["ultrafast_averaging_time"],
             ultrafast_burn_in=nested["ultrafast_burn_in"],
             ultrafast_tolerance=lambda2 if lambda2 > 0 else 1.0, reuse_averages=nested["reuse_averages"])
+        if self.method == "nested":  # N and N2 size arrays in the kernels (and farm rounds)
+            for n_used, key, source in ((self.params.n_replicas, "replicas", "tolerance"),
+                                        (self.params.n_ultrafast_replicas if levels == 3 else 1,
+                                         "ultrafast_replicas", "ultrafast_tolerance")):
+                if n_used > MAX_REPLICAS:
+                    which = key if nested[key] else f"{source} (N = ceil(1/lambda))"
+                    raise ConfigError(f"config key nested.{which} gives {n_used} replicas per step, above "
+                                      f"{MAX_REPLICAS}")
         if self.method == "nested" and nested["partition"] == "model" and not net.fast.any():
             raise ConfigError(f"config key nested.partition = \"model\" but {resolve_model_path(config)} marks "
                               "no reaction fast (add fast = true, or use partition = \"auto\")")
@@ -210,6 +221,8 @@ class NestedSSA(Application):
                                       f"reaction {what} (add {how}, use levels = 2, or partition = \"auto\")")
         try:
             self.runner = WindowRunner(net, self.method, self.params)
+        except UnboundedFastError as exc:
+            raise ConfigError(f"config key nested.partition = \"model\": {resolve_model_path(config)}: {exc}") from None
         except ValueError as exc:
             raise ConfigError(f"config section [nested]: {exc}") from None
         parallel = config["ensemble.parallel"]
@@ -234,11 +247,81 @@ class NestedSSA(Application):
                                      ("cpu", "f8")])
         p, r = comm.size, comm.rank
         self.lo, self.hi = self.n_traj * r // p, self.n_traj * (r + 1) // p
-        n_local, k1 = self.hi - self.lo, self.times.size
-        self.state = np.zeros(n_local, dtype=self.state_dtype)
-        self.samples = np.zeros((n_local, k1, ns), dtype=np.int64)
-        self.cost = np.ones(n_local)
+        self._check_time_resolution(config)
+        # the per-trajectory arrays are made by initialize / load_checkpoint, after the runner
+        # has compared memory_estimate() with the node's memory
+        self.state = self.samples = self.cost = None
         self.step = 0
+
+    def _allocate(self) -> None:
+        n_local, k1, ns = self.hi - self.lo, self.times.size, self.network.n_species
+        try:
+            self.state = np.zeros(n_local, dtype=self.state_dtype)
+            self.samples = np.zeros((n_local, k1, ns), dtype=np.int64)
+            self.cost = np.ones(n_local)
+        except MemoryError:  # this rank only: the abort path (exit 2) keeps the others from waiting
+            self.state = self.samples = self.cost = None
+            raise ConfigError(f"config key ensemble.trajectories = {self.n_traj}: this rank cannot allocate its "
+                              f"{n_local} trajectories x {k1} samples x {ns} species (memory estimate "
+                              f"{self.memory_estimate() / 2**30:.3g} GiB)", collective=False) from None
+
+    def _check_time_resolution(self, config) -> None:
+        """Refuse, before any micro work, a run whose SSA clock cannot reach its end: reactions
+        whose reactants no reaction consumes keep at least their initial propensity, so over
+        a span T they need at least a_min T events; beyond :data:`~hmmpar.micro.ssa.STALL_EVENTS`
+        the time step is below the float64 resolution of t and the kernels would stop with
+        ``STALLED`` after that many events (hours to days). Checked for the direct method
+        over t_end, and with the model partition for the slow reactions over t_end and the
+        fast ones over a fixed burn_in + averaging_time."""
+        net, p = self.network, self.params
+        spans = []
+        if self.method == "direct":
+            spans.append((np.ones(net.n_reactions, dtype=bool), float(self.times[-1]), "ensemble.t_end"))
+        elif p.partition == "model":
+            slow = net.level == SLOW if p.levels == 3 else ~net.fast
+            spans.append((slow, float(self.times[-1]), "ensemble.t_end"))
+            if p.averaging_time > 0:
+                fast = net.level == FAST if p.levels == 3 else net.fast
+                spans.append((fast, p.burn_in + p.averaging_time, "nested.averaging_time"))
+        for among, span, key in spans:
+            floor, which = persistent_rate(net, among)
+            if floor * span > STALL_EVENTS:
+                names = ", ".join(net.reactions[j].label(j) for j in which[:3]) + (", ..." if len(which) > 3 else "")
+                raise ConfigError(
+                    f"config key {key}: {resolve_model_path(config)}: no reaction consumes the reactants of "
+                    f"{names}, so their total propensity stays >= {floor:.3g} and a span of {span:g} needs more than "
+                    f"{floor * span:.3g} SSA events, beyond the float64 resolution of the time (2^42 = 4.4e12 "
+                    "events); shorten the span or lower the rates")
+
+    def memory_estimate(self) -> int:
+        """Bytes this rank allocates at its peak, from the config alone (nothing is allocated).
+
+        Per trajectory of this rank: its state row, its samples (t_0..t_K) x species, its cost;
+        a copy of both for a checkpoint; its task and result rows (twice each: the farm's
+        buffers). In replica mode, per trajectory the round's bookkeeping (levels, factors,
+        N replica end states) and its N replica task and result rows. Per call of the window
+        kernel: N replica end states and integrals (and N2 of each with three levels). Rank 0
+        gathers every trajectory's samples and state for the outputs (the parts and their
+        concatenation), and computes each observable (int64 and float64 moments) over them.
+        """
+        net, p = self.network, self.params
+        ns, m, k1 = net.n_species, net.n_reactions, self.times.size
+        n_local, n_all = self.hi - self.lo, self.n_traj
+        per_traj = self.state_dtype.itemsize + k1 * ns * 8 + 8
+        total = 2 * n_local * per_traj
+        total += 2 * n_local * (self.task_dtype.itemsize + self.result_dtype.itemsize)
+        n_rep = p.n_replicas if self.method == "nested" else 0
+        n_rep2 = p.n_ultrafast_replicas if self.method == "nested" and p.levels == 3 else 0
+        total += (n_rep + n_rep2) * (ns + m) * 8 * 2
+        if self.replica_mode:
+            from hmmpar.apps.ssa_replicas import replica_dtypes
+            task, result = replica_dtypes(ns, m)
+            rows = 2 * n_rep * (task.itemsize + result.itemsize)
+            total += n_local * (n_rep * ns * 8 + m * 27 + ns + 16 * 8 + rows)
+        if self.comm.rank == 0:
+            total += 2 * n_all * (k1 * ns * 8 + self.state_dtype.itemsize)
+            total += n_all * k1 * 8 * (len(self.observables) + 3)
+        return int(total)
 
     # ------------------------------------------------------------------ the run
     @property
@@ -250,6 +333,7 @@ class NestedSSA(Application):
         return float(self.times[self.step])
 
     def initialize(self) -> None:
+        self._allocate()
         self.state["x"] = self.network.initial_counts
         self.samples[:, 0] = self.network.initial_counts
         self.step = 0
@@ -313,6 +397,7 @@ class NestedSSA(Application):
         if reader.rows("tasks", "state") != self.n_traj:
             raise CheckpointError(f"checkpoint {reader.path} holds {reader.rows('tasks', 'state')} "
                                   f"trajectories, config ensemble.trajectories = {self.n_traj}")
+        self._allocate()
         state = reader.read_block("tasks", "state", self.lo, self.hi)
         samples = reader.read_block("tasks", "samples", self.lo, self.hi)
         if state.dtype != self.state_dtype or samples.shape[1:] != self.samples.shape[1:]:
@@ -334,9 +419,10 @@ class NestedSSA(Application):
         p, net = self.params, self.network
         if p.levels == 3:
             return self._parameters_three_levels()
-        fast = net.fast.copy()
-        if p.partition == "auto":
-            auto_partition(net.initial_counts, net.reactants, net.rates, p.partition_ratio, fast)
+        level = np.empty(net.n_reactions, dtype=np.int64)  # the partition the first step uses
+        plan_step(2, net.initial_counts, net.level, p.partition == "auto", float(p.partition_ratio),
+                  float(p.averaging_time), float(p.tolerance), net.reactants, net.rates, net.nu, level)
+        fast = level >= FAST
         out = {"replicas": p.n_replicas, "burn_in": p.burn_in, "partition": p.partition,
                "engine": p.engine, "reuse_averages": p.reuse_averages}
         if p.partition == "auto":

@@ -183,7 +183,7 @@ class ReplicaRounds:
                     counters[i, 4] += int(block["continuations"].sum())
                     spent[i] += ne
                     if spent[i] >= runner.max_events:
-                        error = error or status_error(MAX_EVENTS, net, t[i], runner.max_events)
+                        error = error or f"trajectory {ids[i]}: {status_error(MAX_EVENTS, net, t[i], runner.max_events)}"
                         active[i] = False
                         continue
                 else:
@@ -214,7 +214,7 @@ class ReplicaRounds:
                         counters[i, 0] += ne
                         spent[i] += ne
                 if status != OK:
-                    error = error or status_error(status, net, t_next, runner.max_events)
+                    error = error or f"trajectory {ids[i]}: {status_error(status, net, t_next, runner.max_events)}"
                     active[i] = False
                     continue
                 if not fired:
@@ -224,9 +224,9 @@ class ReplicaRounds:
                 counters[i, 1] += 1
                 spent[i] += 1
                 if spent[i] >= runner.max_events:
-                    error = error or status_error(MAX_EVENTS, net, t[i], runner.max_events)
+                    error = error or f"trajectory {ids[i]}: {status_error(MAX_EVENTS, net, t[i], runner.max_events)}"
                     active[i] = False
         errors = [e for e in self.farm.comm.allgather(error) if e]
         if errors:
-            raise TaskError(f"nested SSA (replica mode): {errors[0]}")
+            raise TaskError(f"nested SSA (replica mode, step {step}): {errors[0]}")
         return counters

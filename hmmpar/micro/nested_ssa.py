@@ -59,6 +59,14 @@ not as slow. If the rule marks every reaction fast there is no gap between time 
 and the outer step is an exact SSA step (no reaction fast). It gives the paper's
 partition on both models in every state tested (``tests/unit/test_nested_ssa_kernel.py``).
 
+**Fast reactions need an equilibrium.** A fast reaction that raises a species no fast
+reaction consumes (``0 -> A`` fast) makes the fast process grow without bound: there is
+nothing to average and ε(x) is 0. :class:`WindowRunner` refuses such a model partition
+(:class:`UnboundedFastError`), the automatic partition leaves such reactions slow
+(:func:`demote_unbounded`), and a step whose T_f is 0 or not finite is an exact SSA step
+of every reaction. Overflowing rates (ε NaN, ã₀ inf), a clock that cannot advance and
+counts past 2^63 - 1 end the window with the statuses of :mod:`hmmpar.micro.ssa`.
+
 **Reuse of ã** (``reuse_averages``, two levels; an addition to the paper's algorithm).
 Call a species *involved* if a fast reaction has it as a reactant or changes it. The fast
 process reads and writes involved species only, so its law, and the law of the end
@@ -162,7 +170,8 @@ import numba
 import numpy as np
 
 from .splitmix import CONTINUATION_STREAM, DIRECT_STREAM, OUTER_STREAM, seed_stream, sub_key
-from .ssa import MAX_EVENTS, METHODS, NEGATIVE_COUNT, OK, ssa_kernel
+from .ssa import (COUNT_OVERFLOW, MAX_EVENTS, METHODS, NEGATIVE_COUNT, NONFINITE, OK, rate_status,
+                  ssa_kernel, status_message)
 from .ssa_model import FAST, SLOW, ULTRAFAST, ReactionNetwork, propensity
 from .xoshiro import uniform, uniform_open0
 
@@ -230,6 +239,52 @@ def auto_partition(x, reactants, rates, ratio, fast):
 
 
 @numba.njit(cache=True)
+def demote_unbounded(fast, keep, rates, nu):
+    """Remove from ``fast`` (bool[M], in place) every reaction whose fast process has no
+    equilibrium: one with rate > 0 that raises the count of a species which no reaction
+    of ``fast | keep`` with rate > 0 lowers (``0 -> A`` with nothing fast consuming A; the
+    fast process would make A grow without bound, so there is nothing to average and
+    ε(x) says 0). Repeated until no reaction is removed (a removed consumer can leave
+    another reaction unbounded). ``keep`` (bool[M]) are fast reactions that count as
+    consumers but are not removed. Returns the number removed; O(M S) per pass."""
+    m, ns = nu.shape
+    consumed = np.empty(ns, np.bool_)
+    removed = 0
+    changed = True
+    while changed:
+        changed = False
+        consumed[:] = False
+        for k in range(m):
+            if (fast[k] or keep[k]) and rates[k] > 0.0:
+                for i in range(ns):
+                    if nu[k, i] < 0:
+                        consumed[i] = True
+        for j in range(m):
+            if fast[j] and rates[j] > 0.0:
+                for i in range(ns):
+                    if nu[j, i] > 0 and not consumed[i]:
+                        fast[j] = False
+                        removed += 1
+                        changed = True
+                        break
+    return removed
+
+
+def unbounded_fast_reaction(network: ReactionNetwork, fast: np.ndarray,
+                            keep: np.ndarray | None = None) -> tuple[int, int] | None:
+    """The first (reaction, species) that :func:`demote_unbounded` would remove from ``fast``
+    (bool[M]), with ``keep`` as extra consumers; None if the fast process is bounded that way."""
+    live = network.rates > 0
+    consumers = (fast | keep) if keep is not None else fast
+    consumed = ((network.nu < 0) & (consumers & live)[:, None]).any(axis=0)
+    for j in np.flatnonzero(fast & live):
+        for i in np.flatnonzero(network.nu[j] > 0):
+            if not consumed[i]:
+                return int(j), int(i)
+    return None
+
+
+@numba.njit(cache=True)
 def auto_levels(x, reactants, rates, ratio, level):
     """Three-level partition (int64[M] ``level``: 2 ultrafast, 1 fast, 0 slow): the ratio test
     of :func:`auto_partition` applied twice, the second time to the reactions it left slow.
@@ -268,7 +323,8 @@ def time_scale_between(x, fast, slow, reactants, rates, nu):
     """ε(x) of the reactions ``fast`` as seen by the reactions ``slow`` (bool[M] each):
     the coupling species are those the fast set changes and the slow set has as
     reactants. :func:`time_scale` is ``slow = ~fast``; the three-level method uses
-    (fast = level 1, slow = level 0) for ε₁ and (level 2, levels 0 and 1) for ε₂."""
+    (fast = level 1, slow = level 0) for ε₁ and (level 2, levels 0 and 1) for ε₂.
+    0.0 if no fast reaction consumes anything, NaN if a propensity overflows float64."""
     m, ns = nu.shape
     changed = np.zeros(ns, np.bool_)
     coupled = np.zeros(ns, np.bool_)
@@ -290,10 +346,14 @@ def time_scale_between(x, fast, slow, reactants, rates, nu):
                     coupled[i] = True
                     any_coupled = True
     slowest = math.inf
+    found = False
     for i in range(ns):
+        if not consumption[i] < math.inf:  # a potential propensity overflowed
+            return math.nan
         if consumption[i] > 0.0 and (coupled[i] or not any_coupled):
             slowest = min(slowest, consumption[i])
-    return 0.0 if slowest == math.inf else 1.0 / slowest
+            found = True
+    return 1.0 / slowest if found else 0.0
 
 
 # ---------------------------------------------------------------------------- one outer step
@@ -302,16 +362,24 @@ def step_plan(x, model_fast, auto, ratio, t_f_fixed, tolerance, reactants, rates
     """Partition (written to ``fast``) and T_f of the outer step from x.
 
     Returns T_f, or 0.0 when there is nothing to average (no fast reaction, or none that
-    consumes anything): the slow rates are then the exact propensities a_j(x)."""
+    consumes anything, or ε(x)/λ not finite): ``fast`` is then all False, so that the
+    outer step is an exact SSA step of every reaction (a fast reaction is never dropped).
+    The automatic partition leaves out of the fast set every reaction that
+    :func:`demote_unbounded` removes."""
     if auto:
         auto_partition(x, reactants, rates, ratio, fast)
+        demote_unbounded(fast, np.zeros(fast.shape[0], np.bool_), rates, nu)
     else:
         fast[:] = model_fast
     if not fast.any():
         return 0.0
     if t_f_fixed > 0.0:
         return t_f_fixed
-    return time_scale(x, fast, reactants, rates, nu) / tolerance
+    t_f = time_scale(x, fast, reactants, rates, nu) / tolerance
+    if not (0.0 < t_f < math.inf):  # nothing relaxes (or overflow): every reaction fires exactly
+        fast[:] = False
+        return 0.0
+    return t_f
 
 
 @numba.njit(cache=True)
@@ -441,7 +509,9 @@ def outer_step(x, t, t_stop, rates_avg, slow_idx, fast_idx, ends, t_f, key, n, o
 
     Returns (status, t_next, j, continuation events): j is the slow reaction that fired,
     -1 if none did."""
-    t_next, j, u_state = select_jump(t, t_stop, rates_avg, slow_idx, outer)
+    status, t_next, j, u_state = select_jump(t, t_stop, rates_avg, slow_idx, outer)
+    if status != OK:
+        return status, t, -1, 0
     if j < 0:
         return OK, t_next, -1, 0
     z = np.empty(x.shape[0], np.int64)
@@ -461,19 +531,25 @@ def outer_step(x, t, t_stop, rates_avg, slow_idx, fast_idx, ends, t_f, key, n, o
 def select_jump(t, t_stop, rates_avg, slow_idx, outer):
     """The SSA step at the rates ``rates_avg`` (aligned with slow_idx), from stream ``outer``.
 
-    Draws u₁, u₂, u₃ (none if every rate is 0). Returns (t_next, j, u₃): j = -1 and
-    t_next = t_stop if nothing fires before t_stop."""
+    Draws u₁, u₂, u₃ (none if every rate is 0). Returns (status, t_next, j, u₃): j = -1 and
+    t_next = t_stop if nothing fires before t_stop; status ``NONFINITE`` if ã₀ is inf or
+    NaN, ``STALLED`` if ã₀ |t| > 2^42 (:func:`~hmmpar.micro.ssa.rate_status`; no draw then)."""
     q = slow_idx.shape[0]
     a0 = 0.0
     for i in range(q):
         a0 += rates_avg[i]
+    if a0 != a0:
+        return NONFINITE, t, -1, 0.0
     if not a0 > 0.0:
-        return t_stop, -1, 0.0  # nothing slow can happen: the state holds to t_stop
+        return OK, t_stop, -1, 0.0  # nothing slow can happen: the state holds to t_stop
+    status = rate_status(a0, t)
+    if status != OK:
+        return status, t, -1, 0.0
     t_next = t - math.log(uniform_open0(outer)) / a0
     target = uniform(outer) * a0
     u_state = uniform(outer)
     if t_next > t_stop:
-        return t_stop, -1, u_state
+        return OK, t_stop, -1, u_state
     j = -1
     cum = 0.0
     for i in range(q):
@@ -482,14 +558,18 @@ def select_jump(t, t_stop, rates_avg, slow_idx, outer):
             j = slow_idx[i]  # round-off past the end: the last positive rate
             if cum > target:
                 break
-    return t_next, j, u_state
+    return OK, t_next, j, u_state
 
 
 @numba.njit(cache=True)
 def apply_jump(j, z, x, nu_ptr, nu_species, nu_change):
-    """x = z + ν_j (z is modified); ``NEGATIVE_COUNT`` (x untouched) if a count would go below 0."""
+    """x = z + ν_j (z is modified); x untouched and ``COUNT_OVERFLOW`` if a count ν_j raises
+    would pass 2^63 - 1, ``NEGATIVE_COUNT`` if one would go below 0."""
     for p in range(nu_ptr[j], nu_ptr[j + 1]):
         z[nu_species[p]] += nu_change[p]
+    for p in range(nu_ptr[j], nu_ptr[j + 1]):
+        if nu_change[p] > 0 and z[nu_species[p]] < 0:
+            return COUNT_OVERFLOW
     for i in range(z.shape[0]):
         if z[i] < 0:
             return NEGATIVE_COUNT
@@ -603,6 +683,12 @@ def plan_step(levels, x, model_level, auto, ratio, t_f_fixed, tolerance, reactan
         return (TWO_LEVEL_STEP if t_f > 0.0 else EXACT_STEP), t_f
     if auto:
         auto_levels(x, reactants, rates, ratio, level)
+        top = level == ULTRAFAST
+        middle = level == FAST
+        demote_unbounded(top, np.zeros(m, np.bool_), rates, nu)
+        demote_unbounded(middle, top, rates, nu)
+        for k in range(m):
+            level[k] = ULTRAFAST if top[k] else (FAST if middle[k] else SLOW)
     else:
         level[:] = model_level
     n_mid = 0
@@ -622,11 +708,23 @@ def plan_step(levels, x, model_level, auto, ratio, t_f_fixed, tolerance, reactan
         for k in range(m):
             fast[k] = level[k] >= FAST
         t_f = step_plan(x, fast, False, ratio, t_f_fixed, tolerance, reactants, rates, nu, fast)
+        for k in range(m):
+            if not fast[k]:
+                level[k] = SLOW
         return (TWO_LEVEL_STEP if t_f > 0.0 else EXACT_STEP), t_f
     if t_f_fixed > 0.0:
         return THREE_LEVEL_STEP, t_f_fixed
     t_f = time_scale_between(x, level == FAST, level == SLOW, reactants, rates, nu) / tolerance
-    return (THREE_LEVEL_STEP if t_f > 0.0 else EXACT_STEP), t_f
+    if 0.0 < t_f < math.inf:
+        return THREE_LEVEL_STEP, t_f
+    # the level-1 reactions consume nothing the slow ones read: the two-level step of level >= 1
+    fast = np.empty(m, np.bool_)
+    for k in range(m):
+        fast[k] = level[k] >= FAST
+    t_f = step_plan(x, fast, False, ratio, t_f_fixed, tolerance, reactants, rates, nu, fast)
+    for k in range(m):
+        level[k] = FAST if fast[k] else SLOW
+    return (TWO_LEVEL_STEP if t_f > 0.0 else EXACT_STEP), t_f
 
 
 @numba.njit(cache=True)
@@ -685,6 +783,8 @@ def middle_run(x, mkey, t_start, t_record, t_stop, m0, rng, level, replicas2, bu
             t_f2 = t_f2_fixed
         else:
             t_f2 = time_scale_between(z, ultra, rest, reactants, rates, nu) / tolerance2
+            if not t_f2 < math.inf:  # NaN: the ultrafast propensities overflow
+                return NONFINITE, m
         if t_f2 > 0.0:
             for r2 in range(replicas2):
                 status, ne = replica_run(z, mkey, m, r2, burn_in2, t_f2, ultra_idx, rest_idx, reactants, rates,
@@ -776,7 +876,9 @@ def outer_step_levels(x, t, t_stop, rates_avg, slow_idx, ends, t_f, key, n, oute
     until a_j > 0 (``stats`` as in :func:`middle_run`; a continuation counts in stats[2]).
 
     Returns (status, t_next, fired)."""
-    t_next, j, u_state = select_jump(t, t_stop, rates_avg, slow_idx, outer)
+    status, t_next, j, u_state = select_jump(t, t_stop, rates_avg, slow_idx, outer)
+    if status != OK:
+        return status, t, False
     if j < 0:
         return OK, t_next, False
     z = np.empty(x.shape[0], np.int64)
@@ -1113,6 +1215,10 @@ COUNTERS = ("inner_events", "outer_events", "outer_steps", "partition_changes", 
             "reused_averages")
 
 
+class UnboundedFastError(ValueError):
+    """The model partition makes a reaction fast whose fast process has no equilibrium."""
+
+
 class WindowError(RuntimeError):
     """A trajectory could not be advanced (event limit, no reactant, negative count)."""
 
@@ -1124,9 +1230,7 @@ def status_error(status: int, network: ReactionNetwork, t: float, limit: int) ->
     if status == NO_REACTANT:
         return (f"nested SSA at t = {t:.6g}: a slow reaction fired but no inner replica reached a state "
                 f"where it can fire in {MAX_CONTINUATION_PIECES} averaging windows")
-    if status == NEGATIVE_COUNT:
-        return f"SSA produced a negative count at t = {t:.6g} (a bug)"
-    return f"SSA kernel status {status} at t = {t:.6g}"
+    return status_message(status, t, f"SSA of {network.name or 'the network'}")
 
 
 class WindowRunner:
@@ -1166,6 +1270,29 @@ class WindowRunner:
             if not (network.level == FAST).any():
                 raise ValueError("levels = 3 with partition = 'model' but the model marks no reaction fast at "
                                  "level 1 (set fast = true on the middle reactions, or use levels = 2)")
+
+        if method == "nested" and not self.auto:
+            self._check_bounded()
+
+    def _check_bounded(self) -> None:
+        """Refuse a model partition whose fast process has no equilibrium (:func:`demote_unbounded`):
+        a fast reaction that raises a species no fast reaction consumes would otherwise be
+        averaged over a process that never settles (wrong answers, or T_f = 0)."""
+        net = self.network
+        checks = [(net.level >= FAST, None, "fast", "no fast reaction")]
+        if self.levels == 3:  # the innermost process alone, then the middle one over it
+            checks = [(net.level == ULTRAFAST, None, "ultrafast (level 2)", "no ultrafast reaction"),
+                      (net.level == FAST, net.level == ULTRAFAST, "fast (level 1)", "no reaction of level >= 1")]
+        for fast, keep, what, who in checks:
+            found = unbounded_fast_reaction(net, fast, keep)
+            if found is not None:
+                j, i = found
+                name = net.species[i]
+                raise UnboundedFastError(
+                    f"{net.reactions[j].label(j)} is {what} but raises {name!r}, which {who} consumes: the fast "
+                    "process grows without bound and has no equilibrium to average; make the reaction slow, add "
+                    f"the fast reactions that consume {name!r}, or use partition = \"auto\" (which leaves such "
+                    "reactions slow)")
 
     def advance(self, x: np.ndarray, t_start: float, t_stop: float, key: int) -> np.ndarray:
         """Advance state ``x`` (int64, modified in place) over [t_start, t_stop] with window

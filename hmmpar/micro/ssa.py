@@ -61,14 +61,61 @@ RESUM_INTERVAL = 128
 _CANCELLATION = 2.0 ** -20
 METHODS = {"direct": False, "sorting": True}
 
-#: kernel status codes
+#: kernel status codes (:func:`status_message` says what each means)
 OK, MAX_EVENTS, NEGATIVE_COUNT = 0, 1, 2
+#: a propensity, their sum a_0 or a time step is not finite (float64 overflow)
+NONFINITE = 4
+#: the time step 1/a_0 is below the float64 resolution of t (see :data:`STALL_EVENTS`)
+STALLED = 5
+#: a species count would pass 2^63 - 1 (int64 overflow)
+COUNT_OVERFLOW = 6
+
+#: a_0 |t| above this stops a kernel with ``STALLED``: the mean time step 1/a_0 is then
+#: below 2^10 units in the last place of t (ulp(t) <= 2^-52 |t|), so t would advance in
+#: coarse steps or not at all, and reaching t needs more than 2^42 (4.4e12) events.
+STALL_EVENTS = 2.0 ** 42
 
 # Unsigned indices: numba wraps a negative signed index around (x[-1] is the last
 # element), which costs a test and an add on every access; unsigned ones skip that. All
 # index tables of the hot loop are uint64, and so is every index computed from them
 # (mixing int64 and uint64 in numba arithmetic gives float64, so constants are uint64 too).
 _U0, _U1 = np.uint64(0), np.uint64(1)
+
+
+@numba.njit(cache=True)
+def rate_status(a0, t):
+    """``NONFINITE`` if a_0 is inf or NaN, ``STALLED`` if a_0 |t| > :data:`STALL_EVENTS`, else ``OK``."""
+    if not a0 < math.inf:
+        return NONFINITE
+    if a0 * abs(t) > STALL_EVENTS:
+        return STALLED
+    return OK
+
+
+def status_message(status: int, t: float, what: str = "SSA") -> str:
+    """The one-line cause of a kernel status other than ``OK`` and ``MAX_EVENTS`` (those name
+    their limit where they are raised)."""
+    if status == NONFINITE:
+        return (f"{what}: the propensities overflow float64 (inf or NaN) at t = {t:.6g}; the rate constants "
+                "or counts are too large")
+    if status == STALLED:
+        return (f"{what}: the time step 1/a0 fell below the float64 resolution of t = {t:.6g} "
+                f"(a0 t > 2^42: the simulated time cannot advance, it would take more than 4.4e12 events)")
+    if status == COUNT_OVERFLOW:
+        return f"{what}: a species count passed 2^63 - 1 (int64 overflow) at t = {t:.6g}"
+    if status == NEGATIVE_COUNT:
+        return f"{what}: a species count became negative at t = {t:.6g} (a bug)"
+    return f"{what}: kernel status {status} at t = {t:.6g}"
+
+
+@numba.njit(cache=True)
+def _count_status(X, nsp, nch, lo, hi):
+    """After an update that left a count negative: ``COUNT_OVERFLOW`` if a count that the
+    event raised wrapped around, else ``NEGATIVE_COUNT``."""
+    for p in range(lo, hi):
+        if nch[p] > 0 and X[nsp[p]] < 0:
+            return COUNT_OVERFLOW
+    return NEGATIVE_COUNT
 
 
 @numba.njit(cache=True)
@@ -127,6 +174,9 @@ def _loop(X, n_sp, ap, order, n_act, nptr, nsp, nch, dptr, eq, er0, er1, eo0, eo
     t_smp = sample_times[0] if n_smp > 0 else math.inf
     t_guard = min(t_smp, t_end)  # the next time at which something other than an event happens
     alive = a0 > 0.0
+    if alive:
+        status = rate_status(a0, t)
+        alive = status == OK
     st = np.empty(4, np.uint64)  # the state in memory for the ziggurat's rare branches
     while alive:
         # tau = E / a0 with E ~ Exp(1) by the ziggurat (xoshiro.exponential_local, inlined:
@@ -138,6 +188,9 @@ def _loop(X, n_sp, ap, order, n_act, nptr, nsp, nch, dptr, eq, er0, er1, eo0, eo
             e = exponential_rare(r, e, st)
             s0, s1, s2, s3 = st[0], st[1], st[2], st[3]
         t_next = t + e / a0
+        if not t_next >= t:  # a0 is NaN: inf - inf in the running sum (overflow)
+            status = NONFINITE
+            break
         if t_next > t_guard:  # samples due before t_next, or past t_end
             while ks < n_smp and sample_times[ks] < t_next:
                 for m in range(n_sp):
@@ -158,10 +211,13 @@ def _loop(X, n_sp, ap, order, n_act, nptr, nsp, nch, dptr, eq, er0, er1, eo0, eo
             since = RESUM_INTERVAL
             if not a0 > 0.0:
                 break
-            if a0 == math.inf:
-                raise OverflowError("SSA: the propensities overflow float64 (a0 = inf)")
+            status = rate_status(a0, t)
+            if status != OK:
+                break
             r, s0, s1, s2, s3 = step(s0, s1, s2, s3)
             i = _search(ap, order, to_uniform(r) * a0, sorting)
+        if status != OK:
+            break
         t = t_next
         if i >= n_act:  # nothing can fire any more
             alive = False
@@ -197,7 +253,9 @@ def _loop(X, n_sp, ap, order, n_act, nptr, nsp, nch, dptr, eq, er0, er1, eo0, eo
             X[s] = v
             neg |= v
         if neg < 0:
-            status = NEGATIVE_COUNT
+            status = _count_status(X, nsp, nch, nptr[j], nptr[j + _U1])
+            for p in range(nptr[j], nptr[j + _U1]):  # undo the event: x is the last valid state
+                X[nsp[p]] -= nch[p]
             break
         ev[j] += 1
         n_ev += 1
@@ -211,7 +269,11 @@ def _loop(X, n_sp, ap, order, n_act, nptr, nsp, nch, dptr, eq, er0, er1, eo0, eo
             a0_min = a0 * _CANCELLATION
             since = RESUM_INTERVAL
             alive = a0 > 0.0
-    if not alive:  # a0 = 0: the state holds to t_end
+            if alive:
+                status = rate_status(a0, t)
+                if status != OK:
+                    break
+    if not alive and status == OK:  # a0 = 0: the state holds to t_end
         while ks < n_smp:
             for m in range(n_sp):
                 out_states[ks, m] = X[m]
@@ -252,7 +314,10 @@ def ssa_kernel(x, t0, t_end, sample_times, reactants, rates, nu_ptr, nu_species,
     Returns
     -------
     (status, n_events, t) : (int, int, float)
-        ``OK``, ``MAX_EVENTS`` or ``NEGATIVE_COUNT``; the time of the last event.
+        ``OK``, ``MAX_EVENTS``, ``NONFINITE`` (a_0 inf or NaN), ``STALLED`` (a_0 |t| >
+        :data:`STALL_EVENTS`, checked at the start and at every re-summation of a_0),
+        ``COUNT_OVERFLOW`` (a count would pass 2^63 - 1) or ``NEGATIVE_COUNT`` (x is then the
+        state before the event that failed); the time of the last event.
 
     Tables (built here per call, O(size of the network)). The reactions are renumbered by
     *position*: 0..m-1 the active ones in ``active`` order (the direct method's search
@@ -399,6 +464,37 @@ def ssa_kernel(x, t0, t_end, sample_times, reactants, rates, nu_ptr, nu_species,
     return status, n_ev, t
 
 
+def persistent_rate(network: ReactionNetwork, among: np.ndarray, x: np.ndarray | None = None
+                    ) -> tuple[float, np.ndarray]:
+    """A floor under the total propensity of the reactions ``among`` (bool[M]) for all times.
+
+    A reaction whose reactants no reaction (of rate > 0) consumes -- ``0 -> A``, or
+    ``E -> E + A`` with E never consumed -- keeps a propensity >= its value in state x
+    (default: the initial counts), since its reactants' counts never decrease.
+
+    Returns
+    -------
+    (floor, reactions)
+        The sum of those reactions' propensities at x, and the indices of those with a
+        propensity > 0 there.
+    """
+    x = network.initial_counts if x is None else x
+    lowered = ((network.nu < 0) & (network.rates > 0)[:, None]).any(axis=0)
+    keep = []
+    for j in np.flatnonzero(among):
+        species = network.reactants[j][network.reactants[j] >= 0]
+        if not lowered[species].any():
+            keep.append(j)
+    a = network.propensities(x)
+    which = np.array([j for j in keep if a[j] > 0], dtype=np.int64)
+    return float(a[which].sum()) if which.size else 0.0, which
+
+
+class SSAError(RuntimeError):
+    """A trajectory that cannot go on: propensities overflow, time cannot advance, or a
+    count overflows int64 (:func:`status_message`)."""
+
+
 @dataclass(frozen=True)
 class SSAResult:
     """One trajectory.
@@ -517,6 +613,8 @@ class _Run:
                                f"events at t={t:.6g} < t_end={self.t_end:.6g}")
         if status == NEGATIVE_COUNT:  # impossible under mass action; an engine bug if seen
             raise AssertionError(f"SSA produced a negative count at t={t:.6g}: {x.tolist()}")
+        if status != OK:  # NONFINITE, STALLED, COUNT_OVERFLOW
+            raise SSAError(status_message(status, t, f"SSA of {net.name or 'the network'}"))
 
 
 def simulate(network: ReactionNetwork, t_end: float, sample_times: Sequence[float] | np.ndarray | None = None,

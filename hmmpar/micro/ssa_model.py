@@ -57,6 +57,9 @@ _REACTION_KEYS = ("equation", "rate", "fast", "level", "name")
 SLOW, FAST, ULTRAFAST = 0, 1, 2
 LEVEL_NAMES = ("slow", "fast", "ultrafast")
 _MAX_COUNT = 2 ** 62
+#: the largest rate constant: with counts below 2^63 no propensity (<= c 2^126 = 8.5e287),
+#: sum of up to 2^32 propensities, or integral over a time span up to 2^32 can overflow float64
+MAX_RATE = 1e250
 
 
 class NetworkError(ConfigError, ValueError):
@@ -77,6 +80,8 @@ def _parse_side(text: str) -> tuple[tuple[str, int], ...]:
         coef = int(m.group(1)) if m.group(1) else 1
         if coef <= 0:
             raise ValueError(f"coefficient of {m.group(2)!r} must be positive")
+        if coef > _MAX_COUNT:
+            raise ValueError(f"coefficient {m.group(1)} of {m.group(2)!r} is above 2^62")
         merged[m.group(2)] = merged.get(m.group(2), 0) + coef
     return tuple(merged.items())
 
@@ -251,15 +256,18 @@ class ReactionNetwork:
                     raise NetworkError(f"{label}: unknown species {sname!r}{more}")
                 if sname in seen:
                     raise NetworkError(f"{label}: species {sname!r} appears twice on one side")
-                if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k <= 0:
-                    raise NetworkError(f"{label}: coefficient of {sname!r} must be a positive integer, got {k!r}")
+                if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 0 < k <= _MAX_COUNT:
+                    raise NetworkError(f"{label}: coefficient of {sname!r} must be an integer in 1..2^62, got {k!r}")
                 seen.add(sname)
         if r.order > 2:
             raise NetworkError(f"{label}: {r.order} reactant molecules; only up to bimolecular "
                                "reactions (2 reactant molecules) are supported")
         c = r.rate
-        if isinstance(c, bool) or not isinstance(c, numbers.Real) or not math.isfinite(c) or c < 0:
+        if isinstance(c, bool) or not isinstance(c, numbers.Real) or not _finite(c) or c < 0:
             raise NetworkError(f"{label}: the rate constant must be a finite number >= 0, got {c!r}")
+        if c > MAX_RATE:
+            raise NetworkError(f"{label}: the rate constant {c!r} is above {MAX_RATE:g} (propensities of int64 "
+                               "counts could overflow float64)")
         if not isinstance(r.fast, (bool, np.bool_)):
             raise NetworkError(f"{label}: 'fast' must be true or false, got {r.fast!r}")
         if not _is_level(r.level):
@@ -482,7 +490,7 @@ def _count(sname: str, value: Any) -> int:
         raise NetworkError(f"species {sname!r}: the initial count must be an integer, got {value!r}")
     if isinstance(value, numbers.Integral):
         v = int(value)
-    elif math.isfinite(value) and float(value).is_integer():
+    elif _finite(value) and float(value).is_integer():
         v = int(value)
     else:
         raise NetworkError(f"species {sname!r}: the initial count must be an integer, got {value!r}")
@@ -491,6 +499,14 @@ def _count(sname: str, value: Any) -> int:
     if v > _MAX_COUNT:
         raise NetworkError(f"species {sname!r}: initial count {v} is above 2^62")
     return v
+
+
+def _finite(value: numbers.Real) -> bool:
+    """math.isfinite without the OverflowError of an integer beyond float64."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _is_level(value: Any) -> bool:

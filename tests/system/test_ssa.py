@@ -142,3 +142,73 @@ def test_bad_input_is_one_line_naming_the_key_exit_2(tmp_path, ranks, extra, mes
     lines = hmmpar_lines(p.stderr)
     assert len(lines) == 1 and message.format(tmp=tmp_path) in lines[0], p.stderr
     assert "Traceback" not in p.stderr
+
+
+ISSUE_MODEL = """
+[species]
+A = 4000000000000000000
+B = 4000000000000000000
+[[reactions]]
+equation = "A + B -> 2 A"
+rate = {rate}
+fast = true
+[[reactions]]
+equation = "A -> B"
+rate = 1.0
+"""
+
+# fast A <-> B relaxes; the slow reaction adds 2^61 C per firing (about 5 per unit time), so
+# the 4th firing would pass 2^63 - 1: known only during micro work
+WRAPPING_MODEL = """
+[species]
+A = 5
+B = 5
+C = 0
+[[reactions]]
+equation = "A -> B"
+rate = 1000.0
+fast = true
+[[reactions]]
+equation = "B -> A"
+rate = 1000.0
+fast = true
+[[reactions]]
+equation = "B -> B + 2305843009213693952 C"
+rate = 1.0
+"""
+
+
+def guard_run(tmp_path, model: str, *settings: str):
+    (tmp_path / "m.toml").write_text(model)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[run]\napp = "ssa"\noutput_dir = "{tmp_path / "out"}"\nprogress_interval = 0.0\n'
+                   '[model]\nfile = "m.toml"\n[ensemble]\ntrajectories = 4\nt_end = 10.0\nsamples = 2\n'
+                   '[nested]\ntolerance = 0.5\n[output]\nplots = false\n')
+    sets = [arg for s in settings for arg in ("--set", s)]
+    return hmmpar_run(2, cfg, *sets, timeout=300)
+
+
+@pytest.mark.parametrize("rate", ["1e300", "1.0"])
+def test_issue_overflow_model_is_refused_before_micro_work(tmp_path, rate):
+    """Issue 11: this model looped for ever at t = 0. Rate 1e300 is above MAX_RATE; at rate 1
+    the fast reaction raises A, which no fast reaction consumes. Exit 2, one line each."""
+    p = guard_run(tmp_path, ISSUE_MODEL.format(rate=rate))
+    assert p.returncode == 2, p.stderr
+    lines = hmmpar_lines(p.stderr)
+    assert len(lines) == 1 and "m.toml: reaction 0 (A + B -> 2 A)" in lines[0], lines
+    if rate == "1e300":
+        assert lines[0].startswith("hmmpar: error: config key model.file: ") and "is above 1e+250" in lines[0]
+    else:
+        assert lines[0].startswith('hmmpar: error: config key nested.partition = "model": ')
+        assert "is fast but raises 'A', which no fast reaction consumes" in lines[0]
+
+
+@pytest.mark.parametrize("parallel", ["trajectories", "replicas"])
+def test_count_overflow_during_micro_work_names_the_trajectory(tmp_path, parallel):
+    p = guard_run(tmp_path, WRAPPING_MODEL, f'ensemble.parallel="{parallel}"', "ensemble.trajectories=1")
+    assert p.returncode == 1, p.stderr
+    lines = [line for line in hmmpar_lines(p.stderr) if "error" in line]
+    assert len(lines) == 1, p.stderr
+    assert "a species count passed 2^63 - 1 (int64 overflow) at t = " in lines[0]
+    assert ("micro task 0 (step 0)" if parallel == "trajectories" else "trajectory 0: ") in lines[0]
+    assert "internal error" not in p.stderr
