@@ -293,6 +293,8 @@ class NestedSSA(Application):
                     f"{floor * span:.3g} SSA events, beyond the float64 resolution of the time (2^42 = 4.4e12 "
                     "events); shorten the span or lower the rates")
 
+    memory_keys = ("ensemble.trajectories", "ensemble.samples", "the species of model.file", "nested.replicas")
+
     def memory_estimate(self) -> int:
         """Bytes this rank allocates at its peak, from the config alone (nothing is allocated).
 

@@ -787,8 +787,8 @@ def describe(path: str | Path) -> tuple[str, str | None]:
 
 
 def format_bytes(nbytes: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if nbytes < 1000 or unit == "GB":
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if nbytes < 1000 or unit == "PB":
             return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
         nbytes /= 1000
-    return f"{nbytes:.1f} TB"  # pragma: no cover
+    raise AssertionError("unreachable")  # pragma: no cover

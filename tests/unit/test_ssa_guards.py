@@ -228,6 +228,11 @@ def test_constructor_allocates_nothing_per_trajectory_and_estimates_it(tmp_path)
     app = make_app(tmp_path, model, 'ensemble.method="direct"', "ensemble.trajectories=1000000000000")
     assert app.state is None and app.samples is None
     assert app.memory_estimate() > 10**12 * 21 * 2 * 8  # 21 samples x 2 species of int64 each
+    from hmmpar.core.preflight import check_memory
+    with pytest.raises(ConfigError, match=r"needs about [0-9.]+ PB .* estimate driven by ensemble.trajectories, "
+                                          r"ensemble.samples, the species of model.file, nested.replicas\) but the "
+                                          r"node has 1.0 TB \(test\)"):
+        check_memory(MPI.COMM_SELF, app, memory=lambda: (10**12, "test"))
 
 
 def test_memory_estimate_is_within_a_factor_2_of_the_allocations(tmp_path):
