@@ -123,7 +123,8 @@ class NestedSSA(Application):
                             choices=METHODS),
             "trajectories": Field(int, 100, "number of independent trajectories", min=1),
             "t_end": Field(float, 1.0, "final time", min=0.0, min_exclusive=True),
-            "samples": Field(int, 20, "sample times t_end k / samples, k = 1..samples (one step each)", min=1),
+            "samples": Field(int, 20, "sample times t_end k / samples, k = 1..samples (one step each; at most "
+                             "10^7: each is a macro step with its farm call)", min=1, max=10**7),
             "sample_times": Field(list, [], "explicit sample times (increasing, > 0); replace t_end and "
                                   "samples", item_type=float),
             "engine": Field(str, "direct", "SSA engine: direct (Gillespie) or sorting (sorting direct)",

@@ -287,3 +287,12 @@ def test_allocation_failure_is_a_config_error_naming_the_key(tmp_path):
                                           r"allocate its 1000000000000000 trajectories x 21 samples x 2 species") as info:
         app.initialize()
     assert info.value.collective is False and info.value.exit_code == 2
+
+
+def test_more_samples_than_macro_steps_can_serve_is_refused(tmp_path):
+    """ensemble.samples sizes the sample-time array the constructor makes (8 GB at 10^9):
+    bounded in the schema, so the refusal comes before any allocation."""
+    model = '[species]\nA = 10\nB = 0\n[[reactions]]\nequation = "A -> B"\nrate = 1.0\n'
+    with pytest.raises(ConfigError, match=r"^config key ensemble.samples must be <= 10000000, got 1000000000$"):
+        make_app(tmp_path, model, "ensemble.samples=1000000000", 'ensemble.method="direct"')
+    assert make_app(tmp_path, model, "ensemble.samples=10000000", 'ensemble.method="direct"').times.size == 10**7 + 1
