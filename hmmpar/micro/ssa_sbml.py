@@ -117,8 +117,10 @@ def _mass_action_constant(libsbml, path, label, model, reaction, reactants) -> f
     for f in factors:
         if isinstance(f, float):
             c *= f
-        elif f in species_ids:
-            found[f] = found.get(f, 0) + 1
+            continue
+        f, power = f
+        if f in species_ids:
+            found[f] = found.get(f, 0) + power
         else:
             p = law.getParameter(f) if law.getParameter(f) is not None else model.getParameter(f)
             if p is None and hasattr(law, "getLocalParameter"):
@@ -127,7 +129,7 @@ def _mass_action_constant(libsbml, path, label, model, reaction, reactants) -> f
                 what = "compartment" if model.getCompartment(f) is not None else "name"
                 raise NetworkError(f"{path}: {label}: kinetic law uses {what} {f!r}, "
                                    "not a constant parameter or a reactant (mass action only)")
-            c *= p.getValue()
+            c *= _power(float(p.getValue()), power)
     if found != dict(reactants):
         raise NetworkError(f"{path}: {label}: kinetic law {libsbml.formulaToL3String(law.getMath())!r} "
                            "is not mass action in its reactants")
@@ -136,20 +138,34 @@ def _mass_action_constant(libsbml, path, label, model, reaction, reactants) -> f
     return c
 
 
+def _power(value: float, n: int) -> float:
+    """``value ** n`` in floating point for any integer ``n >= 1``: inf where it overflows
+    (a rate the network's checks then refuse), never Python's OverflowError."""
+    try:
+        return value ** n
+    except OverflowError:
+        return math.copysign(math.inf, value if n % 2 else 1.0)
+
+
 def _flatten_product(libsbml, node, out: list, path, label) -> None:
-    t = node.getType()
-    if t == libsbml.AST_TIMES:
-        for i in range(node.getNumChildren()):
-            _flatten_product(libsbml, node.getChild(i), out, path, label)
-    elif t in (libsbml.AST_REAL, libsbml.AST_REAL_E, libsbml.AST_RATIONAL):
-        out.append(float(node.getReal()))
-    elif t == libsbml.AST_INTEGER:
-        out.append(float(node.getInteger()))
-    elif t == libsbml.AST_NAME:
-        out.append(node.getName())
-    elif (t in (libsbml.AST_POWER, libsbml.AST_FUNCTION_POWER) and node.getChild(0).getType() == libsbml.AST_NAME
-          and node.getChild(1).getType() == libsbml.AST_INTEGER and node.getChild(1).getInteger() > 0):
-        out.extend([node.getChild(0).getName()] * node.getChild(1).getInteger())
-    else:
-        raise NetworkError(f"{path}: {label}: kinetic law {libsbml.formulaToL3String(node)!r} is not a "
-                           "product of constants and species (mass action only)")
+    """Append the factors of the product ``node`` to ``out``: numbers as floats, names as
+    ``(name, power)``. Iterative, so a deeply nested product cannot exhaust the stack, and
+    ``A^n`` is one entry whatever ``n`` (a power of 10^9 is not 10^9 list entries)."""
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        t = node.getType()
+        if t == libsbml.AST_TIMES:
+            stack.extend(node.getChild(i) for i in reversed(range(node.getNumChildren())))
+        elif t in (libsbml.AST_REAL, libsbml.AST_REAL_E, libsbml.AST_RATIONAL):
+            out.append(float(node.getReal()))
+        elif t == libsbml.AST_INTEGER:
+            out.append(float(node.getInteger()))
+        elif t == libsbml.AST_NAME:
+            out.append((node.getName(), 1))
+        elif (t in (libsbml.AST_POWER, libsbml.AST_FUNCTION_POWER) and node.getChild(0).getType() == libsbml.AST_NAME
+              and node.getChild(1).getType() == libsbml.AST_INTEGER and node.getChild(1).getInteger() > 0):
+            out.append((node.getChild(0).getName(), int(node.getChild(1).getInteger())))
+        else:
+            raise NetworkError(f"{path}: {label}: kinetic law {libsbml.formulaToL3String(node)!r} is not a "
+                               "product of constants and species (mass action only)")
