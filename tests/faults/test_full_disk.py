@@ -228,7 +228,7 @@ def test_disk_filling_after_the_check_fails_the_reservation_on_every_rank(tmpfs)
         assert p.returncode == 1, (p.returncode, p.stderr)
         assert hmmpar_lines(p.stderr) == [
             f"hmmpar: error: reserving 2.1 MB for checkpoint 2 in {ck} failed: No space left on device "
-            "(4096.0 GB free on its file system); the previous checkpoints are intact"], p.stderr
+            "(4.1 TB free on its file system); the previous checkpoints are intact"], p.stderr
         assert "MPI_ABORT" not in p.stderr
         assert sorted(f.name for f in ck.iterdir()) == ["ckpt_00000001.h5"]
         (ck / "ckpt_00000001.h5").unlink()
