@@ -220,7 +220,14 @@ def test_check_memory_sums_the_ranks_of_a_node():
 
 
 MEASURE = textwrap.dedent("""
-    import resource, sys, json, time
+    import sys, json, time
+
+    def hwm():
+        # this process's peak RSS (VmHWM of its own address space): getrusage's ru_maxrss
+        # would start at the parent's RSS when it was forked (Linux keeps it across exec)
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     t0 = time.perf_counter()
     import numpy as np
     from mpi4py import MPI
@@ -230,14 +237,14 @@ MEASURE = textwrap.dedent("""
     from hmmpar.micro.coefficients import Sine
     effective_tensor(Sine(), np.zeros(2), CellSpec(2, 2), eps=1.0, delta=1.0)  # numba compiled
     effective_tensor(Sine(), np.zeros(3), CellSpec(3, 2), eps=1.0, delta=1.0)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    before = hwm()
     cfg = load_config(sys.argv[1], sys.argv[2:])
     app = prepare(cfg, MPI.COMM_WORLD)
     app.initialize()
     rows = app.tasks(0)[:1]
     from hmmpar.core.farm import TaskContext
     app.solve(rows, TaskContext(0, 0, 0, 0))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = hwm()
     print(json.dumps({"seconds": time.perf_counter() - t0, "estimate": app.memory_estimate(),
                       "measured": peak - before}))
 """)
