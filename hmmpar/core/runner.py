@@ -89,25 +89,8 @@ def retire_previous_checkpoints(comm, directory: Path) -> int:
     run's checkpoints. Nothing is deleted but the run before the previous one. Returns the
     number of files moved (collective); a directory where they cannot be moved (read-only)
     is a :class:`ConfigError` on every rank."""
-    moved, problem = 0, None
-    if comm.rank == 0:
-        import shutil
-        old = list_checkpoints(directory)
-        if old:
-            target = directory / "previous-run"
-            try:
-                if target.is_dir() and not target.is_symlink():
-                    shutil.rmtree(target)
-                else:
-                    target.unlink(missing_ok=True)
-                moved = _move_into(old, target)
-            except OSError as exc:
-                problem = (directory_problem("checkpoint directory", directory, exc)
-                           + f" (moving the {len(old)} checkpoint(s) of an earlier run to {target})")
-    moved, problem = comm.bcast((moved, problem), root=0)
-    if problem:
-        raise ConfigError(problem)
-    return moved
+    return _move_checkpoints(comm, directory, lambda: list_checkpoints(directory), "previous-run",
+                             "the {n} checkpoint(s) of an earlier run", replace=True)
 
 
 def set_aside_checkpoints(comm, directory: Path, run_id: str, step: int) -> int:
@@ -117,34 +100,43 @@ def set_aside_checkpoints(comm, directory: Path, run_id: str, step: int) -> int:
     of another run -- into ``set-aside/`` (never deleted), so that pruning and a later
     ``--restart latest`` see only this run's files. Returns the number moved (collective);
     a directory where they cannot be moved is a :class:`ConfigError` on every rank."""
+    def stale() -> list[tuple[int, Path]]:
+        out = []
+        for s, p in list_checkpoints(directory):
+            other = None if s > step else checkpoint_run_id(p)  # None (unreadable): left to pruning
+            if s > step or (other is not None and not same_run(other, run_id)):
+                out.append((s, p))
+        return out
+
+    return _move_checkpoints(comm, directory, stale, "set-aside", "{n} checkpoint(s) not of this run")
+
+
+def _move_checkpoints(comm, directory: Path, pick, folder: str, what: str, *, replace: bool = False) -> int:
+    """Rank 0 moves the checkpoints ``pick()`` lists into ``directory/folder`` (emptied
+    first when ``replace``); the count is broadcast, and an OSError is one
+    :class:`ConfigError` on every rank naming ``what`` (with ``{n}`` the count)."""
     moved, problem = 0, None
     if comm.rank == 0:
-        stale = []
-        for s, p in list_checkpoints(directory):
-            if s > step:
-                stale.append((s, p))
-                continue
-            other = checkpoint_run_id(p)  # None (unreadable): left to pruning, which deletes it
-            if other is not None and not same_run(other, run_id):
-                stale.append((s, p))
-        if stale:
-            target = directory / "set-aside"
+        files = pick()
+        target = directory / folder
+        if files:
             try:
-                moved = _move_into(stale, target)
+                if replace and target.is_dir() and not target.is_symlink():
+                    import shutil
+                    shutil.rmtree(target)
+                elif replace:
+                    target.unlink(missing_ok=True)
+                target.mkdir(exist_ok=True)
+                for _, path in files:
+                    os.replace(path, target / path.name)
+                moved = len(files)
             except OSError as exc:
                 problem = (directory_problem("checkpoint directory", directory, exc)
-                           + f" (moving {len(stale)} checkpoint(s) not of this run to {target})")
+                           + f" (moving {what.format(n=len(files))} to {target})")
     moved, problem = comm.bcast((moved, problem), root=0)
     if problem:
         raise ConfigError(problem)
     return moved
-
-
-def _move_into(files: list[tuple[int, Path]], target: Path) -> int:
-    target.mkdir(exist_ok=True)
-    for _, path in files:
-        os.replace(path, target / path.name)
-    return len(files)
 
 
 def checkpoint_directory(cfg: Config) -> Path:
