@@ -98,11 +98,11 @@ Flyvbjerg & Petersen (J. Chem. Phys. 91, 461 (1989)): pairs of neighbouring samp
 averaged repeatedly; at level k the estimate of the standard error is
 :math:`\sqrt{s_k^2/(n_k - 1)}` (:math:`s_k^2` the variance of the :math:`n_k` block means),
 which grows with k until the blocks are longer than the correlation time and then stays
-on a plateau. The level is chosen by the rule of Lee, Needs et al. (Phys. Rev. E 83,
-066706 (2011), as in the ``pyblock`` package): the smallest block size :math:`B = 2^k`
-with :math:`B^3 > 2 n (\sigma_k/\sigma_0)^4`; when no level qualifies (a run too short for its
-correlation time) the largest estimate over levels with at least 8 blocks is used and the
-quantity is reported as not converged.
+on a plateau. The level is chosen by the rule of Lee, Conduit, Nemec, Lopez Rios &
+Drummond (Phys. Rev. E 83, 066706 (2011), as in the ``pyblock`` package): the smallest
+block size :math:`B = 2^k` with :math:`B^3 > 2 n (\sigma_k/\sigma_0)^4`; when no level
+qualifies (a run too short for its correlation time) the largest estimate over levels
+with at least 8 blocks is used and the quantity is reported as not converged.
 """
 from __future__ import annotations
 
