@@ -98,11 +98,11 @@ Flyvbjerg & Petersen (J. Chem. Phys. 91, 461 (1989)): pairs of neighbouring samp
 averaged repeatedly; at level k the estimate of the standard error is
 :math:`\sqrt{s_k^2/(n_k - 1)}` (:math:`s_k^2` the variance of the :math:`n_k` block means),
 which grows with k until the blocks are longer than the correlation time and then stays
-on a plateau. The level is chosen by the rule of Lee, Needs et al. (Phys. Rev. E 83,
-066706 (2011), as in the ``pyblock`` package): the smallest block size :math:`B = 2^k`
-with :math:`B^3 > 2 n (\sigma_k/\sigma_0)^4`; when no level qualifies (a run too short for its
-correlation time) the largest estimate over levels with at least 8 blocks is used and the
-quantity is reported as not converged.
+on a plateau. The level is chosen by the rule of Lee, Conduit, Nemec, Lopez Rios &
+Drummond (Phys. Rev. E 83, 066706 (2011), as in the ``pyblock`` package): the smallest
+block size :math:`B = 2^k` with :math:`B^3 > 2 n (\sigma_k/\sigma_0)^4`; when no level
+qualifies (a run too short for its correlation time) the largest estimate over levels
+with at least 8 blocks is used and the quantity is reported as not converged.
 """
 from __future__ import annotations
 
@@ -136,7 +136,7 @@ VOIGT = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
 TWO_PHASE_THRESHOLD = 10.0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def sample_row(x: np.ndarray, v: np.ndarray, pe_atom: np.ndarray, vir_atom: np.ndarray,
                box: np.ndarray, tail_e: float, tail_p: float, row: np.ndarray) -> None:
     r"""Fill one sample ``row`` (columns :data:`FIELDS`) from per-atom data.
@@ -394,6 +394,10 @@ class MDResult:
     temperature_err: float
     potential_energy: float              # per atom, with tail correction if enabled
     potential_energy_err: float
+    kinetic_energy: float                # per atom, lab frame (includes |u|^2/2)
+    kinetic_energy_err: float
+    thermal_kinetic_energy: float        # per atom, peculiar velocities: 3 (N-1) T / (2 N)
+    thermal_kinetic_energy_err: float
     internal_energy: float               # per atom: thermal kinetic + potential
     internal_energy_err: float
     total_energy: float                  # per atom: lab-frame kinetic + potential
@@ -401,7 +405,7 @@ class MDResult:
     structure_factor_kmin: float         # two-phase statistic, see two_phase_test
     two_phase: bool
     n_samples: int
-    converged: bool                      # every standard error met the blocking criterion
+    converged: bool                      # the error bars of p, T, U, Pi and J met the blocking criterion
     atom_steps: int
     seconds: float
     samples: np.ndarray = field(repr=False)   # (n_samples, N_FIELDS), columns FIELDS
@@ -426,6 +430,11 @@ class MDResult:
         return out
 
 
+# the fluctuating outputs whose error bars must converge (not the conserved mean velocity
+# and internal energy, whose round-off-level series say nothing about the run length)
+_CONVERGENCE_COLUMNS = np.array([C_PE, C_T, C_P] + list(range(C_PI, C_PI + 6)) + list(range(C_J, C_J + 3)))
+
+
 def summarize(samples: np.ndarray, n_atoms: int, volume: float, atom_steps: int, seconds: float,
               two_phase_threshold: float = TWO_PHASE_THRESHOLD) -> MDResult:
     """Block-average the sample rows of a run into an :class:`MDResult`."""
@@ -443,9 +452,11 @@ def summarize(samples: np.ndarray, n_atoms: int, volume: float, atom_steps: int,
         pressure=float(mean[C_P]), pressure_err=float(se[C_P]),
         temperature=float(mean[C_T]), temperature_err=float(se[C_T]),
         potential_energy=float(mean[C_PE]), potential_energy_err=float(se[C_PE]),
+        kinetic_energy=float(mean[C_KE]), kinetic_energy_err=float(se[C_KE]),
+        thermal_kinetic_energy=float(mean[C_KTH]), thermal_kinetic_energy_err=float(se[C_KTH]),
         internal_energy=float(mean[C_EINT]), internal_energy_err=float(se[C_EINT]),
         total_energy=float(mean[C_ETOT]), total_energy_err=float(se[C_ETOT]),
         structure_factor_kmin=stat, two_phase=flag,
-        n_samples=int(samples.shape[0]), converged=bool(np.all(conv[:C_SK])),
+        n_samples=int(samples.shape[0]), converged=bool(np.all(conv[_CONVERGENCE_COLUMNS])),
         atom_steps=int(atom_steps), seconds=float(seconds), samples=samples,
     )
