@@ -16,7 +16,7 @@ parts, ``mpirun -n 2`` for part 3), reads one JSON line from each, writes
 (``elliptic_quick.*`` with ``--quick``) and prints a table.
 
 Part 1, "cells": cell-problem throughput per core
-    :func:`hmmpar.micro.cell_problem.effective_tensor` in a loop over different macro
+    :func:`hmmpar.micro.cells.problem.effective_tensor` in a loop over different macro
     points ``x_l`` (uniform random in [0.05, 0.95]^d, fixed seed) for the coefficient
     ``Formula("(1+x1)*(2+sin(2*pi*y1))")`` (it depends on x, so every x_l is a new cell
     problem), frozen, delta = eps = 1e-3, for 2D 32x32 and 3D 16^3 micro meshes with
@@ -171,7 +171,7 @@ def _case_name(dim: int, n: int, bc: str) -> str:
 
 def _breakdown_solve(mesh, coefficient, spec, x_l, delta, eps, T):
     """effective_tensor(frozen=True) with its phase times added to T; returns A_H."""
-    from hmmpar.micro.cell_problem import effective_tensor
+    from hmmpar.micro.cells.problem import effective_tensor
     return effective_tensor(coefficient, x_l, spec, eps=eps, delta=delta, frozen=True, timings=T)
 
 
@@ -224,8 +224,8 @@ def _factor_alternatives(mesh, repeats: int = 3) -> dict:
 
 
 def worker_cells(args) -> dict:
-    from hmmpar.micro.cell_problem import CellSpec, cell_mesh, effective_tensor
-    from hmmpar.micro.coefficients import Formula
+    from hmmpar.micro.cells.coefficients import Formula
+    from hmmpar.micro.cells.problem import CellSpec, cell_mesh, effective_tensor
 
     quick = args.quick
     # calls per timed loop: ~0.3-1.5 s each

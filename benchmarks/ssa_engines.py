@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Events per second of the SSA engines (:mod:`hmmpar.micro.ssa`), side by side.
+"""Events per second of the SSA engines (:mod:`hmmpar.micro.ssa.direct`), side by side.
 
 This is a measurement, not a test: it always exits 0. Run it alone on a quiet machine::
 
@@ -57,10 +57,10 @@ import numba
 import numpy as np
 
 from hmmpar.core.rng import substream
-from hmmpar.micro.ssa import RESUM_INTERVAL, simulate
-from hmmpar.micro.ssa_model import ReactionNetwork, propensity
-from hmmpar.micro.xoshiro import (exponential, exponential_local, seed_state, step, to_uniform, uniform,
-                                  uniform_open0)
+from hmmpar.micro.rng.xoshiro import (exponential, exponential_local, seed_state, step, to_uniform, uniform,
+                                      uniform_open0)
+from hmmpar.micro.ssa.direct import RESUM_INTERVAL, simulate
+from hmmpar.micro.ssa.model import ReactionNetwork, propensity
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cpu_usage import own_cpu, system_busy  # noqa: E402

@@ -120,7 +120,7 @@ def gillespy2_spec(net, *, count_events: bool = False, dimer_factor: float = 0.5
 
 def check_network():
     """A small network with every reaction order (incl. ``2 A``) for the conversion check."""
-    from hmmpar.micro.ssa_model import Reaction, ReactionNetwork
+    from hmmpar.micro.ssa.model import Reaction, ReactionNetwork
     return ReactionNetwork({"A": 20, "B": 5, "C": 0}, [
         Reaction.parse("0 -> A", 10.0), Reaction.parse("A -> 0", 0.1),
         Reaction.parse("2 A -> B", 0.02), Reaction.parse("B -> 2 A", 0.5),
@@ -354,8 +354,8 @@ def run(args) -> None:
     import numba
     import numpy as np
 
-    from hmmpar.micro.ssa import ensemble
-    from hmmpar.micro.ssa_model import ReactionNetwork
+    from hmmpar.micro.ssa.direct import ensemble
+    from hmmpar.micro.ssa.model import ReactionNetwork
 
     sys.path.insert(0, str(HERE))
     from cpu_usage import system_busy

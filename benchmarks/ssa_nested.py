@@ -68,9 +68,9 @@ PARTS = ("profile", "cost", "scaling", "replicas")
 # ---------------------------------------------------------------------- part 1: profile
 def profile(repeats: int) -> dict:
     """CPU-time profile of the kernel and of Nested SSA steps (in this process)."""
-    from hmmpar.micro.nested_ssa import NestedParameters, WindowRunner
-    from hmmpar.micro.ssa import simulate
-    from hmmpar.micro.ssa_model import ReactionNetwork
+    from hmmpar.micro.ssa.direct import simulate
+    from hmmpar.micro.ssa.model import ReactionNetwork
+    from hmmpar.micro.ssa.nested import NestedParameters, WindowRunner
     net = ReactionNetwork.from_toml(MODEL)
     x0 = net.initial_counts
 

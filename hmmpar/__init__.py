@@ -16,9 +16,9 @@ def _numba_cache_dir() -> None:
     hmmpar's sources, unless ``NUMBA_CACHE_DIR`` is set.
 
     numba checks a cached function only against the time stamp of its own file, and a
-    compiled caller holds its compiled callees: after ``ssa.py`` changes, the cached
-    kernels of ``nested_ssa.py`` would keep running the old SSA kernel. A directory per
-    source state makes every change start from an empty cache. Old directories stay in
+    compiled caller holds its compiled callees: after ``micro/ssa/direct.py`` changes, the
+    cached kernels of ``micro/ssa/nested.py`` would keep running the old SSA kernel. A
+    directory per source state makes every change start from an empty cache. Old directories stay in
     ``~/.cache/hmmpar/numba`` (a few MB each) until removed.
     """
     if _os.environ.get("NUMBA_CACHE_DIR"):

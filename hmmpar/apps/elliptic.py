@@ -10,7 +10,7 @@ read from a Gmsh file (``macro.mesh``, :class:`hmmpar.macro.simplex_p1.SimplexP1
 DMPlex; the Dirichlet / Neumann "sides" are then the mesh's physical groups); at every
 macro quadrature point :math:`x_l` the
 effective tensor :math:`A_H(x_l)` comes from a micro cell problem on
-:math:`I_\delta(x_l)` (:mod:`hmmpar.micro.cell_problem`), and the stiffness matrix is
+:math:`I_\delta(x_l)` (:mod:`hmmpar.micro.cells.problem`), and the stiffness matrix is
 
 .. math::
 
@@ -48,10 +48,10 @@ from hmmpar.io.inputs import parse_voxels, read_input
 from hmmpar.io.reserved_h5 import ReservationError
 from hmmpar.core.preflight import check_memory
 from hmmpar.io.user_code import load_user_function
-from hmmpar.micro.cell_problem import (BCS, FACTOR_PACKAGES, CellSpec, available_factor_packages, cell_dependence,
-                                       cell_memory, cell_sizes, effective_tensor)
-from hmmpar.micro.coefficients import (KINDS, Coefficient, UserFunction, Voxels, check_values, coefficient_from_config,
-                                       coefficient_name, invalid_values, numbers_text)
+from hmmpar.micro.cells.coefficients import (KINDS, Coefficient, UserFunction, Voxels, check_values,
+                                             coefficient_from_config, coefficient_name, invalid_values, numbers_text)
+from hmmpar.micro.cells.problem import (BCS, FACTOR_PACKAGES, CellSpec, available_factor_packages, cell_dependence,
+                                        cell_memory, cell_sizes, effective_tensor)
 
 SIDE_NAMES = ("x-", "x+", "y-", "y+", "z-", "z+")
 TASK_DTYPE = np.dtype([("task_id", "i8"), ("x", "f8", (3,))])
@@ -294,7 +294,7 @@ class Elliptic(Application):
 
         the rank's share of the macro elements (``A_H``, tasks, quadrature points, its
         rows of the macro matrix and its preconditioner), the global arrays rank 0
-        gathers for the output, one cell problem (:func:`~hmmpar.micro.cell_problem.cell_memory`:
+        gathers for the output, one cell problem (:func:`~hmmpar.micro.cells.problem.cell_memory`:
         mesh arrays and the factor's fill, which grows with ``micro.n``), and the voxel
         grid of the coefficient (held by every rank)."""
         d, n_el, nq = self.dim, self.n_elements, self.n_qp
@@ -324,7 +324,7 @@ class Elliptic(Application):
     def _keys(self, idx: np.ndarray) -> list[bytes]:
         """What defines each task's cell problem, hashed (the cache key).
 
-        By :func:`~hmmpar.micro.cell_problem.cell_dependence`: one key for all tasks when
+        By :func:`~hmmpar.micro.cells.problem.cell_dependence`: one key for all tasks when
         the cell depends on nothing (a periodic, period-aligned cell of a coefficient
         without slow dependence); the phase ``x_l / eps mod 1``, rounded to 1e-9 so that
         equal phases computed with different round-off share a key, when it depends on the

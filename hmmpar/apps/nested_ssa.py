@@ -1,7 +1,7 @@
 r"""Ensembles of chemical-kinetics trajectories by the Nested SSA or the exact SSA (app ``ssa``).
 
 The Nested SSA (E, Liu & Vanden-Eijnden, J. Chem. Phys. 123 (2005) 194107;
-:mod:`hmmpar.micro.nested_ssa`) averages the slow propensities over inner SSAs of the
+:mod:`hmmpar.micro.ssa.nested`) averages the slow propensities over inner SSAs of the
 fast reactions and takes outer SSA steps of the slow reactions at those rates; the
 direct SSA (Gillespie, J. Comput. Phys. 22 (1976) 403) is the exact reference, run
 through the same application (``ensemble.method``). ``nested.levels = 3`` nests the
@@ -12,7 +12,7 @@ method twice for models with ultrafast (``level = 2``), fast and slow reactions:
 Steps are *sample windows*: step k advances every trajectory from the sample time t_k
 to t_{k+1} (t_0 = 0) and records its state. A trajectory is a farm task whose row holds
 its state; its random streams are keyed by (run seed, window, trajectory) and, inside
-the window, by the outer step and replica (:mod:`hmmpar.micro.splitmix`), so the
+the window, by the outer step and replica (:mod:`hmmpar.micro.ssa.streams`), so the
 ensemble is bitwise the same on any number of ranks, under any schedule, and after a
 restart at any window boundary. Checkpoints hold every trajectory's state and its
 samples so far, in trajectory order.
@@ -40,10 +40,10 @@ from hmmpar.core.farm import Farm, TaskContext
 from hmmpar.core.rng import task_seeds
 from hmmpar.io import ssa_output
 from hmmpar.io.inputs import parse_text, read_input
-from hmmpar.micro.nested_ssa import (COUNTERS, THREE_LEVEL_STEP, TWO_LEVEL_STEP, NestedParameters, UnboundedFastError,
+from hmmpar.micro.ssa.direct import STALL_EVENTS, persistent_rate
+from hmmpar.micro.ssa.model import FAST, SLOW, ULTRAFAST, NetworkError, ReactionNetwork, parse_equation
+from hmmpar.micro.ssa.nested import (COUNTERS, THREE_LEVEL_STEP, TWO_LEVEL_STEP, NestedParameters, UnboundedFastError,
                                      WindowRunner, plan_step, time_scale, time_scale_between)
-from hmmpar.micro.ssa import STALL_EVENTS, persistent_rate
-from hmmpar.micro.ssa_model import FAST, SLOW, ULTRAFAST, NetworkError, ReactionNetwork, parse_equation
 
 METHODS = ("nested", "direct")
 #: most replicas N (or N2) per outer (middle) step: 2^31, far beyond any useful tolerance
@@ -269,7 +269,7 @@ class NestedSSA(Application):
     def _check_time_resolution(self, config) -> None:
         """Refuse, before any micro work, a run whose SSA clock cannot reach its end: reactions
         whose reactants no reaction consumes keep at least their initial propensity, so over
-        a span T they need at least a_min T events; beyond :data:`~hmmpar.micro.ssa.STALL_EVENTS`
+        a span T they need at least a_min T events; beyond :data:`~hmmpar.micro.ssa.direct.STALL_EVENTS`
         the time step is below the float64 resolution of t and the kernels would stop with
         ``STALLED`` after that many events (hours to days). Checked for the direct method
         over t_end, and with the model partition for the slow reactions over t_end and the

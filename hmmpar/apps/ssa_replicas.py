@@ -4,23 +4,23 @@ When an ensemble has fewer trajectories than ranks, one farm task per trajectory
 ranks idle. In this mode the N inner replicas of every outer step are the farm tasks
 instead: each window is a sequence of *rounds*; in a round every trajectory still in the
 window plans its outer step (partition, T_f) on its owner rank, its N replicas run as
-tasks anywhere (:func:`hmmpar.micro.nested_ssa.replica_run`, stream (key, n, r)), and
-the owner combines them (:func:`~hmmpar.micro.nested_ssa.replica_average`, replica
-order) and takes the outer step (:func:`~hmmpar.micro.nested_ssa.outer_step`). These are
+tasks anywhere (:func:`hmmpar.micro.ssa.nested.replica_run`, stream (key, n, r)), and
+the owner combines them (:func:`~hmmpar.micro.ssa.nested.replica_average`, replica
+order) and takes the outer step (:func:`~hmmpar.micro.ssa.nested.outer_step`). These are
 the same compiled functions, with the same arguments and the same summation order, as
-in :func:`~hmmpar.micro.nested_ssa.nested_window_kernel`, so both modes give bitwise the
+in :func:`~hmmpar.micro.ssa.nested.nested_window_kernel`, so both modes give bitwise the
 same trajectories. A round costs one farm call (collective), so the mode pays when an
 outer step's replicas cost much more than the farm's per-call overhead.
 
 With three levels (``nested.levels = 3``) a three-level outer step's tasks are its N middle
-replicas (:func:`~hmmpar.micro.nested_ssa.middle_replica`, each a whole Nested SSA of the
+replicas (:func:`~hmmpar.micro.ssa.nested.middle_replica`, each a whole Nested SSA of the
 fast reactions over the ultrafast ones, key ``sub_key(key, n, r)``), combined by the same
-:func:`~hmmpar.micro.nested_ssa.replica_average` and followed by
-:func:`~hmmpar.micro.nested_ssa.outer_step_levels` on the owner; steps that collapse to
+:func:`~hmmpar.micro.ssa.nested.replica_average` and followed by
+:func:`~hmmpar.micro.ssa.nested.outer_step_levels` on the owner; steps that collapse to
 two levels or to an exact step are handled as above.
 
 With ``nested.reuse_averages`` a two-level step whose ã can be reused
-(:func:`~hmmpar.micro.nested_ssa.reused_rates`, the same decision and the same stored
+(:func:`~hmmpar.micro.ssa.nested.reused_rates`, the same decision and the same stored
 factors as in the window kernel) submits no tasks in that round.
 """
 from __future__ import annotations
@@ -30,13 +30,13 @@ from mpi4py import MPI
 
 from hmmpar.core.errors import TaskError
 from hmmpar.core.farm import Farm, TaskContext
-from hmmpar.micro.nested_ssa import (COUNTERS, MAX_EVENTS, OK, THREE_LEVEL_STEP, TWO_LEVEL_STEP, WindowError,
+from hmmpar.micro.ssa.model import FAST, SLOW
+from hmmpar.micro.ssa.nested import (COUNTERS, MAX_EVENTS, OK, THREE_LEVEL_STEP, TWO_LEVEL_STEP, WindowError,
                                      WindowRunner, exact_rates, fast_species, jump_keeps_fast_state,
                                      middle_replica, outer_step, outer_step_levels, plan_step,
                                      remember_fast_factors, replica_average, replica_run, reused_rates,
                                      status_error)
-from hmmpar.micro.splitmix import OUTER_STREAM, seed_stream
-from hmmpar.micro.ssa_model import FAST, SLOW
+from hmmpar.micro.ssa.streams import OUTER_STREAM, seed_stream
 
 
 def replica_dtypes(n_species: int, n_reactions: int) -> tuple[np.dtype, np.dtype]:

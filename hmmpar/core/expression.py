@@ -16,7 +16,7 @@ integer arithmetic (``9**9**9`` is ``inf``, not a 370-million-digit integer) and
 is linear in its size: one array operation per syntax node. Overflow, division by zero
 and invalid operations give ``inf``/``nan`` silently here; the places that use a formula's
 values check them and name the config key (:func:`macro_function`,
-:mod:`hmmpar.micro.coefficients`). The size of a formula is bounded before and after
+:mod:`hmmpar.micro.cells.coefficients`). The size of a formula is bounded before and after
 parsing (:data:`MAX_LENGTH` characters, :data:`MAX_NODES` syntax nodes, :data:`MAX_DEPTH`
 levels of nesting), so that neither the parser nor anything else can recurse without
 bound; a formula beyond a limit is an :class:`ExpressionError`.

@@ -85,7 +85,7 @@ rate = 2.0
 """
 
 #: [nested] lines of a three-level run: theta = 1e-2 finds the model's levels in every
-#: state of 6 molecules (tests/unit/test_nested_ssa_kernel.py)
+#: state of 6 molecules (tests/unit/micro/ssa/test_nested_ssa_kernel.py)
 THREE_LEVELS = "levels = 3\nultrafast_tolerance = 0.5\npartition_ratio = 1e-2\n"
 
 CONFIG = """

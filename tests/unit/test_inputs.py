@@ -24,7 +24,7 @@ from hmmpar.core.errors import CheckpointError, ConfigError
 from hmmpar.core.runner import run
 from hmmpar.io import inputs
 from hmmpar.io.inputs import LIMITS, parse_voxels, read_file, resolve_path
-from hmmpar.micro.coefficients import Sine, UserFunction
+from hmmpar.micro.cells.coefficients import Sine, UserFunction
 
 ROOT = Path(__file__).resolve().parents[2]
 MESH = ROOT / "tests" / "data" / "square.msh"

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = """
 import numpy as np
 import hmmpar, os
-from hmmpar.micro.splitmix import mix64
+from hmmpar.micro.ssa.streams import mix64
 mix64(np.uint64(1))
 print(os.environ["NUMBA_CACHE_DIR"])
 """
@@ -30,7 +30,7 @@ def run(env_extra: dict, tmp_path: Path) -> str:
 def test_cache_directory_is_keyed_by_the_sources_and_used(tmp_path):
     first = Path(run({}, tmp_path))
     assert first.parent == tmp_path / ".cache" / "hmmpar" / "numba" and len(first.name) == 16
-    assert any(first.rglob("*splitmix*.nbi")), "numba wrote no cache index there"
+    assert any(first.rglob("streams.mix64-*.nbi")), "numba wrote no cache index there"
     assert Path(run({}, tmp_path)) == first  # same sources, same directory
 
 

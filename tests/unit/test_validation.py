@@ -233,8 +233,8 @@ MEASURE = textwrap.dedent("""
     from mpi4py import MPI
     from hmmpar.core.config import load_config
     from hmmpar.core.preflight import prepare
-    from hmmpar.micro.cell_problem import CellSpec, effective_tensor
-    from hmmpar.micro.coefficients import Sine
+    from hmmpar.micro.cells.coefficients import Sine
+    from hmmpar.micro.cells.problem import CellSpec, effective_tensor
     effective_tensor(Sine(), np.zeros(2), CellSpec(2, 2), eps=1.0, delta=1.0)  # numba compiled
     effective_tensor(Sine(), np.zeros(3), CellSpec(3, 2), eps=1.0, delta=1.0)
     before = hwm()

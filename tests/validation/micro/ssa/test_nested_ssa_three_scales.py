@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hmmpar.micro.nested_ssa import THREE_LEVEL_STEP, NestedParameters, estimate_rates, run_ensemble
-from hmmpar.micro.ssa_model import ReactionNetwork
+from hmmpar.micro.ssa.model import ReactionNetwork
+from hmmpar.micro.ssa.nested import THREE_LEVEL_STEP, NestedParameters, estimate_rates, run_ensemble
 
-MODELS = Path(__file__).resolve().parents[2] / "drivers" / "configs" / "models"
+MODELS = Path(__file__).resolve().parents[4] / "drivers" / "configs" / "models"
 C_U, C_F, C_S = 1e6, 1e3, 1.0
 S3_TO_S4 = 4
 

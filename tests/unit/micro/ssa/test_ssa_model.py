@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from hmmpar.core.rng import substream
-from hmmpar.micro.ssa_model import NetworkError, Reaction, ReactionNetwork, parse_equation
-from hmmpar.micro.xoshiro import next_u64, seed_state, uniform, uniform_open0
+from hmmpar.micro.rng.xoshiro import next_u64, seed_state, uniform, uniform_open0
+from hmmpar.micro.ssa.model import NetworkError, Reaction, ReactionNetwork, parse_equation
 
-MODELS = Path(__file__).resolve().parents[2] / "drivers" / "configs" / "models"
+MODELS = Path(__file__).resolve().parents[4] / "drivers" / "configs" / "models"
 
 
 def small(**species):

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from hmmpar.micro.ssa_model import NetworkError
-from hmmpar.micro.ssa_sbml import _flatten_product, _power
+from hmmpar.micro.ssa.model import NetworkError
+from hmmpar.micro.ssa.sbml import _flatten_product, _power
 
 LIB = SimpleNamespace(AST_TIMES=1, AST_REAL=2, AST_REAL_E=3, AST_RATIONAL=4, AST_INTEGER=5, AST_NAME=6,
                       AST_POWER=7, AST_FUNCTION_POWER=8, AST_PLUS=9, formulaToL3String=lambda node: "law")

@@ -1,4 +1,4 @@
-"""xoshiro256** local-state form and the ziggurat Exp(1) sampler (hmmpar.micro.xoshiro).
+"""xoshiro256** local-state form and the ziggurat Exp(1) sampler (hmmpar.micro.rng.xoshiro).
 
 The distribution tests use fixed seeds, so they are deterministic; each is a test at
 significance 0.001 (p > 0.001 or |z| < 3.29), on 10^7 variates unless stated.
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from hmmpar.micro.xoshiro import (ZIGGURAT_EXP_R, ZIGGURAT_EXP_V, _R_DIGITS, _V_DIGITS, _ZFE, _ZKE, _ZWE,
-                                  exponential, exponential_local, exponentials, next_u64, seed_state, step,
-                                  uniform, uniform_open0)
+from hmmpar.micro.rng.xoshiro import (ZIGGURAT_EXP_R, ZIGGURAT_EXP_V, _R_DIGITS, _V_DIGITS, _ZFE, _ZKE, _ZWE,
+                                      exponential, exponential_local, exponentials, next_u64, seed_state, step, uniform,
+                                      uniform_open0)
 
 ALPHA = 1e-3
 Z_CRIT = 3.29  # two-sided 0.001

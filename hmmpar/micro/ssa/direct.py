@@ -1,4 +1,4 @@
-r"""Exact stochastic simulation (SSA) of a :class:`~hmmpar.micro.ssa_model.ReactionNetwork` in numba.
+r"""Exact stochastic simulation (SSA) of a :class:`~hmmpar.micro.ssa.model.ReactionNetwork` in numba.
 
 Two engines share one compiled kernel, :func:`ssa_kernel`:
 
@@ -7,7 +7,7 @@ Two engines share one compiled kernel, :func:`ssa_kernel`:
     propensities a_j(x) and a_0 = sum_j a_j, the next event is at t + tau,
     tau = E / a_0 with E ~ Exp(1), and it is reaction j, the smallest index with
     sum_{k<=j} a_k > u a_0 (u uniform in [0, 1)). E is drawn by the ziggurat method
-    (Marsaglia & Tsang, J. Stat. Softw. 5(8) (2000); :mod:`hmmpar.micro.xoshiro`),
+    (Marsaglia & Tsang, J. Stat. Softw. 5(8) (2000); :mod:`hmmpar.micro.rng.xoshiro`),
     exactly Exp(1) like -ln(u_1), and without ``log`` or ``exp`` for 97.8 % of the draws.
     After reaction j fires, only the propensities in the dependency graph row of j are recomputed
     (Gibson & Bruck, J. Phys. Chem. A 104 (2000) 1876) and a_0 is updated by their
@@ -29,7 +29,7 @@ Options the Nested SSA (E, Liu & Vanden-Eijnden, J. Chem. Phys. 123 (2005) 19410
 builds on: ``active`` restricts the run to a subset of reactions (the others never
 fire); ``integrate`` returns int_{t0}^{t_end} a_j(x(s)) ds for chosen reactions,
 active or not; ``x0``/``t0``/``t_end`` start from any state and time. The random stream
-is xoshiro256** (:mod:`hmmpar.micro.xoshiro`) seeded from a ``SeedSequence`` key, so a
+is xoshiro256** (:mod:`hmmpar.micro.rng.xoshiro`) seeded from a ``SeedSequence`` key, so a
 trajectory is a bitwise function of (network, arguments, key) on any rank.
 
 Sampling: the state is right-continuous and piecewise constant, so the sample at time
@@ -52,9 +52,9 @@ from typing import Iterable, Sequence
 import numba
 import numpy as np
 
-from ..core.rng import substream
-from .ssa_model import ReactionNetwork
-from .xoshiro import exponential_rare, seed_state, step, to_uniform, ziggurat_exp_fast
+from ...core.rng import substream
+from ..rng.xoshiro import exponential_rare, seed_state, step, to_uniform, ziggurat_exp_fast
+from .model import ReactionNetwork
 
 #: events between two exact re-summations of a_0 in the engines
 RESUM_INTERVAL = 128
@@ -295,7 +295,7 @@ def ssa_kernel(x, t0, t_end, sample_times, reactants, rates, nu_ptr, nu_species,
     sample_times : float64[n_samples]
         Non-decreasing, within [t0, t_end].
     reactants, rates, nu_ptr, nu_species, nu_change, dep_ptr, dep_idx
-        The network arrays (:class:`~hmmpar.micro.ssa_model.ReactionNetwork`).
+        The network arrays (:class:`~hmmpar.micro.ssa.model.ReactionNetwork`).
     active : int64[m]
         Ascending indices of the reactions that may fire.
     integrate : int64[q]
@@ -325,7 +325,7 @@ def ssa_kernel(x, t0, t_end, sample_times, reactants, rates, nu_ptr, nu_species,
     ``ap`` holds the propensities by position. The propensity of position q is
     c_q X[r0_q] (X[r1_q] - d_q) with X = (x, 1): a missing reactant reads the trailing 1,
     and ``2 A`` has c_q = c/2, r0 = r1 = A, d = 1, i.e. c x (x-1)/2, bitwise as
-    :func:`~hmmpar.micro.ssa_model.propensity`. For each active position j the kernel
+    :func:`~hmmpar.micro.ssa.model.propensity`. For each active position j the kernel
     stores its nu row (``nsp``, ``nch``) and its dependency row restricted to tracked
     (active or integrated) positions, one entry per dependent q with (q, r0_q, r1_q, c_q)
     and the offsets nu_j[r0_q] and nu_j[r1_q] - d_q, so that X[r0] + offset is the count

@@ -56,7 +56,7 @@ from functools import lru_cache
 import numba
 import numpy as np
 
-from hmmpar.micro.coefficients import check_values
+from hmmpar.micro.cells.coefficients import check_values
 
 BCS = ("periodic", "dirichlet", "oversampling")
 
@@ -416,7 +416,7 @@ def cell_dependence(coefficient, spec: CellSpec, *, eps: float, delta: float, fr
       periodic in :math:`y`): it depends on :math:`x_l` itself.
 
     ``coefficient.periodic_in_y(d)`` and ``coefficient.depends_on_x`` say what the
-    coefficient is (:mod:`hmmpar.micro.coefficients`; an object without them counts as
+    coefficient is (:mod:`hmmpar.micro.cells.coefficients`; an object without them counts as
     periodic in y and without slow dependence, the defaults of ``Coefficient``).
     """
     check = getattr(coefficient, "periodic_in_y", None)

@@ -1,4 +1,4 @@
-"""SBML import for :class:`~hmmpar.micro.ssa_model.ReactionNetwork` (optional: python-libsbml).
+"""SBML import for :class:`~hmmpar.micro.ssa.model.ReactionNetwork` (optional: python-libsbml).
 
 Only the simple, unambiguous case is read: a model whose species are counted in molecules
 and whose every reaction is irreversible with a mass-action kinetic law written as a
@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .ssa_model import NetworkError, Reaction, ReactionNetwork
+from .model import NetworkError, Reaction, ReactionNetwork
 
 
 def _libsbml():

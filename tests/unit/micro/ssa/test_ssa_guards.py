@@ -18,9 +18,9 @@ from hmmpar.apps.nested_ssa import NestedSSA
 from hmmpar.core.config import load_config
 from hmmpar.core.errors import ConfigError
 from hmmpar.core.timing import Timers
-from hmmpar.micro.nested_ssa import NestedParameters, UnboundedFastError, WindowRunner, run_ensemble
-from hmmpar.micro.ssa import SSAError, simulate
-from hmmpar.micro.ssa_model import Reaction, ReactionNetwork
+from hmmpar.micro.ssa.direct import SSAError, simulate
+from hmmpar.micro.ssa.model import Reaction, ReactionNetwork
+from hmmpar.micro.ssa.nested import NestedParameters, UnboundedFastError, WindowRunner, run_ensemble
 
 # Every kernel on inputs that used to loop for ever, in a child process with a timeout. The
 # rates are multiplied by 1e300 after validation (a model file cannot give them, MAX_RATE);
@@ -28,10 +28,10 @@ from hmmpar.micro.ssa_model import Reaction, ReactionNetwork
 KERNELS = r"""
 import json
 import numpy as np
-from hmmpar.micro import nested_ssa as ns
-from hmmpar.micro.ssa import ssa_kernel
-from hmmpar.micro.ssa_model import Reaction, ReactionNetwork
-from hmmpar.micro.xoshiro import seed_state
+from hmmpar.micro.rng.xoshiro import seed_state
+from hmmpar.micro.ssa import nested as ns
+from hmmpar.micro.ssa.direct import ssa_kernel
+from hmmpar.micro.ssa.model import Reaction, ReactionNetwork
 
 
 def ro(a):
@@ -104,7 +104,7 @@ print(json.dumps(out))
 
 def test_every_kernel_stops_on_overflow_and_stalled_clocks():
     """Each of these looped for ever (or ran ~1e12 events) before; now each returns its status."""
-    from hmmpar.micro.ssa import COUNT_OVERFLOW, NONFINITE, STALLED
+    from hmmpar.micro.ssa.direct import COUNT_OVERFLOW, NONFINITE, STALLED
     p = subprocess.run([sys.executable, "-c", KERNELS], capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout.splitlines()[-1])

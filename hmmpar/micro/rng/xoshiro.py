@@ -25,9 +25,9 @@ are the exact corrections of the method (wedge test against exp(-x), the tail r 
 beyond r = 7.697...), so the variates follow Exp(1) exactly up to the 53-bit resolution of
 the uniforms, as -log(u) does. The tables are computed at import from (r, v) below
 (~15 ms). :func:`exponential_local` is the whole draw on a local state; a kernel that
-wants only the common branch inline (as :func:`hmmpar.micro.ssa.ssa_kernel` does) calls
+wants only the common branch inline (as :func:`hmmpar.micro.ssa.direct.ssa_kernel` does) calls
 :func:`ziggurat_exp_fast` on one output and, when it declines, :func:`exponential_rare`
-with the state stored in an array. Tests: ``tests/unit/test_xoshiro.py``.
+with the state stored in an array. Tests: ``tests/unit/micro/rng/test_xoshiro.py``.
 """
 from __future__ import annotations
 

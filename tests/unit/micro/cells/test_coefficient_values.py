@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hmmpar.micro.cell_problem import CellSpec, effective_tensor
-from hmmpar.micro.coefficients import (CoefficientValueError, Formula, UserFunction, check_values, invalid_values,
-                                       positive_definite)
+from hmmpar.micro.cells.coefficients import (CoefficientValueError, Formula, UserFunction, check_values, invalid_values,
+                                             positive_definite)
+from hmmpar.micro.cells.problem import CellSpec, effective_tensor
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parents[3] / "data"
 
 
 def test_positive_definite_by_symmetric_part():

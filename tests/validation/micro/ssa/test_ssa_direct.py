@@ -13,13 +13,13 @@ import pytest
 from scipy import stats
 
 from hmmpar.core.rng import substream, task_seed_sequence
-from hmmpar.micro.ssa import MAX_EVENTS, NEGATIVE_COUNT, ensemble, simulate, ssa_kernel
-from hmmpar.micro.ssa_model import Reaction, ReactionNetwork
-from hmmpar.micro.xoshiro import seed_state
+from hmmpar.micro.rng.xoshiro import seed_state
+from hmmpar.micro.ssa.direct import MAX_EVENTS, NEGATIVE_COUNT, ensemble, simulate, ssa_kernel
+from hmmpar.micro.ssa.model import Reaction, ReactionNetwork
 
 ENGINES = ["direct", "sorting"]
 ALPHA = 1e-3
-MODELS = Path(__file__).resolve().parents[2] / "drivers" / "configs" / "models"
+MODELS = Path(__file__).resolve().parents[4] / "drivers" / "configs" / "models"
 
 
 def pooled_chisquare(samples: np.ndarray, pmf, support_max: int):

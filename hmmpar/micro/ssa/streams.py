@@ -45,7 +45,7 @@ _S27, _S30, _S31 = np.uint64(27), np.uint64(30), np.uint64(31)
 _ONE = np.uint64(1)
 
 #: reserved stream ids (``r``): the outer SSA of a window (with n = 0), the continuation
-#: of an inner replica (see :mod:`hmmpar.micro.nested_ssa`), and the direct SSA of a window.
+#: of an inner replica (see :mod:`hmmpar.micro.ssa.nested`), and the direct SSA of a window.
 #: Under a sub-key they mean the same for the middle process: its SSA (n = 0) and the
 #: continuation of its inner replicas; ``sub_key(key, n, CONTINUATION_STREAM)`` is the key
 #: of the middle process that continues a three-level outer step.

@@ -24,7 +24,7 @@ Reactions with three or more reactant molecules are rejected. Models come from T
 Every problem is a one-line :class:`NetworkError` (a ``ValueError``) naming the reaction
 (by name or index, with its equation) or the species at fault.
 
-**Time-scale levels** (for the Nested SSA, :mod:`hmmpar.micro.nested_ssa`): every reaction
+**Time-scale levels** (for the Nested SSA, :mod:`hmmpar.micro.ssa.nested`): every reaction
 has a level, 0 slow (the default), 1 fast, 2 ultrafast. ``fast = true`` is level 1;
 ``level = 2`` marks an ultrafast reaction (``level = 1`` and ``level = 0`` are accepted
 too). A reaction that gives both must make them agree: ``fast = true`` with ``level`` 1 or
@@ -46,7 +46,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numba
 import numpy as np
 
-from ..core.errors import ConfigError
+from ...core.errors import ConfigError
 
 #: A species name: a letter or underscore, then letters, digits, ``_`` or ``.``.
 SPECIES_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
@@ -475,8 +475,8 @@ class ReactionNetwork:
 
     @classmethod
     def from_sbml(cls, path: str | Path) -> "ReactionNetwork":
-        """Import an SBML model (needs the optional ``python-libsbml``); see :mod:`.ssa_sbml`."""
-        from .ssa_sbml import network_from_sbml
+        """Import an SBML model (needs the optional ``python-libsbml``); see :mod:`.sbml`."""
+        from .sbml import network_from_sbml
         return network_from_sbml(path)
 
     def __repr__(self) -> str:

@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hmmpar.micro.nested_ssa import (EXACT_STEP, THREE_LEVEL_STEP, TWO_LEVEL_STEP, NestedParameters, WindowError,
+from hmmpar.micro.ssa.model import Reaction, ReactionNetwork
+from hmmpar.micro.ssa.nested import (EXACT_STEP, THREE_LEVEL_STEP, TWO_LEVEL_STEP, NestedParameters, WindowError,
                                      WindowRunner, auto_levels, auto_partition, averaged_rates, estimate_rates,
                                      outer_step_levels, plan_step, potential_propensity, run_ensemble, time_scale,
                                      time_scale_between)
-from hmmpar.micro.splitmix import mix64, stream_state, stream_sub_key
-from hmmpar.micro.ssa_model import Reaction, ReactionNetwork
+from hmmpar.micro.ssa.streams import mix64, stream_state, stream_sub_key
 
-MODELS = Path(__file__).resolve().parents[2] / "drivers" / "configs" / "models"
+MODELS = Path(__file__).resolve().parents[4] / "drivers" / "configs" / "models"
 
 
 @pytest.fixture(scope="module")
@@ -343,8 +343,8 @@ def test_three_level_parameters_and_errors(three, four):
 
 # ---------------------------------------------------------------------------- reuse of the averaged rates
 def _involved(net):
-    from hmmpar.micro.nested_ssa import fast_species
-    from hmmpar.micro.ssa_model import FAST, SLOW
+    from hmmpar.micro.ssa.model import FAST, SLOW
+    from hmmpar.micro.ssa.nested import fast_species
     level = np.where(net.fast, FAST, SLOW).astype(np.int64)
     involved = np.zeros(net.n_species, dtype=bool)
     fast_species(level, net.reactants, net.nu_ptr, net.nu_species, net.nu_change, involved)
@@ -358,8 +358,8 @@ def test_involved_species_of_the_heat_shock_model(heat):
 
 def test_slow_factor_carries_every_not_involved_factor(heat):
     """a_j(x) / h_j(x) depends on the involved species only: changing the others leaves it."""
-    from hmmpar.micro.nested_ssa import slow_factor
-    from hmmpar.micro.ssa_model import propensity
+    from hmmpar.micro.ssa.model import propensity
+    from hmmpar.micro.ssa.nested import slow_factor
     involved = _involved(heat)
     rng = np.random.default_rng(7)
     checked = 0
@@ -381,7 +381,7 @@ def test_reused_rates_equal_the_fresh_inner_average_after_a_jump_away_from_the_f
     """Same streams, start states that differ only in species no fast reaction involves:
     the fresh inner runs are the same runs, so the fresh ã equals the reused one (to
     rounding) and their end states differ by the jump."""
-    from hmmpar.micro.nested_ssa import (inner_average, jump_keeps_fast_state, remember_fast_factors,
+    from hmmpar.micro.ssa.nested import (inner_average, jump_keeps_fast_state, remember_fast_factors,
                                          reused_rates)
     net = heat
     involved = _involved(net)

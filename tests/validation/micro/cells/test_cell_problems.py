@@ -1,7 +1,7 @@
 """FE-HMM cell problems against exact effective tensors (issue 3 validation).
 
 Exact values: a coefficient varying along y_k only homogenizes to the harmonic mean in
-direction k and the arithmetic mean in the others (hmmpar.micro.coefficients).
+direction k and the arithmetic mean in the others (hmmpar.micro.cells.coefficients).
 Tolerances: a laminate whose interfaces fall on element faces is solved exactly by Q1
 (the corrector is piecewise linear), so only round-off remains (1e-10); smooth
 coefficients carry the O((h/eps)^2) micro discretization error, whose constant the
@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import hmmpar  # noqa: F401
-from hmmpar.micro.cell_problem import CellSpec, effective_tensor
-from hmmpar.micro.coefficients import (Formula, InverseCosine, Laminate, Product, Sine, UserFunction,
-                                       checkerboard)
+from hmmpar.micro.cells.coefficients import (Formula, InverseCosine, Laminate, Product, Sine, UserFunction,
+                                             checkerboard)
+from hmmpar.micro.cells.problem import CellSpec, effective_tensor
 
 
 def cell(coef, dim, n=32, bc="periodic", x=None, eps=0.01, delta=None, **kw):
@@ -162,7 +162,7 @@ def test_factorization_packages_give_the_same_tensor(bc):
     """PETSc's Cholesky, MUMPS and CHOLMOD (when built) solve the same cell system: the
     effective tensors agree to round-off (1e-10 relative; the condition number of a
     16^2 / 8^3 cell matrix is ~1e3)."""
-    from hmmpar.micro.cell_problem import available_factor_packages
+    from hmmpar.micro.cells.problem import available_factor_packages
     solvers = ["petsc", *available_factor_packages()]
     if len(solvers) == 1:
         pytest.skip("this PETSc build has neither MUMPS nor CHOLMOD")
@@ -175,7 +175,7 @@ def test_factorization_packages_give_the_same_tensor(bc):
 
 def test_nonsymmetric_tensor_uses_lu_and_matches_across_packages():
     """A non-symmetric constant tensor: the corrector is zero and A_H = a exactly (LU path)."""
-    from hmmpar.micro.cell_problem import available_factor_packages
+    from hmmpar.micro.cells.problem import available_factor_packages
     a = np.array([[2.0, 0.7], [-0.3, 1.5]])
 
     class Constant:

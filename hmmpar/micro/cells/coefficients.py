@@ -135,7 +135,7 @@ class Coefficient:
         """Is it 1-periodic in every component of ``y`` (in ``dim`` dimensions)? The
         library's kinds are by construction; a formula or user function is checked
         (:func:`looks_periodic_in_y`). Periodic cells are solved on the period-aligned mesh
-        only when it is (:func:`hmmpar.micro.cell_problem.cell_dependence`)."""
+        only when it is (:func:`hmmpar.micro.cells.problem.cell_dependence`)."""
         return True
 
     def values(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:

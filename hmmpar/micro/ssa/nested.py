@@ -9,7 +9,7 @@ Reactions are split into fast (F) and slow (S). One outer step from the state x_
    .. math:: \tilde a_j = \frac{1}{N} \sum_{k=0}^{N-1} \frac{1}{T_f}
              \int_{T_0}^{T_0+T_f} a_j(X^k_\tau)\, d\tau, \qquad j \in S.
 
-   (The integrals come from :func:`hmmpar.micro.ssa.ssa_kernel`'s ``integrate``; they
+   (The integrals come from :func:`hmmpar.micro.ssa.direct.ssa_kernel`'s ``integrate``; they
    are summed in replica order, so the sum is bitwise the same wherever it runs.)
 2. **Outer SSA.** One SSA step of the slow reactions at the rates ``ã``:
    τ = −ln(u₁)/ã₀, reaction j the first with Σ_{k≤j} ã_k > u₂ ã₀; t_{n+1} = t_n + τ.
@@ -57,7 +57,7 @@ to the least that lets j fire (max(x_A, 1) for A, max(x_A, 2) for 2 A), so that 
 reaction whose reactant happens to be absent is classified by the rate it would have,
 not as slow. If the rule marks every reaction fast there is no gap between time scales
 and the outer step is an exact SSA step (no reaction fast). It gives the paper's
-partition on both models in every state tested (``tests/unit/test_nested_ssa_kernel.py``).
+partition on both models in every state tested (``tests/unit/micro/ssa/test_nested_ssa_kernel.py``).
 
 **Fast reactions need an equilibrium.** A fast reaction that raises a species no fast
 reaction consumes (``0 -> A`` fast) makes the fast process grow without bound: there is
@@ -65,7 +65,7 @@ nothing to average and ε(x) is 0. :class:`WindowRunner` refuses such a model pa
 (:class:`UnboundedFastError`), the automatic partition leaves such reactions slow
 (:func:`demote_unbounded`), and a step whose T_f is 0 or not finite is an exact SSA step
 of every reaction. Overflowing rates (ε NaN, ã₀ inf), a clock that cannot advance and
-counts past 2^63 - 1 end the window with the statuses of :mod:`hmmpar.micro.ssa`.
+counts past 2^63 - 1 end the window with the statuses of :mod:`hmmpar.micro.ssa.direct`.
 
 **Reuse of ã** (``reuse_averages``, two levels; an addition to the paper's algorithm).
 Call a species *involved* if a fast reaction has it as a reactant or changes it. The fast
@@ -102,7 +102,7 @@ calls the same functions with the replicas spread over ranks, so both modes give
 the same trajectories.
 
 **Three time scales (nested twice)**, ``levels = 3``. Reactions have levels 2 (ultrafast,
-U), 1 (fast, F) and 0 (slow, S) (:mod:`hmmpar.micro.ssa_model`). The Nested SSA nests: the
+U), 1 (fast, F) and 0 (slow, S) (:mod:`hmmpar.micro.ssa.model`). The Nested SSA nests: the
 process the outer SSA averages over is itself a Nested SSA. One outer step from x_n:
 
 1. **Middle replicas** k = 0..N-1 (:func:`middle_replica`), each a Nested SSA of F over U
@@ -151,7 +151,7 @@ marks none, so with one gap only the step is the two-level step of the set level
 step. The levels hold for the whole outer step (its middle runs included). A model's
 level-2 reactions run with ``levels = 2`` are simply fast.
 
-**Random streams** (:mod:`hmmpar.micro.splitmix`): each window has a 64-bit key
+**Random streams** (:mod:`hmmpar.micro.ssa.streams`): each window has a 64-bit key
 (from ``(seed, window, trajectory)``); replica r of outer step n draws from stream
 ``(key, n, r)``, the outer SSA of the window from ``(key, 0, OUTER_STREAM)``. In a
 three-level step, middle replica r of outer step n has its own key
@@ -169,11 +169,11 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from .splitmix import CONTINUATION_STREAM, DIRECT_STREAM, OUTER_STREAM, seed_stream, sub_key
-from .ssa import (COUNT_OVERFLOW, MAX_EVENTS, METHODS, NEGATIVE_COUNT, NONFINITE, OK, rate_status,
-                  ssa_kernel, status_message)
-from .ssa_model import FAST, SLOW, ULTRAFAST, ReactionNetwork, propensity
-from .xoshiro import uniform, uniform_open0
+from ..rng.xoshiro import uniform, uniform_open0
+from .direct import (COUNT_OVERFLOW, MAX_EVENTS, METHODS, NEGATIVE_COUNT, NONFINITE, OK, rate_status, ssa_kernel,
+                     status_message)
+from .model import FAST, SLOW, ULTRAFAST, ReactionNetwork, propensity
+from .streams import CONTINUATION_STREAM, DIRECT_STREAM, OUTER_STREAM, seed_stream, sub_key
 
 #: extra kernel status codes (after OK, MAX_EVENTS, NEGATIVE_COUNT of the SSA kernel)
 NO_REACTANT = 3
@@ -533,7 +533,7 @@ def select_jump(t, t_stop, rates_avg, slow_idx, outer):
 
     Draws u₁, u₂, u₃ (none if every rate is 0). Returns (status, t_next, j, u₃): j = -1 and
     t_next = t_stop if nothing fires before t_stop; status ``NONFINITE`` if ã₀ is inf or
-    NaN, ``STALLED`` if ã₀ |t| > 2^42 (:func:`~hmmpar.micro.ssa.rate_status`; no draw then)."""
+    NaN, ``STALLED`` if ã₀ |t| > 2^42 (:func:`~hmmpar.micro.ssa.direct.rate_status`; no draw then)."""
     q = slow_idx.shape[0]
     a0 = 0.0
     for i in range(q):
@@ -1421,7 +1421,7 @@ def run_ensemble(network: ReactionNetwork, method: str, params: NestedParameters
     (states, counters)
         int64 (n, len(times), n_species) and the summed counters (n, 6) (:data:`COUNTERS`).
     """
-    from ..core.rng import task_seeds
+    from ...core.rng import task_seeds
     times = np.asarray(times, dtype=np.float64)
     runner = WindowRunner(network, method, params)
     ids = np.arange(first, first + trajectories)

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from hmmpar.micro.nested_ssa import NestedParameters, averaged_rates, run_ensemble
+from hmmpar.micro.ssa.nested import NestedParameters, averaged_rates, run_ensemble
 
-MODELS = Path(__file__).resolve().parents[2] / "drivers" / "configs" / "models"
+MODELS = Path(__file__).resolve().parents[4] / "drivers" / "configs" / "models"
 ALPHA = 1e-3
 
 
@@ -27,13 +27,13 @@ def report(name, **values):
 
 @pytest.fixture(scope="module")
 def four():
-    from hmmpar.micro.ssa_model import ReactionNetwork
+    from hmmpar.micro.ssa.model import ReactionNetwork
     return ReactionNetwork.from_toml(MODELS / "four_species.toml")
 
 
 @pytest.fixture(scope="module")
 def heat():
-    from hmmpar.micro.ssa_model import ReactionNetwork
+    from hmmpar.micro.ssa.model import ReactionNetwork
     return ReactionNetwork.from_toml(MODELS / "heat_shock.toml")
 
 

@@ -22,8 +22,8 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 import hmmpar  # noqa: F401
-from hmmpar.micro.cell_problem import CellSpec, cell_dependence, cell_mesh, cell_points, effective_tensor
-from hmmpar.micro.coefficients import Formula, Product, Sine, UserFunction, Voxels
+from hmmpar.micro.cells.coefficients import Formula, Product, Sine, UserFunction, Voxels
+from hmmpar.micro.cells.problem import CellSpec, cell_dependence, cell_mesh, cell_points, effective_tensor
 
 CHECKER = np.array([[1.0, 10.0], [10.0, 1.0]])  # 2x2 checkerboard: A_0 = sqrt(10) I (Dykhne)
 EPS = 0.01
