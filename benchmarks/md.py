@@ -34,14 +34,19 @@ counts. Numba's first call (compilation or loading its cache) is made on a small
 before and reported separately (``numba_first_call_s``).
 
 Phases of hmmpar's engine (numba, so cProfile sees nothing inside): the force kernel
-(``compute_forces``) and the list build (``neighbours.build``) are timed alone on the final
-configuration of the liquid/gas run; integration + displacement check is the rest of the
-run time (``run - steps * force - builds * build``). LAMMPS's own breakdown (Pair, Neigh,
-Modify = integration, Other) is read from its log of the best run.
+(``compute_forces`` without energy, as on steps without a sample), the list build
+(``neighbours.build``) and the integration (two half kicks, a drift and
+``max_relative_displacement2`` per step, a copy of md_loop's arithmetic in this file) are
+timed alone on the final configuration of the best run, best of 5; ``unaccounted`` is the
+run time minus steps x force, builds x build and steps x integration (negative when other
+jobs slowed the isolated timings more than the run). LAMMPS's own breakdown (Pair, Neigh,
+Modify = integration, Comm = ghost atoms, Output, Other) and its number of list builds
+are read from its log of the best run.
 
-``lammps_instance_reuse``: a 500-atom constrained box task
-(:func:`hmmpar.micro.md.lammps_engine.constrained_box_lammps`, 100 steps) with the
-process's instance reused (``clear``) against a fresh instance per task, ms per task.
+``lammps_instance_reuse``: a 500-atom box task (:class:`hmmpar.micro.md.lammps_engine.
+LammpsSystem`, 100 steps sampled every 10) with the process's instance reused (``clear``)
+against a fresh instance per task (closed and created again), ms per task (wall, best of
+3 interleaved sets of 20 tasks).
 
 Output: ``benchmarks/results/md.json`` and ``md.png`` (``md_quick.*`` with ``--quick``).
 Aims (from issue 12): hmmpar >= 0.5 x LAMMPS on the liquid (in.lj as written), >= 1 x on
@@ -63,6 +68,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -119,9 +125,13 @@ def lammps_timed_run(lmp, steps: int, log: Path) -> tuple[float, dict]:
         m = re.match(r"^(\w+)\s*\|\s*([0-9.eE+-]+)\s*\|", line)
         if m and m.group(1) in BREAKDOWN:
             parts[m.group(1)] = float(m.group(2))
-    m = re.search(r"Loop time of ([0-9.eE+-]+)", log.read_text())
+    text = log.read_text()
+    m = re.search(r"Loop time of ([0-9.eE+-]+)", text)
     if m:
         parts["loop"] = float(m.group(1))
+    m = re.search(r"Neighbor list builds = (\d+)", text)
+    if m:
+        parts["builds"] = int(m.group(1))
     return cpu, parts
 
 
@@ -142,13 +152,38 @@ def hmmpar_timed_run(x, v, box, steps: int):
     return c2 - c, c2 - c1, system
 
 
+@numba.njit(cache=True)
+def _verlet_steps(x, v, f, x_ref, dt, n_steps, displacement2):
+    """The integration part of hmmpar's md_loop alone: two half kicks, a drift and the
+    displacement check per step, with fixed forces."""
+    n = x.shape[0]
+    worst = 0.0
+    for _ in range(n_steps):
+        for i in range(n):
+            for d in range(3):
+                v[i, d] += 0.5 * dt * f[i, d]
+                x[i, d] += dt * v[i, d]
+        worst = max(worst, displacement2(x, x_ref))
+        for i in range(n):
+            for d in range(3):
+                v[i, d] += 0.5 * dt * f[i, d]
+    return worst
+
+
 def hmmpar_phases(system, steps: int, run_cpu: float, repeats: int = 5) -> dict:
-    """Force kernel, list build and the rest (integration, displacement check) of a run."""
+    """Force kernel, list build and integration + displacement check, each timed alone on
+    the final configuration of a run (best of ``repeats``), and what the run spent besides."""
     from hmmpar.micro.md import engine, neighbours
     s = system
     sh = neighbours.shift_table(s.box)
     f = np.empty_like(s.x)
-    force = build = np.inf
+    force = build = integrate = np.inf
+    _verlet_steps(s.x.copy(), s.v.copy(), s.f, s.x.copy(), 1e-6, 1, neighbours.max_relative_displacement2)
+    for _ in range(repeats):
+        x, vv = s.x.copy(), s.v.copy()
+        c = time.process_time()
+        _verlet_steps(x, vv, s.f, s.x, 1e-6, 10, neighbours.max_relative_displacement2)
+        integrate = min(integrate, (time.process_time() - c) / 10)
     for _ in range(repeats):
         c = time.process_time()
         for _ in range(10):  # the run computes no energy on steps without a sample
@@ -161,13 +196,15 @@ def hmmpar_phases(system, steps: int, run_cpu: float, repeats: int = 5) -> dict:
         neighbours.build(x, vv, ids, s.box, s.reach, x_ref, start, nbr, img)
         build = min(build, time.process_time() - c)
     builds = s.n_builds - 1  # the first one belongs to the construction
-    rest = run_cpu - steps * force - builds * build
-    return {"force_s_per_step": force, "build_s": build, "builds_in_run": builds,
-            "force_s": steps * force, "neighbour_s": builds * build, "integrate_and_check_s": rest,
-            "pairs": int(s.stats[engine.S_PAIRS]),
-            "ns_per_atom_step": {"force": force / s.n_atoms * 1e9,
-                                 "neighbour": builds * build / (steps * s.n_atoms) * 1e9,
-                                 "integrate_and_check": rest / (steps * s.n_atoms) * 1e9}}
+    parts = {"force": steps * force, "neighbour": builds * build, "integrate_and_check": steps * integrate}
+    parts["unaccounted"] = run_cpu - sum(parts.values())
+    return {"run_s": run_cpu, "phases_s": parts, "force_s_per_step": force, "build_s": build,
+            "integrate_s_per_step": integrate, "builds_in_run": builds, "pairs": int(s.stats[engine.S_PAIRS]),
+            "ns_per_atom_step": {k: val / (steps * s.n_atoms) * 1e9 for k, val in parts.items()}}
+
+
+def lammps_ns_per_atom_step(parts: dict, atoms: int, steps: int) -> dict:
+    return {k: val / (atoms * steps) * 1e9 for k, val in parts.items() if k in BREAKDOWN or k == "loop"}
 
 
 def numba_first_call() -> float:
@@ -183,16 +220,22 @@ def numba_first_call() -> float:
 
 # ---------------------------------------------------------------------- instance reuse
 def instance_reuse(tasks: int = 20) -> dict:
+    """ms per small box task with this process's LAMMPS instance reused against a fresh one."""
     from hmmpar.micro.md import lammps_engine as le
-    cells, rho = 5, 0.5
-    a = (4.0 / rho) ** (1.0 / 3.0)
-    g = np.arange(cells) * a
-    basis = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]) * a
-    x = (np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 1, 3) + basis).reshape(-1, 3)
+    from hmmpar.micro.md.lattice import fcc_positions
+    from hmmpar.micro.md.potentials import make_potential
+    x, box = fcc_positions(5, 0.5)
     v = np.random.default_rng(1).normal(size=x.shape) * np.sqrt(2.0)
-    box = np.full(3, cells * a)
-    kw = dict(potential="lj_shift", sampling_steps=100, sample_every=10)
-    le.constrained_box_lammps(x, v, box, **kw)
+    pot = make_potential("lj", cutoff=RC, shift=True)
+
+    def task() -> float:
+        t = time.perf_counter()
+        s = le.LammpsSystem(x, v, box, pot, skin=SKIN)
+        setup = time.perf_counter() - t
+        s.run(100, DT, sample_every=10)
+        return setup
+
+    task()
     out = {}
     for _ in range(3):  # interleaved, best of 3
         for mode in ("reused", "fresh"):
@@ -201,10 +244,9 @@ def instance_reuse(tasks: int = 20) -> dict:
             for _ in range(tasks):
                 if mode == "fresh":
                     le.close_instance()
-                setup += le.constrained_box_lammps(x, v, box, **kw)["timings"]["setup"]
+                setup += task()
             total = (time.perf_counter() - t) / tasks * 1e3
-            best = out.get(mode, {"task_ms": np.inf})
-            if total < best["task_ms"]:
+            if total < out.get(mode, {"task_ms": np.inf})["task_ms"]:
                 out[mode] = {"task_ms": total, "setup_ms": setup / tasks * 1e3}
     out["saving_ms_per_task"] = out["fresh"]["task_ms"] - out["reused"]["task_ms"]
     out["atoms"], out["steps"] = len(x), 100
@@ -243,7 +285,8 @@ def measure(cells: int, steps: int, repeats: int, tmp: Path) -> dict:
                "atom_steps_per_cpu_s": rate,
                "ratio_hmmpar_over_lammps": {k: rate["hmmpar"] / rate[k] for k in spec["lammps"]},
                "reference": spec["reference"], "aim": AIMS[name],
-               "lammps_breakdown_s": breakdown, "hmmpar_phases": phases}
+               "lammps_breakdown_s": breakdown, "hmmpar_phases": phases,
+               "lammps_ns_per_atom_step": {k: lammps_ns_per_atom_step(p, n, steps) for k, p in breakdown.items()}}
         res["met"] = res["ratio_hmmpar_over_lammps"][spec["reference"]] >= AIMS[name]
         results[name] = res
     return results
@@ -290,7 +333,6 @@ def main() -> None:
     args = ap.parse_args()
     cells, steps = (10, 50) if args.quick else (20, 200)
     repeats = args.repeats or (1 if args.quick else 3)
-    import numba
     from hmmpar.micro.md.lammps_engine import check_available, lammps_instance
     check_available()
     lmp = lammps_instance()
