@@ -51,7 +51,7 @@ QUENCH_KE_PER_ATOM = 1e-3
 # stats array slots
 S_BUILDS, S_STEPS, S_STATUS, S_LAST_TARGET, S_QUENCHES, S_PAIRS, S_SAMPLES = range(7)
 N_STATS = 8
-STATUS_OK, STATUS_NONFINITE = 0, 1
+STATUS_OK, STATUS_NONFINITE, STATUS_BLOWUP = 0, 1, 2
 
 DEFAULT_SKIN = 0.3
 
@@ -61,7 +61,7 @@ class MDError(HmmparError):
     atoms). Exit code 1."""
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def compute_forces(x, f, kind, params, start, nbr, img, sh, want_energy) -> float:
     """Forces into ``f`` from the half list; the total potential energy (no tail) when
     ``want_energy``, else 0.
@@ -111,7 +111,7 @@ def compute_forces(x, f, kind, params, start, nbr, img, sh, want_energy) -> floa
     return pe
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def compute_forces_per_atom(x, f, kind, params, start, nbr, img, sh, pe_atom, vir_atom) -> float:
     r"""As :func:`compute_forces`, also per-atom energy :math:`\phi_i` and virial
     :math:`W_i` (half of each pair to each atom)."""
@@ -172,7 +172,7 @@ def compute_forces_per_atom(x, f, kind, params, start, nbr, img, sh, pe_atom, vi
     return pe
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def prepare(x, v, ids, f, box, kind, params, reach, x_ref, start, nbr, img, stats):
     """Build the list and compute the forces of the current positions.
 
@@ -193,7 +193,7 @@ def prepare(x, v, ids, f, box, kind, params, reach, x_ref, start, nbr, img, stat
     return nbr, img, compute_forces(x, f, kind, params, start, nbr, img, sh, True)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _rescale(v, target_kth):
     n = v.shape[0]
     u0 = 0.0
@@ -221,7 +221,7 @@ def _rescale(v, target_kth):
         v[i, 2] = u2 + s * (v[i, 2] - u2)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def md_loop(x, v, ids, f, box, kind, params, reach, skin, dt, n_steps, sample_every, samples,
             rescale_every, rescale_mode, rescale_value, tail_e, tail_p,
             x_ref, start, nbr, img, pe_atom, vir_atom, stats):
@@ -236,6 +236,10 @@ def md_loop(x, v, ids, f, box, kind, params, reach, skin, dt, n_steps, sample_ev
     limit2 = 0.25 * skin * skin
     sh = shift_table(box)
     interacting = kind != KIND_NONE
+    # an atom that jumps half the box between two list builds (which come at the latest
+    # when one has moved skin/2) has moved several sigma in one step: the integration
+    # has blown up (time step too large for the forces, or overlapping atoms)
+    blowup2 = 0.25 * min(box[0], min(box[1], box[2])) ** 2
     n_sample = 0
     for step in range(1, n_steps + 1):
         for i in range(n):
@@ -250,6 +254,10 @@ def md_loop(x, v, ids, f, box, kind, params, reach, skin, dt, n_steps, sample_ev
         pe = 0.0
         if interacting:
             worst = max_relative_displacement2(x, x_ref)
+            if worst > blowup2:
+                stats[S_STATUS] = STATUS_BLOWUP
+                stats[S_STEPS] += step - 1
+                return nbr, img
             if not worst <= limit2:
                 nbr, img, k = build(x, v, ids, box, reach, x_ref, start, nbr, img)
                 if k < 0:
@@ -458,9 +466,13 @@ class MDSystem:
         return samples
 
     def _check(self, what: str) -> None:
-        if self.stats[S_STATUS] != STATUS_OK:
+        status = self.stats[S_STATUS]
+        if status == STATUS_NONFINITE:
             raise MDError(f"MD: positions became non-finite during {what} (time step too large, or "
                           f"atoms overlapping)")
+        if status == STATUS_BLOWUP:
+            raise MDError(f"MD: an atom jumped half the box in one step during {what}: the integration blew up "
+                          f"(time step too large, or atoms overlapping)")
 
     # ------------------------------------------------------------------ observables
     @property

@@ -136,7 +136,7 @@ VOIGT = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
 TWO_PHASE_THRESHOLD = 10.0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def sample_row(x: np.ndarray, v: np.ndarray, pe_atom: np.ndarray, vir_atom: np.ndarray,
                box: np.ndarray, tail_e: float, tail_p: float, row: np.ndarray) -> None:
     r"""Fill one sample ``row`` (columns :data:`FIELDS`) from per-atom data.
@@ -401,7 +401,7 @@ class MDResult:
     structure_factor_kmin: float         # two-phase statistic, see two_phase_test
     two_phase: bool
     n_samples: int
-    converged: bool                      # every standard error met the blocking criterion
+    converged: bool                      # the error bars of p, T, U, Pi and J met the blocking criterion
     atom_steps: int
     seconds: float
     samples: np.ndarray = field(repr=False)   # (n_samples, N_FIELDS), columns FIELDS
@@ -426,6 +426,11 @@ class MDResult:
         return out
 
 
+# the fluctuating outputs whose error bars must converge (not the conserved mean velocity
+# and internal energy, whose round-off-level series say nothing about the run length)
+_CONVERGENCE_COLUMNS = np.array([C_PE, C_T, C_P] + list(range(C_PI, C_PI + 6)) + list(range(C_J, C_J + 3)))
+
+
 def summarize(samples: np.ndarray, n_atoms: int, volume: float, atom_steps: int, seconds: float,
               two_phase_threshold: float = TWO_PHASE_THRESHOLD) -> MDResult:
     """Block-average the sample rows of a run into an :class:`MDResult`."""
@@ -446,6 +451,6 @@ def summarize(samples: np.ndarray, n_atoms: int, volume: float, atom_steps: int,
         internal_energy=float(mean[C_EINT]), internal_energy_err=float(se[C_EINT]),
         total_energy=float(mean[C_ETOT]), total_energy_err=float(se[C_ETOT]),
         structure_factor_kmin=stat, two_phase=flag,
-        n_samples=int(samples.shape[0]), converged=bool(np.all(conv[:C_SK])),
+        n_samples=int(samples.shape[0]), converged=bool(np.all(conv[_CONVERGENCE_COLUMNS])),
         atom_steps=int(atom_steps), seconds=float(seconds), samples=samples,
     )

@@ -36,7 +36,7 @@ def fcc_positions(n_cells: int, density: float) -> tuple[np.ndarray, np.ndarray]
     return np.ascontiguousarray(x), np.full(3, n_cells * a)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _place(candidates: np.ndarray, placed: np.ndarray, n_placed: int, box: np.ndarray,
            d_min: float, heads: np.ndarray, nxt: np.ndarray, nc: np.ndarray) -> int:
     """Random sequential addition: accept each candidate farther than d_min from every

@@ -39,7 +39,7 @@ import numpy as np
 #: image code of the pair without a periodic shift
 CODE_NONE = 13
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def shift_table(box: np.ndarray) -> np.ndarray:
     """(27, 3) array: the shift s * L of each image code."""
     sh = np.empty((27, 3))
@@ -53,7 +53,7 @@ def shift_table(box: np.ndarray) -> np.ndarray:
     return sh
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def cell_counts(box: np.ndarray, reach: float) -> np.ndarray:
     """Cells per side, floor(L / reach) (at least 1)."""
     nc = np.empty(3, dtype=np.int64)
@@ -62,7 +62,7 @@ def cell_counts(box: np.ndarray, reach: float) -> np.ndarray:
     return nc
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def wrap_positions(x: np.ndarray, box: np.ndarray) -> bool:
     """Wrap into [0, L); False if any coordinate is not finite."""
     n = x.shape[0]
@@ -79,7 +79,7 @@ def wrap_positions(x: np.ndarray, box: np.ndarray) -> bool:
     return True
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def sort_by_cell(x: np.ndarray, v: np.ndarray, ids: np.ndarray, box: np.ndarray, nc: np.ndarray):
     """Counting-sort atoms by cell and reorder x, v, ids in place.
 
@@ -124,7 +124,7 @@ def sort_by_cell(x: np.ndarray, v: np.ndarray, ids: np.ndarray, box: np.ndarray,
     return start
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _add_zrange(lo, hi, code, shf, m, cs, base, c2, dz_lo, dz_hi, n2, s0, s1, box):
     """Append the atom ranges of cells c2+dz_lo .. c2+dz_hi of the z-row starting at cell
     ``base`` (contiguous after sorting), split where the row wraps around the box."""
@@ -146,7 +146,7 @@ def _add_zrange(lo, hi, code, shf, m, cs, base, c2, dz_lo, dz_hi, n2, s0, s1, bo
         m += 1
     return m
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _build_cells(x, box, nc, sub, cs, reach2, start, nbr, img):
     """Fill the half list from cells sorted by ``(cx * n_y + cy) * n_z + cz``.
 
@@ -216,7 +216,7 @@ def _build_cells(x, box, nc, sub, cs, reach2, start, nbr, img):
     start[n] = k
     return k
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _build_all_pairs(x, box, reach2, start, nbr, img):
     """All pairs i < j with the minimum image; returns the pair count or -1 (too small)."""
     n = x.shape[0]
@@ -244,7 +244,7 @@ def _build_all_pairs(x, box, reach2, start, nbr, img):
     return k
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def build(x, v, ids, box, reach, x_ref, start, nbr, img):
     """Wrap, (sort,) and build the half list; grows ``nbr``/``img`` as needed.
 
@@ -280,7 +280,7 @@ def build(x, v, ids, box, reach, x_ref, start, nbr, img):
         img = np.empty(cap, dtype=np.int8)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def max_relative_displacement2(x: np.ndarray, x_ref: np.ndarray) -> float:
     """max_i |d_i - mean(d)|^2 with d = x - x_ref (NaN if a position is not finite)."""
     n = x.shape[0]
