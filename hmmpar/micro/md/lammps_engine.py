@@ -42,12 +42,13 @@ from typing import Any
 import numpy as np
 
 from ...core.errors import ConfigError, one_line
-from .engine import MDError, QUENCH_KE_PER_ATOM
-from .estimators import N_FIELDS, sample_row
+from . import box as _box
+from .engine import DEFAULT_SKIN, QUENCH_KE_PER_ATOM, MDError, MDSystem
+from .estimators import N_FIELDS, TWO_PHASE_THRESHOLD, MDResult, sample_row
 from .potentials import Potential
 
-__all__ = ["LammpsSystem", "check_available", "lammps_instance", "close_instance", "instance_stats",
-           "pair_commands", "MISSING"]
+__all__ = ["LammpsSystem", "constrained_box_lammps", "check_available", "lammps_instance", "close_instance",
+           "instance_stats", "pair_commands", "MISSING"]
 
 #: the start of the error message when LAMMPS cannot be used
 MISSING = ("micro.engine = 'lammps' needs the LAMMPS Python module "
@@ -189,7 +190,7 @@ class LammpsSystem:
     """
 
     def __init__(self, positions: np.ndarray, velocities: np.ndarray, box, potential: Potential,
-                 skin: float = 0.3) -> None:
+                 skin: float = DEFAULT_SKIN) -> None:
         x = np.array(positions, dtype=float, order="C")
         v = np.array(velocities, dtype=float, order="C")
         if x.ndim != 2 or x.shape[1] != 3 or v.shape != x.shape:
@@ -383,3 +384,48 @@ class LammpsSystem:
             self._lmp.commands_list(["thermo_style custom step pe", "thermo_modify norm no", "run 0"])
             self._thermo = "energy"
         return float(self._lmp.extract_compute("thermo_pe", LMP_STYLE_GLOBAL, LMP_TYPE_SCALAR))
+
+
+def constrained_box_lammps(rho: float, momentum, energy_density: float, potential: Potential, n_atoms: int,
+                           rng: np.random.Generator, dt: float = 0.005, t_equilibrate: float = 5.0,
+                           t_sample: float = 20.0, sample_every: int = 10, rescale_every: int = 10,
+                           skin: float = DEFAULT_SKIN, lattice: str = "auto",
+                           two_phase_threshold: float = TWO_PHASE_THRESHOLD) -> MDResult:
+    r""":func:`hmmpar.micro.md.box.constrained_box` with LAMMPS integrating the box.
+
+    Same parameters, checks, start and result: the state is checked and the start built by
+    hmmpar (lattice or random placement and Maxwell-Boltzmann velocities from ``rng``, the
+    thermal energy set to :math:`Ne - U_0`, both exactly as the numba engine does, so the
+    two engines start from the same configuration); LAMMPS then runs the equilibration
+    (rescaling to the internal energy e every ``rescale_every`` steps) and the sampled NVE
+    production, and hmmpar's estimators average the samples into the
+    :class:`~hmmpar.micro.md.estimators.MDResult`.
+
+    Raises
+    ------
+    ConfigError
+        LAMMPS is missing (before any other work), or an option is invalid.
+    MDStateError
+        As :func:`~hmmpar.micro.md.box.constrained_box`.
+    MDError
+        The box blew up.
+    """
+    check_available()
+    t0 = time.perf_counter()
+    n_atoms, dt, sample_every, rescale_every = _box._check_common(n_atoms, dt, sample_every, rescale_every)
+    rho, u, e = _box.macro_to_box(rho, momentum, energy_density)
+    n_eq = _box._steps("t_equilibrate", t_equilibrate, dt)
+    n_prod = _box._steps("t_sample", t_sample, dt, minimum=2 * sample_every)
+    if n_prod // sample_every > _box.MAX_SAMPLES:
+        raise ConfigError(f"t_sample: {n_prod // sample_every} samples, at most {_box.MAX_SAMPLES}; "
+                          "raise sample_every")
+    e_ground = potential.ground_state_energy(rho)
+    if not e > e_ground:
+        raise _box.MDStateError(f"state below the ground state: internal energy e = {e:.6g} per atom <= "
+                                f"{e_ground:.6g}, the ground state of {potential.describe()} at density {rho:.6g}")
+    start = MDSystem.create(n_atoms, rho, potential, rng, temperature=1.0, velocity=u, lattice=lattice, skin=skin)
+    target = n_atoms * e - start.potential_energy()
+    _box._rescale(start.v, max(target, 1.5 * (n_atoms - 1) * _box.MIN_START_TEMPERATURE))
+    system = LammpsSystem(start.positions, start.velocities, start.box, potential, skin=start.skin)
+    return _box._equilibrate_and_sample(system, dt, n_eq, n_prod, sample_every, rescale_every, None, e,
+                                        two_phase_threshold, t0)

