@@ -202,6 +202,10 @@ def constrained_box(rho: float, momentum, energy_density: float, potential: Pote
     # first velocities: all of N e - U0 as thermal energy, or a cold start if U0 is above N e
     target = n_atoms * e - system.potential_energy()
     floor = 1.5 * (n_atoms - 1) * MIN_START_TEMPERATURE
+    if n_eq == 0 and target <= floor:
+        raise MDStateError(f"state not reached: internal energy e = {e:.6g} per atom needs equilibration from the "
+                           f"initial lattice (potential energy {(n_atoms * e - target) / n_atoms:.6g} per atom); "
+                           "give t_equilibrate > 0")
     _rescale(system.v, max(target, floor))
     return _equilibrate_and_sample(system, dt, n_eq, n_prod, sample_every, rescale_every, None, e,
                                    two_phase_threshold, t0)

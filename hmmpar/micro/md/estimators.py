@@ -98,11 +98,11 @@ Flyvbjerg & Petersen (J. Chem. Phys. 91, 461 (1989)): pairs of neighbouring samp
 averaged repeatedly; at level k the estimate of the standard error is
 :math:`\sqrt{s_k^2/(n_k - 1)}` (:math:`s_k^2` the variance of the :math:`n_k` block means),
 which grows with k until the blocks are longer than the correlation time and then stays
-on a plateau. The level is chosen by the rule of Lee, Needs et al. (Phys. Rev. E 83,
-066706 (2011), as in the ``pyblock`` package): the smallest block size :math:`B = 2^k`
-with :math:`B^3 > 2 n (\sigma_k/\sigma_0)^4`; when no level qualifies (a run too short for its
-correlation time) the largest estimate over levels with at least 8 blocks is used and the
-quantity is reported as not converged.
+on a plateau. The level is chosen by the rule of Lee, Conduit, Nemec, Lopez Rios &
+Drummond (Phys. Rev. E 83, 066706 (2011), as in the ``pyblock`` package): the smallest
+block size :math:`B = 2^k` with :math:`B^3 > 2 n (\sigma_k/\sigma_0)^4`; when no level
+qualifies (a run too short for its correlation time) the largest estimate over levels
+with at least 8 blocks is used and the quantity is reported as not converged.
 """
 from __future__ import annotations
 
@@ -394,6 +394,10 @@ class MDResult:
     temperature_err: float
     potential_energy: float              # per atom, with tail correction if enabled
     potential_energy_err: float
+    kinetic_energy: float                # per atom, lab frame (includes |u|^2/2)
+    kinetic_energy_err: float
+    thermal_kinetic_energy: float        # per atom, peculiar velocities: 3 (N-1) T / (2 N)
+    thermal_kinetic_energy_err: float
     internal_energy: float               # per atom: thermal kinetic + potential
     internal_energy_err: float
     total_energy: float                  # per atom: lab-frame kinetic + potential
@@ -448,6 +452,8 @@ def summarize(samples: np.ndarray, n_atoms: int, volume: float, atom_steps: int,
         pressure=float(mean[C_P]), pressure_err=float(se[C_P]),
         temperature=float(mean[C_T]), temperature_err=float(se[C_T]),
         potential_energy=float(mean[C_PE]), potential_energy_err=float(se[C_PE]),
+        kinetic_energy=float(mean[C_KE]), kinetic_energy_err=float(se[C_KE]),
+        thermal_kinetic_energy=float(mean[C_KTH]), thermal_kinetic_energy_err=float(se[C_KTH]),
         internal_energy=float(mean[C_EINT]), internal_energy_err=float(se[C_EINT]),
         total_energy=float(mean[C_ETOT]), total_energy_err=float(se[C_ETOT]),
         structure_factor_kmin=stat, two_phase=flag,

@@ -14,6 +14,7 @@ import pytest
 from hmmpar.core.errors import ConfigError
 from hmmpar.micro.md.engine import MDError, MDSystem
 from hmmpar.micro.md.estimators import C_ETOT, C_P, C_T, COLUMN, N_FIELDS
+from hmmpar.micro.md.lattice import random_positions
 from hmmpar.micro.md.potentials import make_potential
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -44,10 +45,7 @@ def test_neighbour_list_forces_equal_all_pairs_before_and_after_rebuilds(n, rho,
     rng = np.random.default_rng(7)
     shape = np.array(box_shape, dtype=float)
     box = shape * (n / rho / shape.prod()) ** (1 / 3)
-    x = rng.random((n, 3)) * box
-    # random configuration, pushed apart a little so that forces stay moderate
-    from hmmpar.micro.md.lattice import random_positions
-    x = random_positions(n, box, rng, d_min=0.8)
+    x = random_positions(n, box, rng, d_min=0.8)  # random, no pair closer than 0.8
     v = rng.standard_normal((n, 3))
     s = MDSystem(x, v, box, p)
     for _ in range(3):
