@@ -5,7 +5,11 @@
 SHELL := /bin/bash
 PYTHON := .venv/bin/python
 DEBS := python3-petsc4py python3-mpi4py python3-h5py-mpi python3-numba python3-scipy \
-        python3-matplotlib openmpi-bin libpetsc-real-dev python3-venv python3-pip python3-dev
+        python3-matplotlib openmpi-bin libpetsc-real-dev python3-venv python3-pip python3-dev \
+        python3-lammps liblammps-dev
+# python3-lammps: the second MD engine (micro.engine = "lammps", tests, benchmarks/md.py); with
+# --no-install-recommends it adds liblammps0, libkim-api2 and libvoro++1 (16 MB installed). Its Python
+# module opens "liblammps.so", which only liblammps-dev ships (bookworm's liblammps0 has the .so.0).
 TEST_PIPS := pytest pytest-mpi
 # OpenMPI refuses root unless told; set it only when we are root.
 ifeq ($(shell id -u),0)
@@ -24,7 +28,7 @@ setup: .venv/.hmmpar-ready
 # Debian's numpy/h5py/petsc4py are used as they are: the venv sees them through
 # --system-site-packages and hmmpar is installed with --no-deps, because Debian's
 # h5py is not registered under the name "h5py" and pip would replace it by a serial wheel.
-.venv/.hmmpar-ready: pyproject.toml
+.venv/.hmmpar-ready: pyproject.toml Makefile
 	@missing=""; for p in $(DEBS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
@@ -36,6 +40,7 @@ setup: .venv/.hmmpar-ready
 	@$(PYTHON) -m pip install -q --disable-pip-version-check $(TEST_PIPS)
 	@$(PYTHON) -c "import hmmpar, numpy, scipy, numba, petsc4py, mpi4py, matplotlib; import h5py; \
 	  assert h5py.get_config().mpi, 'h5py in the venv has no MPI support (a pip h5py wheel shadows Debian python3-h5py-mpi?)'" 
+	@$(PYTHON) -c "from hmmpar.micro.md.lammps_engine import check_available; check_available()"
 	@touch $@
 	@echo "setup: ready (.venv)"
 
@@ -55,6 +60,7 @@ bench: setup
 	$(PYTHON) benchmarks/ssa_engines.py
 	$(PYTHON) benchmarks/ssa_nested.py
 	$(PYTHON) benchmarks/scaling.py
+	$(PYTHON) benchmarks/md.py
 
 # hmmpar's SSA against GillesPy2's compiled solver; installs GillesPy2 into its own venv
 # (benchmarks/.venv-gillespy2: needs PyPI and g++ on the first run), about 6 minutes
