@@ -11,6 +11,11 @@ DEBS := python3-petsc4py python3-mpi4py python3-h5py-mpi python3-numba python3-s
 # --no-install-recommends it adds liblammps0, libkim-api2 and libvoro++1 (16 MB installed). Its Python
 # module opens "liblammps.so", which only liblammps-dev ships (bookworm's liblammps0 has the .so.0).
 TEST_PIPS := pytest pytest-mpi
+# Independent equations of state, the oracles of the MD validation tests (tests/validation/md):
+# prebuilt wheels (teqp: C++, feos and its si-units: Rust) that need only numpy at run time and
+# work with Debian's numpy 1.24. Installed with --no-deps, so that pip can never replace
+# Debian's numpy/h5py/mpi4py; pinned, because feos changes its Python API between minor versions.
+EOS_PIPS := teqp==0.23.2 feos==0.10.5 si-units==0.11.5
 # OpenMPI refuses root unless told; set it only when we are root.
 ifeq ($(shell id -u),0)
 export OMPI_ALLOW_RUN_AS_ROOT := 1
@@ -38,7 +43,8 @@ setup: .venv/.hmmpar-ready
 	@[ -x $(PYTHON) ] || /usr/bin/python3 -m venv --system-site-packages .venv
 	@$(PYTHON) -m pip install -q --disable-pip-version-check --no-deps -e .
 	@$(PYTHON) -m pip install -q --disable-pip-version-check $(TEST_PIPS)
-	@$(PYTHON) -c "import hmmpar, numpy, scipy, numba, petsc4py, mpi4py, matplotlib; import h5py; \
+	@$(PYTHON) -m pip install -q --disable-pip-version-check --no-deps $(EOS_PIPS)
+	@$(PYTHON) -c "import hmmpar, numpy, scipy, numba, petsc4py, mpi4py, matplotlib, teqp, feos; import h5py; \
 	  assert h5py.get_config().mpi, 'h5py in the venv has no MPI support (a pip h5py wheel shadows Debian python3-h5py-mpi?)'" 
 	@$(PYTHON) -c "from hmmpar.micro.md.lammps_engine import check_available; check_available()"
 	@touch $@
