@@ -113,8 +113,9 @@ def test_jt_equals_nt_bitwise_for_data_constant_in_y_and_is_exact_for_2d_transla
     jj, kk = np.meshgrid(np.arange(6.0), np.arange(5.0))
     W = (2.0 + 0.1 * jj + 0.3 * kk)[..., None]
     pred = stg.jt_predictor_2d(W, a * limited_differences(W, 1), b * limited_differences(W, 0), lam, mu)
-    out = stg.jt_corrector_2d(W[1:-1, 1:-1], limited_differences(W, 1)[1:-1, 1:-1], limited_differences(W, 0)[1:-1, 1:-1],
-                              a * pred[1:-1, 1:-1], b * pred[1:-1, 1:-1], lam, mu)
+    inner = np.s_[1:-1, 1:-1]
+    out = stg.jt_corrector_2d(W[inner], limited_differences(W, 1)[inner], limited_differences(W, 0)[inner],
+                              a * pred[inner], b * pred[inner], lam, mu)
     want = 2.0 + 0.1 * (jj[1:-2, 1:-2] + 0.5 - a * lam) + 0.3 * (kk[1:-2, 1:-2] + 0.5 - b * mu)
     assert np.allclose(out[..., 0], want, atol=1e-14)
     assert np.allclose(stg.lax_friedrichs_2d(U2, F2, G2, lam, mu)[0][:, [0, 1, 3]],
@@ -204,7 +205,8 @@ def test_flux_of_mirrored_state_is_the_signed_mirror_of_the_flux():
 # ---------------------------------------------------------------------- time step, partition
 def test_cfl_limits_and_time_step():
     assert cfl_limit("staggered", 2, 2) == 0.5 and cfl_limit("kinetic", 1, 2) == 0.5
-    assert cfl_limit("kinetic", 2, 1) == pytest.approx(2 / 3) and courant_limit("kinetic", 1) == 1.0
+    assert cfl_limit("kinetic", 2, 1) == pytest.approx(2 / 3) and courant_limit("kinetic", 2) == 1.0
+    assert courant_limit("staggered", 1) == 0.5
     dt = stable_dt(0.4, np.array([0.1, 0.2]), np.array([2.0, 1.0]))
     assert dt == pytest.approx(0.02)
     nu = courant_numbers(dt, np.array([0.1, 0.2]), np.array([[2.0, 1.0]]), "kinetic")

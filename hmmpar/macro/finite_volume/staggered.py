@@ -43,7 +43,8 @@ limited slopes :math:`U'` (x) and :math:`U^\backprime` (y), predictor
 
     U^{n+1}_{j+\frac12,k+\frac12} &= \tfrac14 (U_{jk} + U_{j+1,k} + U_{j,k+1} + U_{j+1,k+1}) \\
     &+ \tfrac1{16} (U'_{jk} - U'_{j+1,k}) + \tfrac1{16} (U'_{j,k+1} - U'_{j+1,k+1})
-     + \tfrac1{16} (U^\backprime_{jk} - U^\backprime_{j,k+1}) + \tfrac1{16} (U^\backprime_{j+1,k} - U^\backprime_{j+1,k+1}) \\
+     + \tfrac1{16} (U^\backprime_{jk} - U^\backprime_{j,k+1}) \\
+    &+ \tfrac1{16} (U^\backprime_{j+1,k} - U^\backprime_{j+1,k+1}) \\
     &- \tfrac\lambda2 \big(f_{j+1,k} - f_{jk} + f_{j+1,k+1} - f_{j,k+1}\big)
      - \tfrac\mu2 \big(g_{j,k+1} - g_{jk} + g_{j+1,k+1} - g_{j+1,k}\big),
 
