@@ -2,11 +2,17 @@
 
 The runner drives every application through the same HMM loop::
 
-    rows    = app.tasks(step)                      # reconstruct: this rank's micro tasks
-    results = farm.map(app.solve, rows, ...)       # micro solve, anywhere
-    app.absorb(step, results)                      # compress + macro step (collective)
+    step = first
+    while app.more_steps(step):
+        rows = app.tasks(step)                         # reconstruct: this rank's micro tasks
+        while rows is not None:                        # one or more farm rounds per step
+            results = farm.map(app.solve, rows, ...)   # micro solve, anywhere
+            rows = app.absorb(step, results)           # compress + macro (sub)step (collective)
+        step += 1
 
-and asks it for checkpoint data and final outputs.
+and asks it for checkpoint data and final outputs. A scheme with stages whose micro
+data depend on the previous stage (a predictor-corrector, a Runge-Kutta method) returns
+the next stage's task rows from ``absorb``; checkpoints fall between steps only.
 """
 from __future__ import annotations
 
@@ -32,6 +38,10 @@ class Application:
     result_dtype: ClassVar[np.dtype]
     #: the config keys that drive :meth:`memory_estimate` (named when a run is refused)
     memory_keys: ClassVar[tuple[str, ...]] = ()
+    #: :attr:`n_steps` is an estimate that may change during the run (the step count
+    #: follows from the solution, e.g. a CFL time step run to a final time); the run
+    #: ends when :meth:`more_steps` says so
+    steps_estimated: ClassVar[bool] = False
 
     def __init__(self, config: Config, comm, timers: Timers) -> None:
         self.config = config
@@ -51,8 +61,14 @@ class Application:
     # the run
     @property
     def n_steps(self) -> int:
-        """Total number of macro steps of the run."""
+        """Total number of macro steps of the run (an estimate if :attr:`steps_estimated`)."""
         raise NotImplementedError
+
+    def more_steps(self, done: int) -> bool:
+        """Whether another macro step follows the first ``done`` ones (the same answer on
+        every rank). Default ``done < n_steps``; an application with :attr:`steps_estimated`
+        decides from its state (e.g. simulated time below the final time)."""
+        return done < self.n_steps
 
     @property
     def sim_time(self) -> float:
@@ -72,8 +88,14 @@ class Application:
         """Micro solve of a batch of task rows: a pure function of the rows and ctx's streams."""
         raise NotImplementedError
 
-    def absorb(self, step: int, results: np.ndarray) -> None:
-        """Compress the results of this rank's tasks and advance the macro state."""
+    def absorb(self, step: int, results: np.ndarray) -> np.ndarray | None:
+        """Compress the results of this rank's tasks and advance the macro state.
+
+        Return None when step ``step`` is complete, or the task rows of another farm
+        round of the same step (every rank returns rows, possibly none, on the same
+        rounds; the runner checks that they agree). The rows of later rounds use the same
+        random-stream keys ``(seed, step, task_id)``: give them task ids distinct from the
+        earlier rounds' if their micro solves draw random numbers."""
         raise NotImplementedError
 
     # checkpoints

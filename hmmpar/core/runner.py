@@ -10,7 +10,7 @@ from hmmpar.core.checkpoint import (STOP_SIGNALS, Checkpointer, checkpoint_run_i
                                     format_bytes, list_checkpoints, new_run_id, open_checkpoint,
                                     resolve_restart, same_run)
 from hmmpar.core.config import Config, load_config
-from hmmpar.core.errors import CheckpointError, ConfigError, RequeueExit
+from hmmpar.core.errors import CheckpointError, ConfigError, HmmparError, RequeueExit
 from hmmpar.core.farm import Farm
 from hmmpar.core.log import Progress, RankLog
 from hmmpar.core.preflight import prepare
@@ -202,30 +202,39 @@ def _run(cfg: Config, comm, app, timers: Timers, wall0: float, *, restart: str |
     with timers.phase("io"):
         estimate = checkpoint_size(app.checkpoint_data(), cfg.dumps(), comm.size)
     check_checkpoint_space(comm, ck.directory, estimate, ck.keep, planned_checkpoints(cfg, first, app.n_steps))
-    log.info(f"hmmpar {cfg['run.app']}: {app.n_steps} steps on {comm.size} rank(s), "
-             f"output in {outdir}")
+    steps = f"about {app.n_steps} steps (estimated)" if app.steps_estimated else f"{app.n_steps} steps"
+    log.info(f"hmmpar {cfg['run.app']}: {steps} on {comm.size} rank(s), output in {outdir}")
     progress = Progress(log, app.n_steps, first_step=first, interval=cfg["run.progress_interval"])
     last_written = first if path is not None else None
     unsaved = False  # a step since the last checkpoint changed the checkpointed state
-    for step in range(first, app.n_steps):
+    step = first
+    while app.more_steps(step):
         with timers.phase("reconstruct"):
             rows = app.tasks(step)
-        t_farm = time.perf_counter()
-        results = farm.map(app.solve, rows, app.result_dtype, step=step, seed=seed)
-        timers.add("farm_total", time.perf_counter() - t_farm)
-        app.absorb(step, results)
+        tasks_done = 0
+        while True:  # the farm rounds of this step: absorb returns the next round's rows or None
+            t_farm = time.perf_counter()
+            results = farm.map(app.solve, rows, app.result_dtype, step=step, seed=seed)
+            timers.add("farm_total", time.perf_counter() - t_farm)
+            tasks_done += farm.last_total
+            rows = app.absorb(step, results)
+            if not _another_round(comm, rows, step):
+                break
         unsaved = unsaved or app.step_changes_checkpoint(step)
         done = step + 1
-        progress.update(done, app.sim_time, farm.last_total)
+        more = app.more_steps(done)
+        progress.total = app.n_steps if more else done
+        progress.update(done, app.sim_time, tasks_done)
         now, stop = ck.due(done)
-        if (now or stop) and done < app.n_steps:
+        if (now or stop) and more:
             _write(ck, app, cfg, done, timers)
             last_written, unsaved = done, False
-        if stop and done < app.n_steps:
+        if stop and more:
             raise RequeueExit(f"checkpointed at step {done} after signal; requeue to continue "
                               f"(exit code 75)")
-    if cfg["checkpoint.at_end"] and last_written != app.n_steps and unsaved:
-        _write(ck, app, cfg, app.n_steps, timers)
+        step = done
+    if cfg["checkpoint.at_end"] and last_written != step and unsaved:
+        _write(ck, app, cfg, step, timers)
     with timers.phase("io"):
         summary = app.finalize(outdir)
     timers.add("micro", stats.busy)
@@ -242,6 +251,16 @@ def _run(cfg: Config, comm, app, timers: Timers, wall0: float, *, restart: str |
             (outdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
             log.info(f"summary: {json.dumps({k: v for k, v in summary.items() if k != 'timing'})}")
     return summary
+
+
+def _another_round(comm, rows, step: int) -> bool:
+    """Whether ``absorb`` asked for another farm round (rows, not None) on every rank; ranks
+    that disagree would leave some in ``farm.map`` forever, so that is an error on all."""
+    asking = comm.allreduce(int(rows is not None))
+    if 0 < asking < comm.size:
+        raise HmmparError(f"internal: at step {step}, {asking} of {comm.size} ranks asked for another "
+                          "farm round of the step and the others did not")
+    return asking > 0
 
 
 def _run_identity(comm, ck: Checkpointer, reader, log: RankLog) -> str:

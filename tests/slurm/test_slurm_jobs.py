@@ -45,6 +45,7 @@ def test_elliptic_demo_job_matches_a_direct_run(tmp_path):
 
 OU = ["--set", "macro.t_end=0.8", "--set", "checkpoint.every_steps=1", "--set", "checkpoint.keep=3"]
 SSA = ["--set", "ensemble.trajectories=200", "--set", "checkpoint.every_steps=1", "--set", "checkpoint.keep=3"]
+GAS = ["--set", "checkpoint.every_steps=1", "--set", "checkpoint.keep=3", "--set", "output.plots=false"]
 
 
 def ssa_trajectories(out) -> bytes:
@@ -52,24 +53,32 @@ def ssa_trajectories(out) -> bytes:
         return f["trajectories"][()].tobytes()
 
 
+def gas_state(out) -> bytes:
+    with h5py.File(out / "gas_dynamics.h5", "r") as f:
+        return b"".join(f[name][()].tobytes() for name in ("rho", "u", "p", "E"))
+
+
 #: app -> (its config, the options of the test run, its final state)
 JOBS = {
     "ou_averaging": ("drivers/configs/ou_averaging.toml", OU, lambda out: np.load(out / "X.npy").tobytes()),
     "ssa": ("drivers/configs/ssa_four_species.toml", SSA,
             ssa_trajectories),
+    "gas_dynamics": ("drivers/configs/gas_dynamics.toml", GAS, gas_state),
 }
 
 
 @pytest.mark.parametrize("app,mode,next_ranks,launcher", [("ou_averaging", "requeue", 2, "mpirun"),
                                                            ("ssa", "resubmit", 3, "mpirun"),
-                                                           ("ou_averaging", "requeue", 2, "srun")])
+                                                           ("ou_averaging", "requeue", 2, "srun"),
+                                                           ("gas_dynamics", "resubmit", 3, "mpirun")])
 def test_signalled_job_checkpoints_continues_and_matches(tmp_path, app, mode, next_ranks, launcher):
     """The pre-timeout signal (``scancel --signal=USR1 --batch``) reaches hmmpar through the
     script's trap and mpirun; the job checkpoints, exits 75 and is requeued (same 2 ranks) or
     resubmitted (3 ranks); the continuation restarts from the checkpoint, and the final
     state equals an uninterrupted run's bit for bit: the OU averaging's X, the Nested SSA
-    ensemble's trajectories. With ``LAUNCHER=srun`` the ranks are Slurm tasks (PMIx) and
-    srun forwards the signal."""
+    ensemble's trajectories, the gas-dynamics cell states (an adaptive CFL step: the
+    continuation must reproduce every step size). With ``LAUNCHER=srun`` the ranks are
+    Slurm tasks (PMIx) and srun forwards the signal."""
     config, options, final_state = JOBS[app]
     out = tmp_path / "job"
     log = tmp_path / "job.out"

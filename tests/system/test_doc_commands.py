@@ -62,6 +62,8 @@ ELLIPTIC = sets("macro.cells=[4,4]", "micro.n=8", "micro.eps=0.01", "run.progres
 GMSH = sets("micro.n=4", "micro.batches=1", "run.progress_interval=0")
 OU = sets("model.points=16", "micro.samples=100", "macro.dt=0.1", "run.progress_interval=0")
 SSA = sets("ensemble.trajectories=4", "ensemble.t_end=0.2", "ensemble.samples=2", "run.progress_interval=0")
+GAS = sets("macro.cells=[50]", "run.progress_interval=0")
+GAS_2D = sets("macro.cells=[16,16]", "macro.t_end=0.1", "run.progress_interval=0")
 
 
 def outputs(run_dir: str, *names: str) -> tuple[str, ...]:
@@ -72,6 +74,7 @@ def outputs(run_dir: str, *names: str) -> tuple[str, ...]:
 ELLIPTIC_FILES = ("elliptic.png", "elliptic.h5", "elliptic.xdmf")  # README.md, docs/elliptic.md
 OU_FILES = ("ou_averaging.h5", "X.npy", "ou_averaging.png")  # docs/ou_averaging.md
 SSA_FILES = ("ssa.h5", "ssa.png")  # docs/ssa.md
+GAS_FILES = ("gas_dynamics.h5", "gas_dynamics.xdmf", "gas_dynamics.png", "snapshots/gas_dynamics_00000.h5")  # gas_dynamics.md
 H5PY_MPI = 'print(h5py.get_config().mpi)"'
 
 RUN: dict[str, Run] = {
@@ -98,6 +101,17 @@ RUN: dict[str, Run] = {
         Run(SSA, timeout=300, outputs=outputs("runs/ssa_heat_shock", *SSA_FILES)),
     "mpirun -n 2 .venv/bin/python drivers/ssa.py drivers/configs/ssa_four_species.toml":
         Run(SSA, timeout=300, outputs=outputs("runs/ssa_four_species", *SSA_FILES)),
+    "mpirun -n 2 .venv/bin/python drivers/gas_dynamics.py":
+        Run(GAS, group="gas", outputs=outputs("runs/gas_dynamics", *GAS_FILES, "checkpoints/ckpt_00000020.h5"),
+            summary={"runs/gas_dynamics/summary.json": {"time": 0.2, "problem": "sod"}}),
+    ".venv/bin/hmmpar run drivers/configs/gas_dynamics.toml --restart latest --set macro.t_end=0.3":
+        Run(GAS, group="gas", stdout="restarted from", summary={"runs/gas_dynamics/summary.json": {"time": 0.3}}),
+    "mpirun -n 2 .venv/bin/python drivers/gas_dynamics.py --set macro.scheme=kinetic --set run.output_dir=runs/gas_kinetic":
+        Run(GAS, outputs=outputs("runs/gas_kinetic", *GAS_FILES),
+            summary={"runs/gas_kinetic/summary.json": {"scheme": "kinetic", "time": 0.2}}),
+    "mpirun -n 2 .venv/bin/python drivers/gas_dynamics.py drivers/configs/gas_dynamics_2d.toml":
+        Run(GAS_2D, outputs=outputs("runs/gas_dynamics_2d", *GAS_FILES),
+            summary={"runs/gas_dynamics_2d/summary.json": {"dim": 2, "time": 0.1}}),
     "mpirun --oversubscribe -n 3 .venv/bin/python example.py":
         Run(files={"example.py": ("docs/farm.md", "farm = Farm(comm")}),
     '.venv/bin/python -c "import hmmpar, h5py; ' + H5PY_MPI: Run(stdout="True"),
@@ -174,6 +188,7 @@ SKIP: dict[str, str] = {
     "scancel --signal=USR1 --batch JOBID": SLURM,
     "sbatch --dependency=afterany:$SLURM_JOB_ID": FRAGMENT,
     "sbatch slurm/elliptic.sbatch": SLURM,
+    "sbatch slurm/gas_dynamics.sbatch": SLURM,
     "sbatch --ntasks=64 --time=04:00:00 slurm/elliptic.sbatch my.toml --set micro.n=48": SLURM,
     "OUT=runs/big NTASKS=64 LAUNCHER=srun sbatch --ntasks=64 slurm/elliptic.sbatch my.toml": SLURM,
     'SWEEP_KEY=micro.eps SWEEP_VALUES="0.04 0.02 0.01" sbatch --array=0-2 slurm/sweep.sbatch elliptic '
