@@ -46,6 +46,7 @@ import numpy as np
 from mpi4py import MPI
 
 from hmmpar.apps.base import Application
+from hmmpar.apps.gas_md import EOS_ATTRS, check_md_keys, default_eos_ranges, md_keys
 from hmmpar.apps.gas_micro import (MICRO_MODELS, interface_result_dtype, interface_task_dtype, state_result_dtype,
                                    state_task_dtype)
 from hmmpar.apps.gas_problems import PROBLEMS, Problem, problem_from_config
@@ -111,6 +112,7 @@ class GasDynamics(Application):
                            choices=tuple(MICRO_MODELS)),
             "gamma": Field(float, 5.0 / 3.0, "ideal: ratio of specific heats (5/3 monatomic, 1.4 Toro's tests)",
                            min=1.0, min_exclusive=True, max=3.0),
+            **md_keys(),
         },
         "output": {
             **RUNTIME_SCHEMA["output"],
@@ -136,10 +138,15 @@ class GasDynamics(Application):
             raise ConfigError(f"config key macro.cfl = {self.cfl:g} exceeds the stability limit "
                               f"{self.cfl_limit:g} of the {self.scheme} scheme of order {self.order} in "
                               f"{dim}D (docs/gas_dynamics.md, CFL)")
+        if config["micro.model"] == "md":
+            check_md_keys(config.section("micro"))
         self.model = MICRO_MODELS[config["micro.model"]](config.section("micro"))
+        #: the macro EOS: the ideal gas's, or (md) the table built by initialize / read by load_checkpoint
         self.eos = self.model.eos
+        #: gamma of the exact solutions (None: the micro model's gas has none)
+        self.exact_gamma = self.model.exact_gamma
         self.problem: Problem = problem_from_config(config.section("problem"), dim, self.lower, self.upper,
-                                                    config["micro.gamma"])
+                                                    self.exact_gamma or 5.0 / 3.0)
         self.bc = _boundary_conditions(m["bc"], dim, self.problem)
         self.periodic = tuple(self.bc[d][0] == "periodic" for d in range(dim))
         self.proc = process_grid(self.cells, comm.size)
@@ -152,7 +159,7 @@ class GasDynamics(Application):
         self.h = self.grid.h
         self.cell_volume = float(np.prod(self.h))
         self.U = self.grid.cell.global_vec()
-        self.initial = self._initial_state()  # checked: rho > 0, p > 0 at every cell
+        self.initial = self._initial_state()  # checked: rho > 0, p > 0 at every cell; (rho, velocity, p)
         if self.scheme == "staggered":
             self.task_dtype, self.result_dtype = state_task_dtype(dim), state_result_dtype(dim)
         else:
@@ -170,6 +177,7 @@ class GasDynamics(Application):
         self.max_courant = 0.0     # largest Courant number met (all stages)
         self.dt_min, self.dt_max = math.inf, 0.0
         self.stderr_max, self.stderr_sum, self.stderr_count = 0.0, 0.0, 0  # this rank's part
+        self.atom_steps = 0        # MD atom-steps of the micro tasks (this rank's part)
         self.q0 = np.zeros(self.nvar)           # totals at t = 0
         self.outflow = np.zeros(self.nvar)      # time integral of the net outflow through the boundary
         self.snapshot_times: list[float] = []
@@ -210,8 +218,28 @@ class GasDynamics(Application):
         if first != np.iinfo(np.int64).max:
             messages = [msg for w, msg in self.comm.allgather((where, message)) if w == first and msg]
             raise ConfigError(messages[0])
-        U = conserved(rho, vel, p, self.eos)
+        return rho, vel, p
+
+    def _initial_conserved(self) -> np.ndarray:
+        """The owned cells' initial conserved states, E from the micro model's EOS."""
+        rho, vel, p = self.initial
+        try:
+            U = conserved(rho, vel, p, self.eos)
+        except ValueError as exc:  # a tabulated EOS that does not cover the initial data
+            raise ConfigError(f"initial data: {exc} (micro.eos_densities / micro.eos_temperatures)") from None
         return U.reshape(self.grid.cell.owned_shape + (self.nvar,))
+
+    def _build_eos(self) -> None:
+        """md: the EOS table from MD state points covering the initial data (collective)."""
+        rho, _, p = self.initial
+        lo = self._all(np.array([-np.min(rho, initial=np.inf), -np.min(p / rho, initial=np.inf)]), MPI.MAX)
+        hi = self._all(np.array([np.max(rho, initial=0.0), np.max(p / rho, initial=0.0)]), MPI.MAX)
+        rho_range, t_range = default_eos_ranges(np.array([-lo[0], hi[0]]), np.array([-lo[0] * -lo[1], hi[0] * hi[1]]))
+        micro = self.config.section("micro")
+        rho_range = tuple(micro["eos_densities"]) or rho_range
+        t_range = tuple(micro["eos_temperatures"]) or t_range
+        with self.timers.phase("micro_solve"):
+            self.eos = self.model.build_eos(self.comm, self.config["run.seed"], rho_range, t_range)
 
     def _where(self, layout: Layout, natural: int) -> str:
         index = layout.unravel(natural)
@@ -229,6 +257,8 @@ class GasDynamics(Application):
     def _initial_step_estimate(self) -> float:
         """Simulated time of one macro step from the EOS's sound speeds of the current
         state (only for the step-count estimate; the run's steps use the micro data)."""
+        if self.eos is None:  # md before its table: one step as the estimate
+            return self.t_end
         U = self.grid.cell.owned(self.U, readonly=True).reshape(-1, self.nvar)
         rho, vel, p = primitive(U, self.eos)
         speed = np.max(np.abs(vel) + self.eos.sound_speed(rho, p)[:, None], axis=0) if U.size else np.zeros(self.dim)
@@ -245,7 +275,9 @@ class GasDynamics(Application):
         return self.time < self.t_end
 
     def initialize(self) -> None:
-        self.grid.cell.set_owned(self.U, self.initial)
+        if self.eos is None:
+            self._build_eos()
+        self.grid.cell.set_owned(self.U, self._initial_conserved())
         self.step, self.time = 0, 0.0
         self._reset_statistics()
         self.q0 = self._totals()
@@ -258,10 +290,24 @@ class GasDynamics(Application):
         return self._face_rows(self.grid.cell.owned(self.U, readonly=True))
 
     def solve(self, rows: np.ndarray, ctx: TaskContext) -> np.ndarray:
-        """The micro solve: the model's fluxes at the rows' states (or faces)."""
-        if "UL" in rows.dtype.names:
-            return self.model.interface_flux(rows, ctx)
-        return self.model.state_flux(rows, ctx)
+        """The micro solve: the model's fluxes at the rows' states (or faces). An error of
+        the micro model (a state it cannot represent) names the point and its state."""
+        face = "UL" in rows.dtype.names
+        try:
+            if face:
+                return self.model.interface_flux(rows, ctx)
+            return self.model.state_flux(rows, ctx)
+        except (HmmparError, ValueError) as exc:
+            if rows.shape[0] != 1:
+                raise  # the farm solves the rows one by one to find the failing task
+            tid = int(rows["task_id"][0])
+            layout = self.grid.face[int(rows["axis"][0])] if face else self._stage.get("layout", self.grid.cell)
+            where = self._where(layout, tid % self.stride)
+            if face:
+                state = f"states {_numbers(rows['UL'][0])} | {_numbers(rows['UR'][0])}"
+            else:
+                state = f"state {_numbers(rows['U'][0])}"
+            raise type(exc)(f"micro model {self.model.name} at {where}, {state}: {exc}") from None
 
     def absorb(self, step: int, results: np.ndarray) -> np.ndarray | None:
         with self.timers.phase("macro_solve"):
@@ -278,6 +324,7 @@ class GasDynamics(Application):
     def _count(self, results: np.ndarray) -> None:
         self.farm_rounds += 1
         self.micro_tasks += self._round_tasks
+        self.atom_steps += int(np.sum(results["atom_steps"]))
         err = results["flux_stderr"]
         if err.size:
             self.stderr_max = max(self.stderr_max, float(np.max(err)))
@@ -682,13 +729,17 @@ class GasDynamics(Application):
         stats = np.array([self.stderr_max, self.stderr_sum, float(self.stderr_count)])
         glob = np.array([self.comm.allreduce(stats[0], op=MPI.MAX), self.comm.allreduce(stats[1]),
                          self.comm.allreduce(stats[2])])
+        eos = {}
+        if self.model.name == "md":
+            eos = {f"eos_{k}": v for k, v in self.eos.arrays().items()}
         return {"fields": {"U": Block(rows, start, n)},
                 "attrs": {"step": self.step, "time": self.time, "dim": self.dim, "nvar": self.nvar,
                           "micro_tasks": self.micro_tasks, "farm_rounds": self.farm_rounds,
                           "max_courant": self.max_courant, "dt_min": self.dt_min, "dt_max": self.dt_max,
                           "stderr": glob, "q0": self.q0, "outflow": self.outflow,
                           "snapshot_times": np.array(self.snapshot_times, dtype=float),
-                          "last_step_dt": self.last_step_dt}}
+                          "last_step_dt": self.last_step_dt,
+                          "atom_steps": self.comm.allreduce(self.atom_steps), **eos}}
 
     def load_checkpoint(self, reader: CheckpointReader) -> None:
         n = int(np.prod(self.cells))
@@ -714,6 +765,13 @@ class GasDynamics(Application):
         self.outflow = np.array(a["outflow"], dtype=float)
         self.snapshot_times = [float(v) for v in np.atleast_1d(a["snapshot_times"])]
         self.last_step_dt = float(a["last_step_dt"])
+        if self.comm.rank == 0:
+            self.atom_steps = int(a.get("atom_steps", 0))
+        if self.model.name == "md":
+            if any(f"eos_{k}" not in a for k in EOS_ATTRS):
+                raise CheckpointError(f"checkpoint {reader.path} has no EOS table of the md micro model")
+            self.model.load_eos({k: np.asarray(a[f"eos_{k}"]) for k in EOS_ATTRS})
+            self.eos = self.model.eos
 
     # ------------------------------------------------------------------ outputs
     def finalize(self, outdir: Path) -> dict | None:
@@ -723,6 +781,7 @@ class GasDynamics(Application):
         smax = self.comm.allreduce(self.stderr_max, op=MPI.MAX)
         ssum = self.comm.allreduce(self.stderr_sum)
         scount = self.comm.allreduce(self.stderr_count)
+        self.atom_steps_total = self.comm.allreduce(self.atom_steps)
         problem = summary = None
         if self.comm.rank == 0:
             try:
@@ -748,6 +807,11 @@ class GasDynamics(Application):
             raise HmmparError(problem)
         return summary
 
+    def _gas_label(self) -> str:
+        if self.model.name == "ideal":
+            return f"gamma = {self.eos.gamma:.4g}"
+        return f"MD ({self.model.potential.describe()})"
+
     def _axis_coordinates(self, d: int) -> np.ndarray:
         return self.lower[d] + (np.arange(self.cells[d]) + 0.5) * self.h[d]
 
@@ -763,6 +827,8 @@ class GasDynamics(Application):
         """The exact solution at the cell centres (rank 0), or None when there is none."""
         if self.problem.exact is None:
             return None
+        if self.problem.riemann is not None and self.exact_gamma is None:
+            return None  # Riemann solutions are those of an ideal gas; the density wave holds for any EOS
         if self.problem.name == "density_wave" and not all(self.periodic):
             return None
         rho, vel, p = self.problem.exact(self._points(), self.time)
@@ -802,10 +868,16 @@ class GasDynamics(Application):
             fields = self._fields(U)
             summary["l1_error_vs_exact"] = {k: float(np.sum(np.abs(fields[k] - exact[k])) * self.cell_volume)
                                             for k in exact if k != "E"}
-        if self.problem.riemann is not None:
+        if self.model.name == "md":
+            summary["md_atom_steps"] = self.atom_steps_total
+            t = self.eos.temperature
+            summary["eos_table"] = {"points": list(t.shape), "density": [float(self.eos.density[0]),
+                                                                          float(self.eos.density[-1])],
+                                    "temperature": [float(t.min()), float(t.max())]}
+        if self.problem.riemann is not None and self.exact_gamma is not None:
             from hmmpar.macro.finite_volume.riemann_exact import star_state
             left, right, _ = self.problem.riemann
-            star = star_state(left, right, self.eos.gamma)
+            star = star_state(left, right, self.exact_gamma)
             summary["exact_star_state"] = {"p": star.p, "u": star.u, "rho_left": star.rho_left,
                                            "rho_right": star.rho_right}
         return summary
@@ -836,7 +908,7 @@ class GasDynamics(Application):
         import matplotlib.pyplot as plt
         fields = self._fields(U)
         title = (f"{self.problem.name}: {self.scheme} order {self.order}, {'x'.join(map(str, self.cells))} cells, "
-                 f"gamma = {self.eos.gamma:.4g}, t = {self.time:.4g}")
+                 f"{self._gas_label()}, t = {self.time:.4g}")
         if self.dim == 1:
             x = self._axis_coordinates(0)
             fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)

@@ -38,6 +38,8 @@ from hmmpar.macro.finite_volume.eos_table import TabulatedEOS
 
 #: random-stream family of the EOS table's state points (distinct from tasks and instances)
 EOS_FAMILY = 2
+#: the table's arrays as stored in a checkpoint (attributes ``eos_<name>``)
+EOS_ATTRS = ("density", "energy", "pressure", "temperature")
 
 
 def _potential(micro: dict):
@@ -71,10 +73,16 @@ class MDGasModel:
             check_available()
         #: set by build_eos / load_eos before any flux is asked for
         self.eos: TabulatedEOS | None = None
+        #: free particles are exactly a monatomic ideal gas: the exact solutions apply
+        self.exact_gamma = 5.0 / 3.0 if micro["potential"] == "none" else None
 
     def describe(self) -> dict:
+        m = self.micro
         return {"model": self.name, "engine": self.engine, "potential": self.potential.describe(),
-                "atoms": self.micro["atoms"], "t_sample": self.micro["t_sample"]}
+                "dt": m["dt"], "state_box": {"atoms": m["atoms"], "t_equilibrate": m["t_equilibrate"],
+                                             "t_sample": m["t_sample"]},
+                "interface_box": {"atoms": m["interface_atoms"], "t_equilibrate": m["interface_t_equilibrate"],
+                                  "t_sample": m["interface_t_sample"], "patches": m["patches"]}}
 
     # ------------------------------------------------------------------ equation of state
     def eos_points(self, rho_range: tuple[float, float], t_range: tuple[float, float]) -> np.ndarray:
@@ -143,11 +151,12 @@ class MDGasModel:
     def _sound_speed(self, rho: np.ndarray, rho_e: np.ndarray) -> np.ndarray:
         return self.eos.sound_speed_of(rho, rho_e / rho)
 
-    def state_flux(self, rows: np.ndarray, ctx: TaskContext, result_dtype: np.dtype) -> np.ndarray:
+    def state_flux(self, rows: np.ndarray, ctx: TaskContext) -> np.ndarray:
         """Fluxes in every direction of each row's state from a constrained MD box."""
+        from hmmpar.apps.gas_micro import state_result_dtype
         U = rows["U"]
         dim = U.shape[-1] - 2
-        out = np.zeros(rows.shape[0], dtype=result_dtype)
+        out = np.zeros(rows.shape[0], dtype=state_result_dtype(dim))
         for i in range(rows.shape[0]):
             rho = float(U[i, 0])
             m = np.zeros(3)
@@ -157,6 +166,7 @@ class MDGasModel:
                 raise ConfigError(f"the MD box at rho = {rho:.6g}, e = {r.internal_energy:.6g} demixed "
                                   f"(S(k_min) = {r.structure_factor_kmin:.3g}): the state is inside the "
                                   f"two-phase region of {self.potential.describe()}")
+            out["atom_steps"][i] = r.atom_steps
             for d in range(dim):
                 out["flux"][i, d, 0] = m[d]
                 out["flux"][i, d, 1:1 + dim] = r.momentum_flux[d, :dim]
@@ -167,12 +177,13 @@ class MDGasModel:
         out["sound_speed"] = self._sound_speed(U[:, 0], rho_e)
         return out
 
-    def interface_flux(self, rows: np.ndarray, ctx: TaskContext, result_dtype: np.dtype) -> np.ndarray:
+    def interface_flux(self, rows: np.ndarray, ctx: TaskContext) -> np.ndarray:
         """Flux through each row's face from an interface MD box (normal = box x)."""
+        from hmmpar.apps.gas_micro import interface_result_dtype
         from hmmpar.micro.md.interface import interface_box
         UL, UR = rows["UL"], rows["UR"]
         dim = UL.shape[-1] - 2
-        out = np.zeros(rows.shape[0], dtype=result_dtype)
+        out = np.zeros(rows.shape[0], dtype=interface_result_dtype(dim))
         for i in range(rows.shape[0]):
             axis = int(rows["axis"][i])
             order = [axis] + [d for d in range(dim) if d != axis]   # macro component of box x, y, ...
@@ -194,6 +205,7 @@ class MDGasModel:
                 out["flux_stderr"][i, 1 + macro_axis] = r.flux_stderr[1 + box_axis]
             out["flux"][i, -1] = r.flux[4]
             out["flux_stderr"][i, -1] = r.flux_stderr[4]
+            out["atom_steps"][i] = r.atom_steps
         for k, U in enumerate((UL, UR)):
             rho_e = U[:, -1] - 0.5 * np.sum(U[:, 1:-1] ** 2, axis=-1) / U[:, 0]
             out["sound_speed"][:, k] = self._sound_speed(U[:, 0], rho_e)

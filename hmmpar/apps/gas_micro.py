@@ -14,14 +14,14 @@ State result
     ``flux`` (dim, nvar) f8 -- :math:`F_d(U)` for every direction ``d``;
     ``flux_stderr`` (dim, nvar) f8 -- standard error of each component (0 for ``ideal``);
     ``sound_speed`` f8 -- the adiabatic sound speed :math:`c(U)` (the CFL time step);
-    ``sound_speed_stderr`` f8.
+    ``sound_speed_stderr`` f8; ``atom_steps`` i8 -- MD atom-steps spent (0 for ``ideal``).
 Interface task (kinetic scheme: one per face and farm round)
     ``task_id`` i8, ``axis`` i8 (the face normal: 0 = x, 1 = y), ``UL``, ``UR`` (nvar,) f8 --
     the states on the low and high side of the face.
 Interface result
     ``flux`` (nvar,) f8 -- the split flux :math:`F^+(U_L) + F^-(U_R)` along ``axis``;
     ``flux_stderr`` (nvar,) f8; ``sound_speed`` (2,) f8 -- :math:`c(U_L), c(U_R)`;
-    ``sound_speed_stderr`` (2,) f8.
+    ``sound_speed_stderr`` (2,) f8; ``atom_steps`` i8.
 
 Task ids are global and do not depend on the rank count: ``(round * dim + axis) * S +
 point``, with ``point`` the natural number of the cell / corner / face in its DMDA, ``axis``
@@ -58,7 +58,7 @@ def state_task_dtype(dim: int) -> np.dtype:
 def state_result_dtype(dim: int) -> np.dtype:
     nv = n_vars(dim)
     return np.dtype([("flux", "f8", (dim, nv)), ("flux_stderr", "f8", (dim, nv)),
-                     ("sound_speed", "f8"), ("sound_speed_stderr", "f8")])
+                     ("sound_speed", "f8"), ("sound_speed_stderr", "f8"), ("atom_steps", "i8")])
 
 
 def interface_task_dtype(dim: int) -> np.dtype:
@@ -69,7 +69,7 @@ def interface_task_dtype(dim: int) -> np.dtype:
 def interface_result_dtype(dim: int) -> np.dtype:
     nv = n_vars(dim)
     return np.dtype([("flux", "f8", (nv,)), ("flux_stderr", "f8", (nv,)),
-                     ("sound_speed", "f8", (2,)), ("sound_speed_stderr", "f8", (2,))])
+                     ("sound_speed", "f8", (2,)), ("sound_speed_stderr", "f8", (2,)), ("atom_steps", "i8")])
 
 
 class IdealGasModel:
@@ -83,6 +83,7 @@ class IdealGasModel:
 
     def __init__(self, gamma: float) -> None:
         self.eos = IdealGas(gamma)
+        self.exact_gamma = gamma
 
     def describe(self) -> dict:
         return {"model": self.name, "gamma": self.eos.gamma}
@@ -115,4 +116,10 @@ class IdealGasModel:
 #: micro.model -> constructor from the [micro] section
 MICRO_MODELS = {
     "ideal": lambda micro: IdealGasModel(micro["gamma"]),
+    "md": lambda micro: _md_model(micro),
 }
+
+
+def _md_model(micro: dict):
+    from hmmpar.apps.gas_md import MDGasModel  # imports the MD engine only when asked for
+    return MDGasModel(micro)

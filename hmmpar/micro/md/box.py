@@ -136,8 +136,39 @@ def _equilibrate_and_sample(system: MDSystem, dt: float, n_eq: int, n_prod: int,
                 f"{u_pot:.6g} the box still had after {n_eq} equilibration steps (density {system.density:.6g}): "
                 "a solid or a state too close to the ground state")
     samples = system.run(n_prod, dt, sample_every=sample_every)
-    return summarize(samples, system.n_atoms, system.volume, system.atom_steps, time.perf_counter() - t0,
-                     two_phase_threshold)
+    result = summarize(samples, system.n_atoms, system.volume, system.atom_steps, time.perf_counter() - t0,
+                       two_phase_threshold)
+    if not system.potential.interacting:
+        result = free_particle_errors(result, system.velocities, system.volume)
+    return result
+
+
+def free_particle_errors(result: MDResult, velocities: np.ndarray, volume: float) -> MDResult:
+    r"""Standard errors of the fluxes of free particles: over the atoms, not over time.
+
+    Atoms that never collide keep their velocities, so every sample of a free-particle box
+    is the same and the block average reports a standard error of zero; yet the fluxes
+    carry the error of the initial Maxwell-Boltzmann draw. The atoms are independent but
+    for the constraints of the construction, which fix the sums of
+    :math:`g_i = (1, |\mathbf c_i|^2, \mathbf c_i)` (:math:`\mathbf c_i` the peculiar
+    velocities). With the per-atom contributions :math:`q_i` (:math:`v_{ia}v_{ib}/V` of
+    :math:`\Pi_{ab}`, :math:`\tfrac12|\mathbf v_i|^2 v_{ia}/V` of :math:`J_a`), the error of
+    :math:`\sum_i q_i` given :math:`\sum_i g_i` is :math:`\sqrt N\,\mathrm{sd}_i(q_i -
+    \beta\cdot g_i)` with :math:`\beta` the least-squares coefficients of q on g (the
+    variance of a sum conditioned on the sums of linearly correlated quantities, to
+    :math:`O(1/N)`)."""
+    import dataclasses
+    v = np.asarray(velocities, dtype=float)
+    n = v.shape[0]
+    c = v - v.mean(axis=0)
+    g = np.column_stack([np.ones(n), np.sum(c * c, axis=1), c])
+    q = np.column_stack([(v[:, :, None] * v[:, None, :]).reshape(n, 9),
+                         0.5 * np.sum(v * v, axis=1)[:, None] * v]) / volume
+    beta, *_ = np.linalg.lstsq(g, q, rcond=None)
+    resid = q - g @ beta
+    err = math.sqrt(n) * resid.std(axis=0, ddof=g.shape[1])
+    return dataclasses.replace(result, momentum_flux_err=err[:9].reshape(3, 3), energy_flux_err=err[9:],
+                               energy_flux_kinetic_err=err[9:].copy())
 
 
 def constrained_box(rho: float, momentum, energy_density: float, potential: Potential, n_atoms: int,
