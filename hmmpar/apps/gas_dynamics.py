@@ -426,7 +426,7 @@ class GasDynamics(Application):
         stride = 8.0 * self.stride
         bad_local, bad_masks = big, []
         for k, (layout, U, _) in enumerate(state_sets):
-            bad = inadmissible(U.reshape(-1, self.nvar))
+            bad = self.model.inadmissible(U.reshape(-1, self.nvar))
             bad_masks.append(bad)
             if bad.any():
                 bad_local = min(bad_local, k * stride + float(layout.natural_ids()[bad].min()))
@@ -474,7 +474,10 @@ class GasDynamics(Application):
         u = U.reshape(-1, self.nvar)[self._local_index(layout, natural)]
         with np.errstate(all="ignore"):
             rho_e = float(internal_energy_density(u))
-            p = float(self.eos.pressure(u[0], rho_e))
+            try:
+                p = float(self.eos.pressure(u[0], rho_e))
+            except ValueError:  # a tabulated EOS that does not reach the state
+                p = float("nan")
         state = ", ".join(f"{n} = {v:.6g}" for n, v in zip(VARIABLES[self.dim], u))
         return (f"non-physical {what} at step {self.step + 1} (t = {self._stage['t0']:.6g}) in "
                 f"{self._where(layout, natural)}: {state} (rho e = {rho_e:.6g}, p = {p:.6g}); the scheme "

@@ -75,6 +75,7 @@ class MDGasModel:
         self.eos: TabulatedEOS | None = None
         #: free particles are exactly a monatomic ideal gas: the exact solutions apply
         self.exact_gamma = 5.0 / 3.0 if micro["potential"] == "none" else None
+        self._ground_table: tuple[np.ndarray, np.ndarray] | None = None
 
     def describe(self) -> dict:
         m = self.micro
@@ -83,6 +84,30 @@ class MDGasModel:
                                              "t_sample": m["t_sample"]},
                 "interface_box": {"atoms": m["interface_atoms"], "t_equilibrate": m["interface_t_equilibrate"],
                                   "t_sample": m["interface_t_sample"], "patches": m["patches"]}}
+
+    def inadmissible(self, U: np.ndarray) -> np.ndarray:
+        """Mask of states no MD box can have: a non-finite entry, rho <= 0, or an internal
+        energy per atom at or below the potential's ground state at that density (for
+        interacting atoms e may be negative)."""
+        with np.errstate(all="ignore"):
+            bad = ~np.all(np.isfinite(U), axis=-1) | ~(U[..., 0] > 0.0)
+            rho = np.where(bad, 1.0, U[..., 0])
+            e = (U[..., -1] - 0.5 * np.sum(U[..., 1:-1] ** 2, axis=-1) / rho) / rho
+        return bad | ~(e > self._ground_floor(rho))
+
+    def _ground_floor(self, rho: np.ndarray) -> np.ndarray:
+        """A lower bound of the ground-state energy per atom at each density: the ground
+        state is nondecreasing in the density (a crystal at its optimal density plus vacuum
+        below it, compressed above), so its value at the tabulated density just below
+        (100 points, geometric in [1e-4, 4]) bounds it; 0 for free particles."""
+        if not self.potential.interacting:
+            return np.zeros_like(rho)
+        if self._ground_table is None:
+            grid = np.geomspace(1e-4, 4.0, 100)
+            self._ground_table = (grid, np.array([self.potential.ground_state_energy(float(r)) for r in grid]))
+        grid, values = self._ground_table
+        k = np.searchsorted(grid, rho, side="right") - 1
+        return np.where(k >= 0, values[np.clip(k, 0, grid.size - 1)], -np.inf)
 
     # ------------------------------------------------------------------ equation of state
     def eos_points(self, rho_range: tuple[float, float], t_range: tuple[float, float]) -> np.ndarray:

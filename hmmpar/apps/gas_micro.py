@@ -44,7 +44,7 @@ from __future__ import annotations
 import numpy as np
 
 from hmmpar.core.farm import TaskContext
-from hmmpar.macro.finite_volume.euler import IdealGas, all_fluxes, n_vars, primitive
+from hmmpar.macro.finite_volume.euler import IdealGas, all_fluxes, inadmissible, n_vars, primitive
 from hmmpar.macro.finite_volume.kfvs import interface_flux
 
 __all__ = ["state_task_dtype", "state_result_dtype", "interface_task_dtype", "interface_result_dtype",
@@ -87,6 +87,11 @@ class IdealGasModel:
 
     def describe(self) -> dict:
         return {"model": self.name, "gamma": self.eos.gamma}
+
+    @staticmethod
+    def inadmissible(U: np.ndarray) -> np.ndarray:
+        """Mask of states an ideal gas cannot have (:func:`~hmmpar.macro.finite_volume.euler.inadmissible`)."""
+        return inadmissible(U)
 
     def state_flux(self, rows: np.ndarray, ctx: TaskContext) -> np.ndarray:  # noqa: ARG002 - no randomness
         """Fluxes in every direction and the sound speed of each row's state ``U``."""
