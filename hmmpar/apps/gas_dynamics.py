@@ -806,9 +806,22 @@ class GasDynamics(Application):
             except OSError as exc:
                 problem = f"cannot write the outputs in {outdir}: {exc}"
         problem = self.comm.bcast(problem, root=0)
+        self._release()
         if problem:
             raise HmmparError(problem)
         return summary
+
+    def _release(self) -> None:
+        """Destroy the PETSc objects on every rank together (collective). Left to Python's
+        garbage collector, parallel objects are destroyed whenever each rank collects them,
+        and PETSc's collective clean-up of such objects (``PetscGarbageCleanup``) then waits
+        on a rank that is elsewhere: a hang seen in the MPI tests, which run several apps in
+        one process."""
+        for vec in self._vecs.values():
+            vec.destroy()
+        self._vecs.clear()
+        self.U.destroy()
+        self.grid.destroy()
 
     def _gas_label(self) -> str:
         if self.model.name == "ideal":

@@ -31,6 +31,7 @@ output_dir = "{out}"
 progress_interval = 1000.0
 [problem]
 name = "{problem}"
+{problem_keys}
 [macro]
 scheme = "{scheme}"
 order = {order}
@@ -40,7 +41,7 @@ bc = {bc}
 cfl = 0.3
 t_end = {t_end}
 [micro]
-gamma = 1.4
+{micro}
 [output]
 plots = false
 snapshot_interval = 0.02
@@ -57,7 +58,23 @@ CASES = {
     "riemann2d_lxf": ("riemann2d", "staggered", 1, 2, [12, 18], "[]", 0.1),
     "blast_kfvs": ("blast2d", "kinetic", 1, 2, [18, 12], "[]", 0.08),
     "wave_kfvs_muscl_periodic": ("density_wave", "kinetic", 2, 2, [12, 12], "[]", 0.08),
+    # MD micro models: each task draws from its own stream, so these too are bitwise
+    "sod_lxf_md_free": ("sod", "staggered", 1, 1, [12], '["outflow", "outflow"]', 0.1),
+    "sod_kfvs_md_free": ("sod", "kinetic", 1, 1, [12], '["outflow", "outflow"]', 0.1),
+    "sod_lxf_md_lj": ("riemann", "staggered", 1, 1, [8], '["outflow", "outflow"]', 0.03),
 }
+
+#: the [micro] section of each case (default: the ideal gas, gamma = 1.4)
+MICRO = {
+    "sod_lxf_md_free": 'model = "md"\npotential = "none"\natoms = 64\nt_equilibrate = 0.0\nt_sample = 0.05\n'
+                       'eos_points = [2, 2]\neos_atoms = 32\neos_t_sample = 0.05',
+    "sod_kfvs_md_free": 'model = "md"\npotential = "none"\ninterface_atoms = 500\ninterface_t_sample = 0.05\n'
+                        'eos_points = [2, 2]\neos_atoms = 32\neos_t_sample = 0.05',
+    "sod_lxf_md_lj": 'model = "md"\natoms = 108\nt_equilibrate = 0.2\nt_sample = 0.2\n'
+                     'eos_points = [2, 3]\neos_atoms = 108\neos_t_sample = 0.5\neos_temperatures = [1.5, 6.0]',
+}
+#: problem keys of the cases that need them
+PROBLEM = {"sod_lxf_md_lj": "left = [0.5, 0.0, 1.8]\nright = [0.1, 0.0, 0.15]"}
 
 
 def shared_dir(tmp_path_factory) -> Path:
@@ -69,7 +86,8 @@ def write_config(d: Path, name: str, case: str) -> Path:
     problem, scheme, order, dim, cells, bc, t_end = CASES[case]
     path = d / f"{name}.toml"
     path.write_text(CONFIG.format(out=d / name, problem=problem, scheme=scheme, order=order, dim=dim,
-                                  cells=cells, bc=bc, t_end=t_end))
+                                  cells=cells, bc=bc, t_end=t_end, micro=MICRO.get(case, "gamma = 1.4"),
+                                  problem_keys=PROBLEM.get(case, "")))
     return path
 
 
@@ -126,7 +144,7 @@ def test_any_rank_count_gives_the_same_run(tmp_path_factory, case):
 
 
 @pytest.mark.mpi
-@pytest.mark.parametrize("case", ["sod_nt_walls", "riemann2d_jt", "wave_kfvs_muscl_periodic"])
+@pytest.mark.parametrize("case", ["sod_nt_walls", "riemann2d_jt", "wave_kfvs_muscl_periodic", "sod_lxf_md_lj"])
 def test_restart_on_another_rank_count_is_bitwise_the_straight_run(tmp_path_factory, case):
     """Straight run on one rank, checkpoints every 3 steps; the run restarted on all ranks
     from the checkpoint after step 3 ends bitwise the same (state, summary, snapshots)."""

@@ -47,7 +47,10 @@ CASES = {
                        "the Riemann data generate a vacuum"),
     "x0_outside": (["problem.x0=2.0"], 1, "config key problem.x0 = 2 must lie inside the domain (0, 1)"),
     "gamma_one": (["micro.gamma=1.0"], 1, "config key micro.gamma must be > 1.0"),
-    "model_md_not_yet": (['micro.model="md"'], 1, "config key micro.model must be one of ideal"),
+    "model_unknown": (['micro.model="dsmc"'], 1, "config key micro.model must be one of ideal, md"),
+    "md_eos_range": (['micro.model="md"', "micro.eos_densities=[1.0, 0.5]"], 2,
+                     "config key micro.eos_densities must be [min, max] with 0 < min < max"),
+    "md_cutoff": (['micro.model="md"', "micro.cutoff=0.5"], 1, "config key micro.cutoff must be >= 1.12"),
 }
 
 
