@@ -63,6 +63,7 @@ test: setup
 bench: setup
 	$(PYTHON) benchmarks/farm.py
 	$(PYTHON) benchmarks/elliptic.py
+	$(PYTHON) benchmarks/md_noise.py
 	$(PYTHON) benchmarks/ssa_engines.py
 	$(PYTHON) benchmarks/ssa_nested.py
 	$(PYTHON) benchmarks/scaling.py

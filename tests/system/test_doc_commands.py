@@ -76,6 +76,7 @@ OU_FILES = ("ou_averaging.h5", "X.npy", "ou_averaging.png")  # docs/ou_averaging
 SSA_FILES = ("ssa.h5", "ssa.png")  # docs/ssa.md
 GAS_FILES = ("gas_dynamics.h5", "gas_dynamics.xdmf", "gas_dynamics.png", "snapshots/gas_dynamics_00000.h5")  # gas_dynamics.md
 H5PY_MPI = 'print(h5py.get_config().mpi)"'
+MD_STATE = ".venv/bin/hmmpar md state --rho 0.5 --temperature 2.0 --shift --atoms 256 --equilibrate 2 --time 10"
 
 RUN: dict[str, Run] = {
     "mpirun --oversubscribe -n 2 .venv/bin/python -m hmmpar.cli run drivers/configs/elliptic.toml":
@@ -119,10 +120,11 @@ RUN: dict[str, Run] = {
     ".venv/bin/python -m pip list | grep -i h5py": Run(stdout="h5py"),
     "hmmpar apps": Run(venv=True, stdout="ou_averaging "),
     "hmmpar --version": Run(venv=True, stdout=f"hmmpar {hmmpar.__version__}"),
+    MD_STATE: Run(stdout="md state: lj (r_c = 2.5, shifted), 256 atoms at density 0.5"),  # docs/md.md, ~2 s
 }
 
 BENCH = [f".venv/bin/python benchmarks/{name}.py"
-         for name in ("farm", "elliptic", "ssa_engines", "ssa_nested", "scaling", "md")]
+         for name in ("farm", "elliptic", "md_noise", "ssa_engines", "ssa_nested", "scaling", "md")]
 TEST = [".venv/bin/python -m pytest -q -p no:cacheprovider --with-mpi tests",
         *(f"mpirun --oversubscribe -n {n} .venv/bin/python -m pytest -q -p no:cacheprovider --with-mpi tests/mpi"
           for n in (2, 3))]
@@ -180,6 +182,11 @@ SKIP: dict[str, str] = {
     ".venv/bin/python benchmarks/ssa_engines.py --repeats 7": BENCHMARK,
     ".venv/bin/python benchmarks/ssa_gillespy2.py --repeats 5": BENCHMARK,
     ".venv/bin/python benchmarks/ssa_nested.py": BENCHMARK,
+    ".venv/bin/python benchmarks/md_noise.py": BENCHMARK,
+    ".venv/bin/python benchmarks/md_noise.py --quick": BENCHMARK,
+    "hmmpar md state": FRAGMENT,
+    "hmmpar md state --rho RHO (--temperature T | --energy E) [--potential lj|wca|none] [--cutoff RC] [--shift] "
+    "[--tail-correction] [--atoms N] [--equilibrate T] [--time T] [--dt DT] [--seed S] [--json]": SYNOPSIS,
     "mpirun --oversubscribe": FRAGMENT,
     "mpirun -n 2": FRAGMENT,
     "mpirun --oversubscribe -n 64": FRAGMENT,

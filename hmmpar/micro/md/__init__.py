@@ -12,15 +12,18 @@ and the result type):
 - :mod:`.estimators`: Irving-Kirkwood box fluxes per sample (:func:`sample_row`), block
   averages, the two-phase test, :class:`MDResult`, and the Galilean/Euler-flux derivation;
 - :mod:`.box`: :func:`constrained_box` (the HMM gas-dynamics micro problem) and
-  :func:`state_point`.
+  :func:`state_point`;
+- :mod:`.noise`: the standard errors of the fluxes with their own errors
+  (:func:`flux_noise`) and weighted power-law fits (:func:`fit_power_law`).
 """
 from .box import MDStateError, constrained_box, macro_to_box, state_point
 from .engine import MDError, MDSystem
-from .estimators import FIELDS, MDResult, block_average, euler_flux, sample_row, two_phase_test
+from .estimators import FIELDS, Blocking, MDResult, block_average, blocking, euler_flux, sample_row, two_phase_test
+from .noise import fit_power_law, flux_noise
 from .potentials import Potential, make_potential
 
 __all__ = [
-    "FIELDS", "MDError", "MDResult", "MDStateError", "MDSystem", "Potential", "block_average",
-    "constrained_box", "euler_flux", "macro_to_box", "make_potential", "sample_row", "state_point",
-    "two_phase_test",
+    "FIELDS", "Blocking", "MDError", "MDResult", "MDStateError", "MDSystem", "Potential", "block_average",
+    "blocking", "constrained_box", "euler_flux", "fit_power_law", "flux_noise", "macro_to_box", "make_potential",
+    "sample_row", "state_point", "two_phase_test",
 ]

@@ -103,6 +103,9 @@ Drummond (Phys. Rev. E 83, 066706 (2011), as in the ``pyblock`` package): the sm
 block size :math:`B = 2^k` with :math:`B^3 > 2 n (\sigma_k/\sigma_0)^4`; when no level
 qualifies (a run too short for its correlation time) the largest estimate over levels
 with at least 8 blocks is used and the quantity is reported as not converged.
+:func:`blocking` also returns the chosen level and the standard error of the standard
+error, :math:`\mathrm{se}/\sqrt{2(n_k - 1)}` with :math:`n_k` blocks at that level
+(Flyvbjerg & Petersen 1989).
 """
 from __future__ import annotations
 
@@ -256,6 +259,95 @@ def sample_row(x: np.ndarray, v: np.ndarray, pe_atom: np.ndarray, vir_atom: np.n
     row[30] = (c2 * c2 + s2 * s2) / n
 
 
+@dataclass(frozen=True, eq=False)
+class Blocking:
+    """Result of :func:`blocking`, per column of the data (0-d arrays for a 1-D series).
+
+    Attributes
+    ----------
+    mean
+        Mean over all samples.
+    stderr
+        Standard error of the mean at the chosen blocking level.
+    stderr_err
+        Standard error of ``stderr`` itself (Flyvbjerg & Petersen 1989): the variance
+        estimate at a level with :math:`n_k` blocks has relative standard deviation
+        :math:`\\sqrt{2/(n_k - 1)}`, so ``stderr`` has :math:`1/\\sqrt{2(n_k - 1)}`.
+    blocks, block_size
+        :math:`n_k` and :math:`B = 2^k` of the chosen level.
+    converged
+        The level met the criterion of Lee et al. (2011); zero-variance columns count as
+        converged.
+    """
+
+    mean: np.ndarray
+    stderr: np.ndarray
+    stderr_err: np.ndarray
+    blocks: np.ndarray
+    block_size: np.ndarray
+    converged: np.ndarray
+
+
+def blocking(data: np.ndarray, min_blocks: int = 8) -> Blocking:
+    """Flyvbjerg-Petersen blocking of each column of ``data``: the chosen level, the standard
+    error of the mean and the error of that error (see the module docstring).
+
+    Parameters
+    ----------
+    data
+        (n,) or (n, m) samples in time order.
+    min_blocks
+        Fewest blocks a level may have to be used as the fallback.
+    """
+    x = np.asarray(data, dtype=float)
+    squeeze = x.ndim == 1
+    if squeeze:
+        x = x[:, None]
+    n, m = x.shape
+    mean = x.mean(axis=0) if n else np.full(m, np.nan)
+    se = np.full(m, np.nan)
+    conv = np.zeros(m, dtype=bool)
+    n_blocks = np.zeros(m, dtype=np.int64)
+    size_chosen = np.zeros(m, dtype=np.int64)
+    if n >= 2:
+        ses, sizes, counts = [], [], []
+        block, size = x, 1
+        while block.shape[0] >= 2:
+            k = block.shape[0]
+            ses.append(np.sqrt(np.maximum(block.var(axis=0), 0.0) / (k - 1)))
+            sizes.append(size)
+            counts.append(k)
+            half = k // 2
+            block = 0.5 * (block[0:2 * half:2] + block[1:2 * half:2])
+            size *= 2
+        ses = np.array(ses)  # (levels, m)
+        se0 = ses[0]
+        for col in range(m):
+            if se0[col] == 0.0 or not np.isfinite(se0[col]):
+                se[col] = se0[col]
+                conv[col] = se0[col] == 0.0
+                n_blocks[col], size_chosen[col] = counts[0], 1
+                continue
+            chosen = None
+            for lev, b in enumerate(sizes):
+                if float(b) ** 3 > 2.0 * n * (ses[lev, col] / se0[col]) ** 4:
+                    chosen = lev
+                    break
+            if chosen is not None and counts[chosen] >= 2:
+                conv[col] = True
+            else:
+                usable = [lev for lev, c in enumerate(counts) if c >= min_blocks] or [0]
+                chosen = usable[int(np.argmax(ses[usable, col]))]
+            se[col] = ses[chosen, col]
+            n_blocks[col], size_chosen[col] = counts[chosen], sizes[chosen]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se_err = np.where(n_blocks >= 2, se / np.sqrt(2.0 * np.maximum(n_blocks - 1, 1)), np.nan)
+    fields = (mean, se, se_err, n_blocks, size_chosen, conv)
+    if squeeze:
+        fields = tuple(np.asarray(f[0]) for f in fields)
+    return Blocking(*fields)
+
+
 def block_average(data: np.ndarray, min_blocks: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean and standard error of each column of ``data`` by Flyvbjerg-Petersen blocking.
 
@@ -273,48 +365,15 @@ def block_average(data: np.ndarray, min_blocks: int = 8) -> tuple[np.ndarray, np
     converged
         Per column, True when a level met the criterion of Lee et al. (2011) (see the
         module docstring); a column with zero variance counts as converged.
+
+    See Also
+    --------
+    blocking : the same, with the chosen level and the error of the standard error.
     """
-    x = np.asarray(data, dtype=float)
-    squeeze = x.ndim == 1
-    if squeeze:
-        x = x[:, None]
-    n, m = x.shape
-    mean = x.mean(axis=0) if n else np.full(m, np.nan)
-    if n < 2:
-        se = np.full(m, np.nan)
-        conv = np.zeros(m, dtype=bool)
-        return (mean[0], se[0], conv[0]) if squeeze else (mean, se, conv)
-    ses, sizes, counts = [], [], []
-    block, size = x, 1
-    while block.shape[0] >= 2:
-        k = block.shape[0]
-        ses.append(np.sqrt(np.maximum(block.var(axis=0), 0.0) / (k - 1)))
-        sizes.append(size)
-        counts.append(k)
-        half = k // 2
-        block = 0.5 * (block[0:2 * half:2] + block[1:2 * half:2])
-        size *= 2
-    ses = np.array(ses)  # (levels, m)
-    se0 = ses[0]
-    se = np.empty(m)
-    conv = np.zeros(m, dtype=bool)
-    for col in range(m):
-        if se0[col] == 0.0 or not np.isfinite(se0[col]):
-            se[col] = se0[col]
-            conv[col] = se0[col] == 0.0
-            continue
-        chosen = None
-        for lev, b in enumerate(sizes):
-            if float(b) ** 3 > 2.0 * n * (ses[lev, col] / se0[col]) ** 4:
-                chosen = lev
-                break
-        if chosen is not None and counts[chosen] >= 2:
-            se[col] = ses[chosen, col]
-            conv[col] = True
-        else:
-            usable = [lev for lev, c in enumerate(counts) if c >= min_blocks] or [0]
-            se[col] = float(np.max(ses[usable, col]))
-    return (mean[0], se[0], conv[0]) if squeeze else (mean, se, conv)
+    b = blocking(data, min_blocks)
+    if b.mean.ndim == 0:
+        return b.mean[()], b.stderr[()], b.converged[()]
+    return b.mean, b.stderr, b.converged
 
 
 def two_phase_test(s_kmin: np.ndarray, threshold: float = TWO_PHASE_THRESHOLD) -> tuple[bool, float]:
