@@ -124,7 +124,7 @@ RUN: dict[str, Run] = {
 }
 
 BENCH = [f".venv/bin/python benchmarks/{name}.py"
-         for name in ("farm", "elliptic", "md_noise", "ssa_engines", "ssa_nested", "scaling", "md")]
+         for name in ("farm", "elliptic", "md_noise", "ssa_engines", "ssa_nested", "scaling", "md", "gas_dynamics")]
 TEST = [".venv/bin/python -m pytest -q -p no:cacheprovider --with-mpi tests",
         *(f"mpirun --oversubscribe -n {n} .venv/bin/python -m pytest -q -p no:cacheprovider --with-mpi tests/mpi"
           for n in (2, 3))]
