@@ -11,7 +11,7 @@ DEBS := python3-petsc4py python3-mpi4py python3-h5py-mpi python3-numba python3-s
 # --no-install-recommends it adds liblammps0, libkim-api2 and libvoro++1 (16 MB installed). Its Python
 # module opens "liblammps.so", which only liblammps-dev ships (bookworm's liblammps0 has the .so.0).
 TEST_PIPS := pytest pytest-mpi
-# Independent equations of state, the oracles of the MD validation tests (tests/validation/md):
+# Independent equations of state, the oracles of the MD validation tests (tests/validation/micro/md):
 # prebuilt wheels (teqp: C++, feos and its si-units: Rust) that need only numpy at run time and
 # work with Debian's numpy 1.24. Installed with --no-deps, so that pip can never replace
 # Debian's numpy/h5py/mpi4py; pinned, because feos changes its Python API between minor versions.

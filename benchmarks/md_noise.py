@@ -2,7 +2,7 @@
 """Noise of the MD box fluxes: the standard error against atoms x averaging time.
 
 This is a measurement, not a test (it always exits 0; the asserting version with a small
-design is ``tests/validation/md/test_flux_noise.py``). Run it without ``mpirun``::
+design is ``tests/validation/micro/md/test_flux_noise.py``). Run it without ``mpirun``::
 
     python benchmarks/md_noise.py            # ~4 min on a quiet core, ~9 min on a loaded one
     python benchmarks/md_noise.py --quick    # ~15 s smoke run

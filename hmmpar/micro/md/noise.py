@@ -16,7 +16,7 @@ blocking standard errors of an :class:`~hmmpar.micro.md.estimators.MDResult` tog
 their own standard errors (:func:`~hmmpar.micro.md.estimators.blocking`), and
 :func:`fit_power_law` fits :math:`\ln\mathrm{se} = a + \sum_k b_k\ln x_k` by weighted least
 squares with those errors, giving the exponents with their standard errors and the
-:math:`\chi^2` of the fit (a check of the error model). ``tests/validation/md/test_flux_noise.py``
+:math:`\chi^2` of the fit (a check of the error model). ``tests/validation/micro/md/test_flux_noise.py``
 and ``benchmarks/md_noise.py`` use them; the prefactor :math:`C_A = e^a` says how many
 atom-time units a target error costs: :math:`N t = (C_A/\mathrm{se})^2`.
 """

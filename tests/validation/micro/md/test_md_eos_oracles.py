@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("teqp")
 pytest.importorskip("feos")
 
-import lj_eos  # noqa: E402  (tests/validation/md is on sys.path: pytest's rootdir import mode)
+import lj_eos  # noqa: E402  (tests/validation/micro/md is on sys.path: pytest's rootdir import mode)
 
 # NIST Standard Reference Simulation Website, "Lennard-Jones Fluid Properties", page 3 (MC):
 # NVT Monte Carlo, N = 500, LJ truncated at 3 sigma with analytic long-range corrections,

@@ -17,7 +17,7 @@ from hmmpar.micro.md.estimators import C_ETOT, C_P, C_T, COLUMN, N_FIELDS
 from hmmpar.micro.md.lattice import random_positions
 from hmmpar.micro.md.potentials import make_potential
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[4]
 
 
 def all_pairs(x, box, potential):

@@ -8,7 +8,7 @@ energy per atom, residual (configurational) part plus the ideal-gas 3/2 T*.
   2083 (2018), doi:10.1080/00268976.2018.1447153) for the Lennard-Jones potential truncated at
   r_c = 2.5 sigma and SHIFTED (u_LJTS(r) = u_LJ(r) - u_LJ(r_c) for r <= r_c, 0 beyond; their
   Eq. 2), as implemented in FeOs (PyPI ``feos``). Its residual energy is the mean of that
-  shifted potential energy (tests/validation/md/test_md_eos_oracles.py checks this in the
+  shifted potential energy (tests/validation/micro/md/test_md_eos_oracles.py checks this in the
   low-density limit, where it is an integral over the pair potential).
 * ``thol2016``, ``kolafa_nezbeda1994``, ``johnson1993``: EOS of the full (untruncated) LJ fluid
   (Thol, Rutkai, Koester, Lustig, Span & Vrabec, J. Phys. Chem. Ref. Data 45, 023101 (2016);

@@ -1,5 +1,5 @@
 """The error of the blocking standard error, and the weighted power-law fit used by the
-noise-scaling validation (tests/validation/md/test_flux_noise.py)."""
+noise-scaling validation (tests/validation/micro/md/test_flux_noise.py)."""
 from __future__ import annotations
 
 import numpy as np

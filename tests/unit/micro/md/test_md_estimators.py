@@ -114,7 +114,7 @@ def test_galilean_invariance_of_the_box_fluxes():
 def test_two_phase_box_is_flagged_and_a_supercritical_one_is_not():
     """LJ (r_c = 2.5, shifted; T_c about 1.1) at rho = 0.3: T = 0.8 lies inside the
     liquid-vapour region and the box demixes (S(k_min) grows to O(N)); T = 2.0 is
-    supercritical (S(k_min) about 1). Longer and larger runs: tests/validation/md."""
+    supercritical (S(k_min) about 1). Longer and larger runs: tests/validation/micro/md."""
     p = make_potential("lj", 2.5, shift=True)
     cold = state_point(0.3, p, 500, np.random.default_rng(1), temperature=0.8, t_equilibrate=15.0, t_sample=10.0)
     hot = state_point(0.3, p, 500, np.random.default_rng(1), temperature=2.0, t_equilibrate=15.0, t_sample=10.0)

@@ -23,7 +23,7 @@ with se the blocked standard errors (added linearly, not in quadrature: in NVE, 
 T are fully anticorrelated through the conserved energy) and eps_EOS the EOS uncertainty of
 lj_eos.py (PeTS: 5 % of p and of u_res; Thol: 1 %).
 
-Run ``python tests/validation/md/test_md_vs_eos.py`` for the table of docs/md_validation.md.
+Run ``python tests/validation/micro/md/test_md_vs_eos.py`` for the table of docs/md_validation.md.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ md_box = pytest.importorskip("hmmpar.micro.md.box")
 
 from hmmpar.micro.md.potentials import make_potential  # noqa: E402
 
-import lj_eos  # noqa: E402  (tests/validation/md is on sys.path)
+import lj_eos  # noqa: E402  (tests/validation/micro/md is on sys.path)
 
 STATES = ((0.3, 2.0), (0.5, 2.0), (0.7, 1.5))
 N_ATOMS = 500
