@@ -280,6 +280,10 @@ def md_keys() -> dict:
 
 def check_md_keys(micro: dict) -> None:
     """Cross-key checks of the md model's section (one-line ConfigError)."""
+    for key in ("t_sample", "eos_t_sample"):  # the box samples every 10 steps and needs 2 samples
+        if micro[key] < 20 * micro["dt"] * (1 - 1e-12):
+            raise ConfigError(f"config key micro.{key} = {micro[key]:g} is shorter than 20 MD steps of "
+                              f"micro.dt = {micro['dt']:g}")
     pts = micro["eos_points"]
     if len(pts) != 2 or not all(isinstance(v, int) and 2 <= v <= 64 for v in pts):
         raise ConfigError(f"config key micro.eos_points must be two integers in [2, 64], got {pts!r}")
