@@ -69,6 +69,11 @@ VARIABLES = {1: ("rho", "m", "E"), 2: ("rho", "mx", "my", "E")}
 FIELDS = {1: ("rho", "u", "p", "E"), 2: ("rho", "u", "v", "p", "E")}
 #: totals named in the conservation report
 TOTALS = {1: ("mass", "momentum", "energy"), 2: ("mass", "momentum_x", "momentum_y", "energy")}
+#: fixed-point unit and cap of the flux standard errors summed for the summary's mean
+#: (an integer sum is exact, so the mean is the same on any rank count; 2^20 * 2^24 per
+#: value leaves room for 2^19 values per round in int64, and the float64 checkpoint
+#: attribute holds the sum exactly up to 2^53 units, 5e8 in flux units)
+STDERR_SCALE, STDERR_CAP = float(2**24), float(2**20)
 #: the largest box: beyond it cell widths and positions lose their precision
 BOX_SPAN = (1e-100, 1e100)
 
@@ -176,7 +181,9 @@ class GasDynamics(Application):
         self.farm_rounds = 0
         self.max_courant = 0.0     # largest Courant number met (all stages)
         self.dt_min, self.dt_max = math.inf, 0.0
-        self.stderr_max, self.stderr_sum, self.stderr_count = 0.0, 0.0, 0  # this rank's part
+        # this rank's part; the sum in fixed point (STDERR_SCALE units, an exact integer sum,
+        # so that the mean is the same on any rank count)
+        self.stderr_max, self.stderr_sum, self.stderr_count = 0.0, 0, 0
         self.atom_steps = 0        # MD atom-steps of the micro tasks (this rank's part)
         self.q0 = np.zeros(self.nvar)           # totals at t = 0
         self.outflow = np.zeros(self.nvar)      # time integral of the net outflow through the boundary
@@ -221,12 +228,29 @@ class GasDynamics(Application):
         return rho, vel, p
 
     def _initial_conserved(self) -> np.ndarray:
-        """The owned cells' initial conserved states, E from the micro model's EOS."""
+        """The owned cells' initial conserved states, E from the micro model's EOS; a
+        ConfigError on every rank naming the first cell the EOS does not reach (a table
+        that does not cover the data) or whose state the micro model cannot have."""
         rho, vel, p = self.initial
+        message = None
+        U = np.zeros(rho.shape + (self.nvar,))
         try:
             U = conserved(rho, vel, p, self.eos)
         except ValueError as exc:  # a tabulated EOS that does not cover the initial data
-            raise ConfigError(f"initial data: {exc} (micro.eos_densities / micro.eos_temperatures)") from None
+            message = (f"initial data: {exc}; set micro.eos_densities / micro.eos_temperatures to cover it "
+                       f"(table: densities {self.eos.density[0]:.4g} .. {self.eos.density[-1]:.4g})")
+        if message is None:
+            bad = self.model.inadmissible(U.reshape(-1, self.nvar))
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                natural = int(self.grid.cell.natural_ids()[i])
+                message = (f"initial data at {self._where(self.grid.cell, natural)}: rho = {rho.ravel()[i]:.6g}, "
+                           f"p = {p.ravel()[i]:.6g} gives E = {U.reshape(-1, self.nvar)[i, -1]:.6g}, a state the "
+                           f"{self.model.name} micro model cannot have (below its ground state: the EOS table is too "
+                           "coarse there; raise micro.eos_points or narrow micro.eos_densities)")
+        problems = [m for m in self.comm.allgather(message) if m]
+        if problems:
+            raise ConfigError(problems[0])
         return U.reshape(self.grid.cell.owned_shape + (self.nvar,))
 
     def _build_eos(self) -> None:
@@ -328,7 +352,8 @@ class GasDynamics(Application):
         err = results["flux_stderr"]
         if err.size:
             self.stderr_max = max(self.stderr_max, float(np.max(err)))
-            self.stderr_sum += float(np.sum(err))
+            fixed = np.round(np.minimum(err, STDERR_CAP) * STDERR_SCALE).astype(np.int64)
+            self.stderr_sum += int(np.sum(fixed))
             self.stderr_count += int(err.size)
 
     def _end_step(self) -> None:
@@ -729,9 +754,8 @@ class GasDynamics(Application):
     def checkpoint_data(self) -> dict:
         rows, start = self.grid.cell.to_natural(self.U)
         n = int(np.prod(self.cells))
-        stats = np.array([self.stderr_max, self.stderr_sum, float(self.stderr_count)])
-        glob = np.array([self.comm.allreduce(stats[0], op=MPI.MAX), self.comm.allreduce(stats[1]),
-                         self.comm.allreduce(stats[2])])
+        glob = np.array([self.comm.allreduce(self.stderr_max, op=MPI.MAX), self.comm.allreduce(self.stderr_sum),
+                         self.comm.allreduce(self.stderr_count)], dtype=np.float64)
         eos = {}
         if self.model.name == "md":
             eos = {f"eos_{k}": v for k, v in self.eos.arrays().items()}
@@ -762,7 +786,7 @@ class GasDynamics(Application):
         self.max_courant = float(a["max_courant"])
         self.dt_min, self.dt_max = float(a["dt_min"]), float(a["dt_max"])
         if self.comm.rank == 0:  # the global statistics continue as rank 0's part
-            self.stderr_max, self.stderr_sum, self.stderr_count = (float(a["stderr"][0]), float(a["stderr"][1]),
+            self.stderr_max, self.stderr_sum, self.stderr_count = (float(a["stderr"][0]), int(a["stderr"][1]),
                                                                    int(a["stderr"][2]))
         self.q0 = np.array(a["q0"], dtype=float)
         self.outflow = np.array(a["outflow"], dtype=float)
@@ -876,7 +900,7 @@ class GasDynamics(Application):
             "courant_limit": self.courant_limit, "max_courant": self.max_courant, "steps": self.step, "time": self.time,
             "dt_min": self.dt_min if self.step else None, "dt_max": self.dt_max if self.step else None,
             "micro_tasks": self.micro_tasks, "farm_rounds": self.farm_rounds,
-            "flux_stderr": {"max": smax, "mean": ssum / scount if scount else 0.0},
+            "flux_stderr": {"max": smax, "mean": ssum / STDERR_SCALE / scount if scount else 0.0},
             "conservation": conservation,
         }
         exact = self._exact_fields()

@@ -285,8 +285,10 @@ def check_md_keys(micro: dict) -> None:
             raise ConfigError(f"config key micro.{key} = {micro[key]:g} is shorter than 20 MD steps of "
                               f"micro.dt = {micro['dt']:g}")
     pts = micro["eos_points"]
-    if len(pts) != 2 or not all(isinstance(v, int) and 2 <= v <= 64 for v in pts):
-        raise ConfigError(f"config key micro.eos_points must be two integers in [2, 64], got {pts!r}")
+    if len(pts) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in pts) \
+            or not (3 <= pts[0] <= 64 and 2 <= pts[1] <= 64):
+        raise ConfigError(f"config key micro.eos_points must be [densities in 3..64, temperatures in 2..64], "
+                          f"got {pts!r}")
     for key in ("eos_densities", "eos_temperatures"):
         r = micro[key]
         if r and (len(r) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in r)

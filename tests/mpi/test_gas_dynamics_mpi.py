@@ -67,11 +67,11 @@ CASES = {
 #: the [micro] section of each case (default: the ideal gas, gamma = 1.4)
 MICRO = {
     "sod_lxf_md_free": 'model = "md"\npotential = "none"\natoms = 64\nt_equilibrate = 0.0\nt_sample = 0.1\n'
-                       'eos_points = [2, 2]\neos_atoms = 32\neos_t_sample = 0.1',
+                       'eos_points = [3, 2]\neos_atoms = 32\neos_t_sample = 0.1',
     "sod_kfvs_md_free": 'model = "md"\npotential = "none"\ninterface_atoms = 500\ninterface_t_sample = 0.05\n'
-                        'eos_points = [2, 2]\neos_atoms = 32\neos_t_sample = 0.1',
+                        'eos_points = [3, 2]\neos_atoms = 32\neos_t_sample = 0.1',
     "sod_lxf_md_lj": 'model = "md"\natoms = 108\nt_equilibrate = 0.2\nt_sample = 0.2\n'
-                     'eos_points = [2, 3]\neos_atoms = 108\neos_t_sample = 0.5\neos_temperatures = [1.5, 6.0]',
+                     'eos_points = [3, 3]\neos_atoms = 108\neos_t_sample = 0.5\neos_temperatures = [1.5, 6.0]',
 }
 #: problem keys of the cases that need them
 PROBLEM = {"sod_lxf_md_lj": "left = [0.5, 0.0, 1.8]\nright = [0.1, 0.0, 0.15]"}

@@ -17,7 +17,7 @@ import pytest
 
 from test_gas_dynamics import run_gas
 
-FREE = dict(micro__potential='"none"', micro__eos_points="[2, 2]", micro__eos_atoms=32, micro__eos_t_sample=0.1,
+FREE = dict(micro__potential='"none"', micro__eos_points="[3, 2]", micro__eos_atoms=32, micro__eos_t_sample=0.1,
             problem__name='"sod"', macro__cells="[16]", macro__order=1, macro__cfl=0.4, macro__t_end=0.1,
             micro__t_equilibrate=0.0)
 
