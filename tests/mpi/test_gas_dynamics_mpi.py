@@ -61,7 +61,7 @@ CASES = {
     # MD micro models: each task draws from its own stream, so these too are bitwise
     "sod_lxf_md_free": ("sod", "staggered", 1, 1, [12], '["outflow", "outflow"]', 0.1),
     "sod_kfvs_md_free": ("sod", "kinetic", 1, 1, [12], '["outflow", "outflow"]', 0.1),
-    "sod_lxf_md_lj": ("riemann", "staggered", 1, 1, [8], '["outflow", "outflow"]', 0.07),
+    "sod_lxf_md_lj": ("riemann", "staggered", 1, 1, [8], '["outflow", "outflow"]', 0.12),
 }
 
 #: the [micro] section of each case (default: the ideal gas, gamma = 1.4)
