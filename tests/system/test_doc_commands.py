@@ -142,6 +142,12 @@ FRAGMENT = "names a command or option in prose, not a complete command"
 SYNOPSIS = "usage synopsis with placeholders (CONFIG, PATH, ...)"
 BENCHMARK = "a benchmark (minutes); make bench runs them"
 SKIP: dict[str, str] = {
+    "python tests/validation/micro/md/test_md_vs_eos.py":
+        "prints the table of docs/md_validation.md from the runs tests/validation/micro/md/test_md_vs_eos.py makes",
+    "mpirun -n 2 .venv/bin/python drivers/gas_dynamics.py drivers/configs/gas_dynamics_md.toml":
+        "about a minute; the config runs shrunk in tests/validation/test_gas_dynamics_md.py",
+    "mpirun -n 2 .venv/bin/python drivers/gas_dynamics.py drivers/configs/gas_dynamics_lj.toml":
+        "about 10 minutes; the config runs shrunk in tests/validation/test_gas_dynamics_md.py",
     "make demo DEMO_CONFIG=path/to.toml": SYNOPSIS,
     "make setup": INSTALL,
     "make bench-gillespy2": "benchmark that installs GillesPy2 from PyPI and compiles with g++ (minutes)",

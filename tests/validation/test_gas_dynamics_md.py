@@ -80,3 +80,26 @@ def test_lj_tube_runs_with_its_tabulated_equation_of_state(tmp_path):
     assert fields["p"][0] == pytest.approx(1.8, rel=0.05)
     assert fields["p"][-1] == pytest.approx(0.15, rel=0.05)
     assert summary["flux_stderr"]["max"] > 0 and summary["md_atom_steps"] > 0
+
+
+@pytest.mark.parametrize("name", ["gas_dynamics_md", "gas_dynamics_lj"])
+def test_md_driver_configs_run_at_a_small_size(tmp_path, name):
+    """The documented MD configs, shrunk (cells, boxes, time), run to their end: they do
+    not rot. The full sizes are the docs' numbers (minutes)."""
+    from pathlib import Path
+
+    from mpi4py import MPI
+
+    from hmmpar.core.config import load_config
+    from hmmpar.core.log import RankLog
+    from hmmpar.core.runner import run
+
+    small = ["macro.cells=[6]", "macro.t_end=0.02", "micro.atoms=108", "micro.interface_atoms=1000",
+             "micro.eos_atoms=108", "micro.eos_points=[3, 2]", "micro.eos_t_sample=0.2", "micro.t_sample=0.2",
+             "micro.t_equilibrate=0.1", f'run.output_dir="{tmp_path / name}"', "output.plots=false"]
+    for scheme in ("staggered", "kinetic"):
+        root = Path(__file__).resolve().parents[2]
+        cfg = load_config(root / "drivers" / "configs" / f"{name}.toml", small + [f'macro.scheme="{scheme}"',
+                                                                                 f'run.output_dir="{tmp_path / scheme}"'])
+        summary = run(cfg, MPI.COMM_WORLD, log=RankLog(MPI.COMM_WORLD, quiet=True))
+        assert summary["time"] == pytest.approx(0.02) and summary["md_atom_steps"] > 0
