@@ -1,4 +1,4 @@
-"""Command line: ``hmmpar run | validate | ckpt info | gather | apps``.
+"""Command line: ``hmmpar run | validate | ckpt info | gather | md state | apps``.
 
 Everything after ``--`` goes to PETSc unchanged (``-ksp_type cg -pc_type gamg``).
 Errors are one line on stderr, printed once, with the documented exit codes
@@ -61,6 +61,28 @@ def build_parser() -> argparse.ArgumentParser:
     ga.add_argument("--x", metavar="KEY")
     ga.add_argument("--y", action="append", default=[], metavar="KEY")
 
+    md = sub.add_parser("md", help="molecular-dynamics tools")
+    mdsub = md.add_subparsers(dest="md_command", required=True, parser_class=_Parser)
+    st = mdsub.add_parser("state", help="equation of state of one (density, temperature or energy) point by NVE MD",
+                          description="Equilibrate a periodic box by velocity rescaling, then sample it in NVE and "
+                                      "print pressure, energies and temperature with their standard errors "
+                                      "(reduced Lennard-Jones units).")
+    st.add_argument("--rho", type=float, required=True, help="number density")
+    target = st.add_mutually_exclusive_group(required=True)
+    target.add_argument("--temperature", type=float, help="target temperature (velocity rescaling)")
+    target.add_argument("--energy", type=float, help="target internal energy per atom")
+    st.add_argument("--potential", choices=["lj", "wca", "none"], default="lj")
+    st.add_argument("--cutoff", type=float, help="LJ cutoff radius (default 2.5)")
+    st.add_argument("--shift", action="store_true", help="shift the LJ energy to zero at the cutoff")
+    st.add_argument("--tail-correction", dest="tail_correction", action="store_true",
+                    help="add the long-range corrections to energy and pressure")
+    st.add_argument("--atoms", type=int, default=500, help="atoms in the box (default 500; fcc start if 4 n^3)")
+    st.add_argument("--equilibrate", type=float, default=5.0, help="equilibration time (default 5)")
+    st.add_argument("--time", type=float, default=20.0, help="sampling time (default 20)")
+    st.add_argument("--dt", type=float, default=0.005, help="time step (default 0.005)")
+    st.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    st.add_argument("--json", action="store_true", help="print the result as JSON")
+
     sub.add_parser("apps", help="list the applications")
     return parser
 
@@ -108,6 +130,19 @@ def _dispatch(args, comm) -> int:
             raise ConfigError(problem)
         log.info(table)
         return 0
+    if args.command == "md":
+        from hmmpar.core.errors import HmmparError
+        text = problem = None
+        if comm.rank == 0:  # one box, computed by rank 0
+            try:
+                text = _md_state(args)
+            except HmmparError as exc:
+                problem = exc
+        text, problem = comm.bcast((text, problem), root=0)
+        if problem is not None:
+            raise problem
+        log.info(text)
+        return 0
     if args.command == "validate":
         from hmmpar.core.preflight import prepare
         cfg = load_config(args.config, args.overrides, allow_user_code=not args.no_user_code)
@@ -135,6 +170,51 @@ def _dispatch(args, comm) -> int:
         run(cfg, comm, restart=args.restart, log=log)
         return 0
     raise ConfigError(f"unknown command {args.command}")
+
+
+def _md_state(args) -> str:
+    """``hmmpar md state``: the text (or JSON) to print."""
+    import json
+
+    from hmmpar.core.rng import task_rng
+    from hmmpar.micro.md.box import state_point
+    from hmmpar.micro.md.potentials import make_potential
+
+    import math
+
+    if args.seed < 0:
+        raise ConfigError(f"--seed: must be >= 0, got {args.seed}")
+    if args.atoms < 2:
+        raise ConfigError(f"--atoms: must be >= 2, got {args.atoms}")
+    for flag, value, low in (("--dt", args.dt, 0.0), ("--time", args.time, 0.0)):
+        if not (math.isfinite(value) and value > low):
+            raise ConfigError(f"{flag}: must be a finite number > 0, got {value}")
+    if not (math.isfinite(args.equilibrate) and args.equilibrate >= 0):
+        raise ConfigError(f"--equilibrate: must be a finite number >= 0, got {args.equilibrate}")
+    potential = make_potential(args.potential, args.cutoff, shift=args.shift, tail_correction=args.tail_correction)
+    r = state_point(args.rho, potential, args.atoms, task_rng(args.seed, 0, 0), temperature=args.temperature,
+                    energy=args.energy, dt=args.dt, t_equilibrate=args.equilibrate, t_sample=args.time)
+    if args.json:
+        out = {"input": {"rho": args.rho, "temperature": args.temperature, "energy": args.energy,
+                         "potential": args.potential, "cutoff": potential.cutoff, "shift": potential.shift,
+                         "tail_correction": potential.tail_correction, "atoms": args.atoms,
+                         "equilibrate": args.equilibrate, "time": args.time, "dt": args.dt, "seed": args.seed}}
+        out.update(r.as_dict())
+        return json.dumps(out)
+    rows = [("pressure", r.pressure, r.pressure_err),
+            ("potential energy per atom", r.potential_energy, r.potential_energy_err),
+            ("total energy per atom", r.total_energy, r.total_energy_err),
+            ("temperature", r.temperature, r.temperature_err)]
+    lines = [f"md state: {potential.describe()}, {r.n_atoms} atoms at density {r.density:g}, "
+             f"equilibrate {args.equilibrate:g}, sample {args.time:g} ({r.n_samples} samples), seed {args.seed}"]
+    lines += [f"  {name:<27} {value:>12.6f} +- {err:.6f}" for name, value, err in rows]
+    phase = "two-phase (demixed box)" if r.two_phase else "homogeneous"
+    lines.append(f"  {'S(k_min)':<27} {r.structure_factor_kmin:>12.4g}    {phase}")
+    if not r.converged:
+        lines.append("  (error bars not converged: sample longer)")
+    lines.append(f"  {'atom-steps per second':<27} {r.atom_steps_per_second:>12.4g}    "
+                 f"({r.atom_steps} atom-steps in {r.seconds:.2f} s)")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
