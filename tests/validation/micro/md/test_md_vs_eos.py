@@ -34,9 +34,7 @@ import pytest
 
 pytest.importorskip("teqp")
 pytest.importorskip("feos")
-md_box = pytest.importorskip("hmmpar.micro.md.box")
-
-from hmmpar.micro.md.potentials import make_potential  # noqa: E402
+from hmmpar.micro.md import make_potential, state_point  # noqa: E402
 
 import lj_eos  # noqa: E402  (tests/validation/micro/md is on sys.path)
 
@@ -92,8 +90,8 @@ class Comparison:
 
 
 def compare(model: Model, rho: float, temperature: float):
-    result = md_box.state_point(rho, potential=model.potential, n_atoms=N_ATOMS,
-                                rng=np.random.default_rng(SEED), temperature=temperature, **RUN)
+    result = state_point(rho, potential=model.potential, n_atoms=N_ATOMS,
+                         rng=np.random.default_rng(SEED), temperature=temperature, **RUN)
     t_md, t_err = float(result.temperature), float(result.temperature_err)
     at = model.eos(rho, t_md)
     h = 1e-4
