@@ -284,27 +284,15 @@ def tube_system(length: float, side: float, states: dict, seed: int):
     """The whole tube: [0, L) x [0, a)^2, left half at the left state, right half at the
     right one (random sequential addition, minimum image across both seams)."""
     from hmmpar.micro.md.engine import DEFAULT_SKIN, MDSystem
-    from hmmpar.micro.md.lattice import _place, maxwell_boltzmann
+    from hmmpar.micro.md.lattice import maxwell_boltzmann, random_positions_in_slabs
     from hmmpar.micro.md.potentials import make_potential
     rng = np.random.default_rng(seed)
     box = np.array([length, side, side])
     half = 0.5 * length
     n_left = int(round(states["left"]["rho"] * side * side * half))
     n_right = int(round(states["right"]["rho"] * side * side * half))
-    n = n_left + n_right
     d_min = min(0.9, 0.7 * max(states["left"]["rho"], states["right"]["rho"]) ** (-1.0 / 3.0))
-    nc = np.maximum((box / d_min).astype(np.int64), 1)
-    while int(np.prod(nc)) > max(27, 8 * n):
-        nc = np.maximum(nc // 2, 1)
-    heads = np.full(int(np.prod(nc)), -1, dtype=np.int64)
-    nxt = np.full(n, -1, dtype=np.int64)
-    placed = np.zeros((n, 3))
-    count = 0
-    for lo, target in ((0.0, n_left), (0.5, n)):
-        while count < target:
-            cand = rng.random((max(1024, 2 * (target - count)), 3))
-            cand[:, 0] = lo + 0.5 * cand[:, 0]
-            count = _place(cand, placed[:target], count, box, d_min, heads, nxt, nc)
+    placed = random_positions_in_slabs([n_left, n_right], box, rng, d_min)
     v = np.concatenate([maxwell_boltzmann(n_left, states["left"]["temperature"], rng),
                         maxwell_boltzmann(n_right, states["right"]["temperature"], rng)])
     pot = make_potential("lj", cutoff=CUTOFF, shift=True)

@@ -78,7 +78,7 @@ import numpy as np
 from hmmpar.core.errors import ConfigError
 
 from .engine import MDError, compute_forces_per_atom
-from .lattice import _place
+from .lattice import random_positions_in_slabs
 from .neighbours import build, initial_capacity, max_relative_displacement2, shift_table
 from .potentials import Potential, pair_energy_force
 
@@ -397,23 +397,11 @@ def interface_box(left: tuple, right: tuple, potential: Potential, n_atoms: int,
     if interacting:
         if d_min is None:
             d_min = min(0.9, 0.7 * max(rho_l, rho_r) ** (-1.0 / 3.0))
-        nc = np.maximum((box / d_min).astype(np.int64), 1)
-        while int(np.prod(nc)) > max(27, 8 * n):
-            nc = np.maximum(nc // 2, 1)
-        heads = np.full(int(np.prod(nc)), -1, dtype=np.int64)
-        nxt = np.full(n, -1, dtype=np.int64)
-        placed = np.zeros((n, 3))
-        count, drawn = 0, 0
-        for lo, target in ((0.0, n_left), (0.5, n)):
-            while count < target:
-                if drawn > 2000 * n:
-                    raise ConfigError(f"interface box: could not place {n} atoms at densities {rho_l:g} | "
-                                      f"{rho_r:g} at least {d_min:g} apart")
-                cand = rng.random((max(1024, 2 * (target - count)), 3))
-                cand[:, 0] = lo + 0.5 * cand[:, 0]
-                count = _place(cand, placed[:target], count, box, d_min, heads, nxt, nc)
-                drawn += cand.shape[0]
-        x = placed
+        try:
+            x = random_positions_in_slabs([n_left, n_right], box, rng, d_min)
+        except ConfigError:
+            raise ConfigError(f"interface box: could not place {n} atoms at densities {rho_l:g} | {rho_r:g} at "
+                              f"least {d_min:g} apart") from None
     else:
         x = rng.random((n, 3)) * np.array([half, side, side])
         x[n_left:, 0] += half

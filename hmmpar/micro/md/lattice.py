@@ -100,9 +100,26 @@ def random_positions(n_atoms: int, box: np.ndarray, rng: np.random.Generator,
         When the atoms do not fit after ``max_candidates`` draws (default ``2000 n_atoms``).
     """
     box = np.asarray(box, dtype=float)
-    rho = n_atoms / float(np.prod(box))
     if d_min is None:
-        d_min = min(0.9, 0.7 * rho ** (-1.0 / 3.0))
+        d_min = min(0.9, 0.7 * (n_atoms / float(np.prod(box))) ** (-1.0 / 3.0))
+    return random_positions_in_slabs([n_atoms], box, rng, d_min, max_candidates)
+
+
+def random_positions_in_slabs(counts, box: np.ndarray, rng: np.random.Generator, d_min: float,
+                              max_candidates: int | None = None) -> np.ndarray:
+    """``counts[k]`` uniform random positions in the k-th of ``len(counts)`` equal slabs
+    along x (slab k first), no two closer than ``d_min`` (minimum image, across slabs too):
+    a box holding different densities side by side (the interface box of the kinetic
+    scheme, a shock tube). One slab is :func:`random_positions`.
+
+    Raises
+    ------
+    ConfigError
+        When the atoms do not fit after ``max_candidates`` draws (default ``2000 N``).
+    """
+    box = np.asarray(box, dtype=float)
+    counts = [int(c) for c in counts]
+    n_atoms = sum(counts)
     nc = np.maximum((box / d_min).astype(np.int64), 1)  # cells at least d_min wide
     while int(np.prod(nc)) > max(27, 8 * n_atoms):
         nc = np.maximum(nc // 2, 1)
@@ -111,13 +128,20 @@ def random_positions(n_atoms: int, box: np.ndarray, rng: np.random.Generator,
     placed = np.zeros((n_atoms, 3))
     n_placed, drawn = 0, 0
     limit = max_candidates if max_candidates is not None else 2000 * n_atoms
-    while n_placed < n_atoms:
-        if drawn >= limit:
-            raise ConfigError(f"initial placement: could not place {n_atoms} atoms at density {rho:g} "
-                              f"at least {d_min:g} apart; use the fcc lattice")
-        batch = max(1024, 2 * (n_atoms - n_placed))
-        n_placed = _place(rng.random((batch, 3)), placed, n_placed, box, d_min, heads, nxt, nc)
-        drawn += batch
+    width = 1.0 / len(counts)
+    target = 0
+    for k, count in enumerate(counts):
+        target += count
+        while n_placed < target:
+            if drawn >= limit:
+                rho = n_atoms / float(np.prod(box))
+                raise ConfigError(f"initial placement: could not place {n_atoms} atoms at density {rho:g} "
+                                  f"at least {d_min:g} apart; use the fcc lattice")
+            cand = rng.random((max(1024, 2 * (target - n_placed)), 3))
+            if len(counts) > 1:
+                cand[:, 0] = k * width + width * cand[:, 0]
+            n_placed = _place(cand, placed[:target], n_placed, box, d_min, heads, nxt, nc)
+            drawn += cand.shape[0]
     return placed
 
 
