@@ -62,6 +62,7 @@ CASES = {
     "sod_lxf_md_free": ("sod", "staggered", 1, 1, [12], '["outflow", "outflow"]', 0.1),
     "sod_kfvs_md_free": ("sod", "kinetic", 1, 1, [12], '["outflow", "outflow"]', 0.1),
     "sod_lxf_md_lj": ("riemann", "staggered", 1, 1, [8], '["outflow", "outflow"]', 0.12),
+    "blast_kfvs_md_free": ("blast2d", "kinetic", 1, 2, [6, 6], "[]", 0.15),
 }
 
 #: the [micro] section of each case (default: the ideal gas, gamma = 1.4)
@@ -70,6 +71,8 @@ MICRO = {
                        'eos_points = [3, 2]\neos_atoms = 32\neos_t_sample = 0.1',
     "sod_kfvs_md_free": 'model = "md"\npotential = "none"\ninterface_atoms = 500\ninterface_t_sample = 0.05\n'
                         'eos_points = [3, 2]\neos_atoms = 32\neos_t_sample = 0.1',
+    "blast_kfvs_md_free": 'model = "md"\npotential = "none"\ninterface_atoms = 500\ninterface_t_sample = 0.05\n'
+                          'eos_points = [3, 2]\neos_atoms = 32\neos_t_sample = 0.1',
     "sod_lxf_md_lj": 'model = "md"\natoms = 108\nt_equilibrate = 0.2\nt_sample = 0.2\n'
                      'eos_points = [3, 3]\neos_atoms = 108\neos_t_sample = 0.5\neos_temperatures = [1.5, 6.0]',
 }
