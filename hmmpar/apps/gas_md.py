@@ -125,9 +125,22 @@ class MDGasModel:
                            dt=self.micro["dt"], t_equilibrate=self.micro["t_equilibrate"],
                            t_sample=self.micro["eos_t_sample"])
 
+    def check_box_size(self, rho_max: float) -> None:
+        """A state box at the densest state of the table must hold the cutoff: side
+        :math:`(N/\rho)^{1/3} > 2 r_c` (ConfigError naming micro.atoms, before any MD)."""
+        if not self.potential.interacting:
+            return
+        side = (self.micro["atoms"] / rho_max) ** (1.0 / 3.0)
+        rc = self.potential.cutoff
+        if not side > 2.0 * rc:
+            need = int(math.ceil(rho_max * (2.0 * rc) ** 3)) + 1
+            raise ConfigError(f"config key micro.atoms = {self.micro['atoms']}: a box at density {rho_max:.4g} "
+                              f"has side {side:.4g} <= 2 r_c = {2 * rc:g}; use at least {need} atoms")
+
     def build_eos(self, comm, seed: int, rho_range: tuple[float, float],
                   t_range: tuple[float, float]) -> TabulatedEOS:
         """Compute the table with all ranks of ``comm`` (collective; rank-count independent)."""
+        self.check_box_size(rho_range[1])
         points = self.eos_points(rho_range, t_range)
         mine = {}
         problem = None

@@ -56,6 +56,8 @@ CASES = {
     "md_eos_range": (['micro.model="md"', "micro.eos_densities=[1.0, 0.5]"], 2,
                      "config key micro.eos_densities must be [min, max] with 0 < min < max"),
     "md_cutoff": (['micro.model="md"', "micro.cutoff=0.5"], 1, "config key micro.cutoff must be >= 1.12"),
+    "md_box_too_small": (['micro.model="md"', "micro.atoms=20"], 2,
+                         "config key micro.atoms = 20: a box at density 1.4 has side 2.426 <= 2 r_c = 5; use at least 176 atoms"),
 }
 
 
