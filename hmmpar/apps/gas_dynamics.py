@@ -258,7 +258,8 @@ class GasDynamics(Application):
         rho, _, p = self.initial
         lo = self._all(np.array([-np.min(rho, initial=np.inf), -np.min(p / rho, initial=np.inf)]), MPI.MAX)
         hi = self._all(np.array([np.max(rho, initial=0.0), np.max(p / rho, initial=0.0)]), MPI.MAX)
-        rho_range, t_range = default_eos_ranges(np.array([-lo[0], hi[0]]), np.array([-lo[0] * -lo[1], hi[0] * hi[1]]))
+        rho_range, t_range = default_eos_ranges(np.array([-lo[0], hi[0]]), np.array([-lo[0] * -lo[1], hi[0] * hi[1]]),
+                                                   self.model.t_floor)
         micro = self.config.section("micro")
         rho_range = tuple(micro["eos_densities"]) or rho_range
         t_range = tuple(micro["eos_temperatures"]) or t_range

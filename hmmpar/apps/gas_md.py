@@ -76,6 +76,8 @@ class MDGasModel:
         #: free particles are exactly a monatomic ideal gas: the exact solutions apply
         self.exact_gamma = 5.0 / 3.0 if micro["potential"] == "none" else None
         self._ground_table: tuple[np.ndarray, np.ndarray] | None = None
+        #: the default EOS table stays above the liquid-vapour region
+        self.t_floor = LJ_SUPERCRITICAL_T if micro["potential"] == "lj" else 0.0
 
     def describe(self) -> dict:
         m = self.micro
@@ -250,13 +252,22 @@ class MDGasModel:
         return out
 
 
-def default_eos_ranges(rho: np.ndarray, p: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:
+#: lowest default EOS-table temperature of an LJ fluid: above the critical temperature of
+#: every cutoff (truncated and shifted at 2.5: 1.078, Vrabec et al., Mol. Phys. 104, 1509
+#: (2006); full LJ: 1.32, Thol et al. 2016), so that no default table point demixes
+LJ_SUPERCRITICAL_T = 1.35
+
+
+def default_eos_ranges(rho: np.ndarray, p: np.ndarray,
+                       t_floor: float = 0.0) -> tuple[tuple[float, float], tuple[float, float]]:
     """Table ranges covering initial data (rho, p): densities from 0.7 min to 1.4 max, and
     temperatures from 0.5 to 2.5 times the ideal-gas temperatures p / rho (the table is
-    extrapolated in e beyond its hottest point; shocks heat the gas)."""
+    extrapolated in e beyond its hottest point; shocks heat the gas), at least ``t_floor``
+    (and the top at least twice that)."""
     r_lo, r_hi = float(np.min(rho)), float(np.max(rho))
     t = np.asarray(p, dtype=float) / np.asarray(rho, dtype=float)
-    return (0.7 * r_lo, 1.4 * r_hi), (0.5 * float(np.min(t)), 2.5 * float(np.max(t)))
+    t_lo, t_hi = max(0.5 * float(np.min(t)), t_floor), 2.5 * float(np.max(t))
+    return (0.7 * r_lo, 1.4 * r_hi), (t_lo, max(t_hi, 2.0 * t_lo))
 
 
 def md_keys() -> dict:
