@@ -20,6 +20,27 @@ def final_x(outdir: Path) -> np.ndarray:
     return np.load(outdir / "X.npy")
 
 
+def wait_for_lock_release(directory: Path, timeout: float = 60.0) -> None:
+    """Wait until the killed run's rank 0 is gone: ``mpirun`` is reaped before its ranks
+    are, and the kernel frees rank 0's ``flock`` only when that process has exited (a
+    restart in the meantime is refused, rightly, as a second run into the directory)."""
+    import fcntl
+    from hmmpar.core.rundir import LOCK_NAME
+    fd = os.open(directory / LOCK_NAME, os.O_RDWR)
+    try:
+        deadline = time.time() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                return
+            except BlockingIOError:
+                assert time.time() < deadline, f"the killed run still holds {directory / LOCK_NAME}"
+                time.sleep(0.1)
+    finally:
+        os.close(fd)
+
+
 def test_straight_equals_stop_and_restart_on_other_rank_count(small_ou_config, tmp_path):
     straight = tmp_path / "straight"
     p = hmmpar(1, small_ou_config, "--set", f'run.output_dir="{straight}"')
@@ -67,6 +88,7 @@ def test_sigkill_during_checkpoint_restarts_from_previous(small_ou_config, tmp_p
     os.killpg(proc.pid, signal.SIGKILL)  # kill everything mid-write
     proc.wait(timeout=30)
     assert sorted(p.name for p in ckdir.glob("ckpt_*.h5")) == ["ckpt_00000005.h5"]
+    wait_for_lock_release(out)
     p = hmmpar(3, small_ou_config, "--set", f'run.output_dir="{out}"', "--restart", "latest")
     assert p.returncode == 0, p.stderr
     assert "step 5" in p.stdout
