@@ -7,6 +7,7 @@ from hmmpar.core.errors import ConfigError
 
 #: run.app name -> "module:Class"
 APPS = {
+    "convection": "hmmpar.apps.convection:Convection",
     "elliptic": "hmmpar.apps.elliptic:Elliptic",
     "gas_dynamics": "hmmpar.apps.gas_dynamics:GasDynamics",
     "ou_averaging": "hmmpar.apps.ou_averaging:OUAveraging",

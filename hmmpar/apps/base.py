@@ -13,6 +13,16 @@ The runner drives every application through the same HMM loop::
 and asks it for checkpoint data and final outputs. A scheme with stages whose micro
 data depend on the previous stage (a predictor-corrector, a Runge-Kutta method) returns
 the next stage's task rows from ``absorb``; checkpoints fall between steps only.
+
+An application whose micro models keep their state across macro steps (a
+superparametrization column under every macro column) sets :attr:`persistent_instances`;
+it owns a :class:`~hmmpar.core.instances.InstancePool` and the runner calls
+:meth:`advance` once per step instead of the farm rounds::
+
+    step = first
+    while app.more_steps(step):
+        app.advance(step)                              # macro part, pool.step, macro part
+        step += 1
 """
 from __future__ import annotations
 
@@ -24,7 +34,7 @@ import numpy as np
 from hmmpar.core.checkpoint import Block, CheckpointReader
 from hmmpar.core.config import Config, Field
 from hmmpar.core.farm import TaskContext
-from hmmpar.core.timing import Timers
+from hmmpar.core.timing import FarmStats, Timers
 
 
 class Application:
@@ -42,6 +52,10 @@ class Application:
     #: follows from the solution, e.g. a CFL time step run to a final time); the run
     #: ends when :meth:`more_steps` says so
     steps_estimated: ClassVar[bool] = False
+    #: the micro models are persistent instances of the application's own
+    #: :class:`~hmmpar.core.instances.InstancePool`: the runner calls :meth:`advance`
+    #: once per step (no farm, no :meth:`tasks` / :meth:`solve` / :meth:`absorb`)
+    persistent_instances: ClassVar[bool] = False
 
     def __init__(self, config: Config, comm, timers: Timers) -> None:
         self.config = config
@@ -49,6 +63,10 @@ class Application:
         self.timers = timers
         #: macro steps completed (set by initialize/absorb/load_checkpoint)
         self.step = 0
+        #: where micro work is counted (busy, idle, comm, tasks): the runner gives the
+        #: application its own before ``initialize`` / ``load_checkpoint``, so an
+        #: instance pool built then reports into the run's timing
+        self.micro_stats = FarmStats()
 
     def memory_estimate(self) -> int:
         """Bytes this rank will allocate at its peak (default 0: not estimated).
@@ -96,6 +114,12 @@ class Application:
         rounds; the runner checks that they agree). The rows of later rounds use the same
         random-stream keys ``(seed, step, task_id)``: give them task ids distinct from the
         earlier rounds' if their micro solves draw random numbers."""
+        raise NotImplementedError
+
+    def advance(self, step: int) -> int:
+        """One macro step of an application with :attr:`persistent_instances`
+        (collective): the macro model, the instances' step through the pool, the macro
+        model again. Returns the number of micro instances this rank stepped."""
         raise NotImplementedError
 
     # checkpoints

@@ -510,6 +510,57 @@ class InstancePool:
         self.states = _move_rows(self.comm, np.ascontiguousarray(rows), self._block_of(), self._owner)
         self._add_comm(t0)
 
+    # ------------------------------------------------------------------ other layouts
+    def from_layout(self, rows: np.ndarray, holder: np.ndarray) -> np.ndarray:
+        """Per-instance rows kept in another layout, moved to this pool's placement.
+
+        Collective; one ``Alltoallv`` of raw bytes. A macro model distributes its columns
+        by its own decomposition (a DMDA's ranges), the pool by cost: this is how the
+        data of column ``i`` reach the rank of instance ``i``.
+
+        Parameters
+        ----------
+        rows
+            Structured rows of the instances ``flatnonzero(holder == rank)`` of this rank,
+            in ascending id order.
+        holder
+            The rank holding the row of every instance in the other layout (length
+            ``M``, the same on every rank).
+
+        Returns
+        -------
+        numpy.ndarray
+            The rows of :attr:`ids`, in that order.
+        """
+        src = self._layout(holder, rows, "from_layout")
+        t0 = time.perf_counter()
+        out = _move_rows(self.comm, np.ascontiguousarray(rows), src, self._owner)
+        self._add_comm(t0)
+        return out
+
+    def to_layout(self, rows: np.ndarray, holder: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`from_layout`: rows aligned with :attr:`ids` moved to the
+        ranks ``holder`` gives (each receives its instances' rows in ascending id order)."""
+        dst = self._layout(holder, None, "to_layout")
+        problem = _row_problem(rows, None, self.ids.size, "rows")
+        _agree(self.comm, problem, "to_layout")
+        t0 = time.perf_counter()
+        out = _move_rows(self.comm, np.ascontiguousarray(rows), self._owner, dst)
+        self._add_comm(t0)
+        return out
+
+    def _layout(self, holder, rows, what: str) -> np.ndarray:
+        h = np.asarray(holder, dtype=np.int64)
+        problem = None
+        if h.shape != (self.size,) or (h.size and (h.min() < 0 or h.max() >= self.comm.size)):
+            problem = f"holder must give a rank in [0, {self.comm.size}) for each of {self.size} instances"
+        elif rows is not None:
+            problem = _row_problem(rows, None, int(np.count_nonzero(h == self.comm.rank)), "rows")
+        _agree(self.comm, problem, what)
+        if len(set(self.comm.allgather(_digest(h)))) > 1:
+            raise HmmparError(f"{what}: ranks disagree on the holder of the instances")
+        return h
+
     # ------------------------------------------------------------------ balancing
     def rebalance(self, costs: np.ndarray) -> int:
         """Place the instances again on new costs and move the state rows accordingly.

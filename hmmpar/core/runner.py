@@ -165,6 +165,7 @@ def _run(cfg: Config, comm, app, timers: Timers, wall0: float, *, restart: str |
     """:func:`run` after :func:`~hmmpar.core.preflight.prepare`, its directories locked."""
     outdir = Path(cfg["run.output_dir"])
     stats = FarmStats()
+    app.micro_stats = stats  # an instance pool built by initialize / load_checkpoint reports here
     check_output_dir(comm, outdir)
     if comm.rank == 0:  # the resolved config, defaults filled in (read by `hmmpar gather`)
         (outdir / "run_config.toml").write_text(cfg.dumps())
@@ -209,17 +210,12 @@ def _run(cfg: Config, comm, app, timers: Timers, wall0: float, *, restart: str |
     unsaved = False  # a step since the last checkpoint changed the checkpointed state
     step = first
     while app.more_steps(step):
-        with timers.phase("reconstruct"):
-            rows = app.tasks(step)
-        tasks_done = 0
-        while True:  # the farm rounds of this step: absorb returns the next round's rows or None
+        if app.persistent_instances:
             t_farm = time.perf_counter()
-            results = farm.map(app.solve, rows, app.result_dtype, step=step, seed=seed)
+            tasks_done = comm.allreduce(int(app.advance(step)))
             timers.add("farm_total", time.perf_counter() - t_farm)
-            tasks_done += farm.last_total
-            rows = app.absorb(step, results)
-            if not _another_round(comm, rows, step):
-                break
+        else:
+            tasks_done = _farm_rounds(app, farm, timers, step, seed, comm)
         unsaved = unsaved or app.step_changes_checkpoint(step)
         done = step + 1
         more = app.more_steps(done)
@@ -251,6 +247,22 @@ def _run(cfg: Config, comm, app, timers: Timers, wall0: float, *, restart: str |
             (outdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
             log.info(f"summary: {json.dumps({k: v for k, v in summary.items() if k != 'timing'})}")
     return summary
+
+
+def _farm_rounds(app, farm, timers: Timers, step: int, seed: int, comm) -> int:
+    """The farm rounds of one step: absorb returns the next round's rows or None.
+    Returns the number of tasks computed (over all ranks)."""
+    with timers.phase("reconstruct"):
+        rows = app.tasks(step)
+    tasks_done = 0
+    while True:
+        t_farm = time.perf_counter()
+        results = farm.map(app.solve, rows, app.result_dtype, step=step, seed=seed)
+        timers.add("farm_total", time.perf_counter() - t_farm)
+        tasks_done += farm.last_total
+        rows = app.absorb(step, results)
+        if not _another_round(comm, rows, step):
+            return tasks_done
 
 
 def _another_round(comm, rows, step: int) -> bool:

@@ -191,3 +191,24 @@ def test_fewer_instances_than_ranks():
     states = pool.gather_states()
     ref_states, _ = reference(range(3), 5, m=m) if comm.rank == 0 else (None, None)
     assert on_root(lambda: same(states, ref_states))
+
+
+@pytest.mark.mpi
+def test_rows_move_between_a_block_layout_and_the_placement_and_back():
+    """A macro model's block decomposition (columns [M r/P, M (r+1)/P) on rank r) and the
+    pool's cost placement: from_layout delivers each instance's row to its owner, to_layout
+    returns them, both in ascending id order."""
+    pool = InstancePool(comm, DT, COSTS_A, init)
+    p, r = comm.size, comm.rank
+    holder = np.repeat(np.arange(p), np.diff([M * q // p for q in range(p + 1)]))
+    mine = np.flatnonzero(holder == r)
+    rows = np.zeros(mine.size, dtype=RES)
+    rows["id"] = mine
+    rows["last"] = mine[:, None] * np.array([1.0, 2.0, 3.0])
+    got = pool.from_layout(rows, holder)
+    assert everyone(np.array_equal(got["id"], pool.ids))
+    assert everyone(np.array_equal(got["last"][:, 2], 3.0 * pool.ids))
+    back = pool.to_layout(got, holder)
+    assert everyone(back.tobytes() == rows.tobytes())
+    with pytest.raises(HmmparError, match="holder must give a rank"):
+        pool.from_layout(rows, holder[:-1])
