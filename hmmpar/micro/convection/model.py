@@ -251,7 +251,7 @@ class ConvectionModel:
         return sol[:, :nz, :], sol[:, nz:, :]
 
     def _poisson(self, om: np.ndarray) -> np.ndarray:
-        psi = self._modes(self.ops.poisson, om, self.nz)
+        psi = self._modes(self.ops.poisson, om[:, 1:-1, :], self.nz)
         psi[:, :, 0] = 0.0
         return psi
 

@@ -181,7 +181,7 @@ class ModeOperators:
         eye = np.eye(nz)
         self._lap = np.array([self.d2 - kk * kk * eye for kk in k])      # (nk, nz, nz)
         # Poisson (psi from omega) and, for Pr = inf, the Stokes block (dt-independent)
-        self.poisson = inverse_columns(self._poisson_mats(), np.arange(nz))
+        self.poisson = inverse_columns(self._poisson_mats(), self.interior)    # rhs: interior omega
         if np.isinf(pr):
             self.stokes = inverse_columns(self._block_mats(None), self.interior)
 
