@@ -516,6 +516,17 @@ class ConvectionModel:
                     outU = np.empty((src.shape[0], nz, 1))
                     apply_matrix(mean[:, :, 0], src, outU)
                     newU[sel] = outU[:, :, 0]
+            # the wall rows are identity rows: set their values exactly (the inverse gives them
+            # to rounding error only)
+            newT[:, -1, :] = 0.0
+            if not self.ops.flux_bottom:
+                newT[:, 0, :] = bc[a]
+            if fin:
+                newP[:, [0, -1], :] = 0.0
+                if self.ops.no_slip:
+                    newU[:, [0, -1]] = 0.0
+                else:
+                    newO[:, [0, -1], :] = 0.0
             scale = 1.0 / (g * d3)
             LT.append((newT[:, 1:-1, :] - rT) * scale)
             if fin:
