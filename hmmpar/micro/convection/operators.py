@@ -113,14 +113,18 @@ def inverse_columns(mats, cols):
 
 @numba.njit(cache=True, error_model="numpy")
 def apply_modes(g, r, out):
-    """``out[b, i, q] = sum_j g[i, j, q] r[b, j, q]`` (per-mode matrices, interleaved complex)."""
+    """``out[b, i, q] = sum_j g[i, j, q] r[b, j, q]`` (per-mode matrices, interleaved complex).
+
+    The batch loop is inside the j loop, so each row of g is read once for all columns;
+    each output element still sums over j in the same order, whatever the batch."""
     nb = r.shape[0]
     n, m, nq = g.shape
-    for b in range(nb):
-        for i in range(n):
+    for i in range(n):
+        for b in range(nb):
             for q in range(nq):
                 out[b, i, q] = 0.0
-            for j in range(m):
+        for j in range(m):
+            for b in range(nb):
                 for q in range(nq):
                     out[b, i, q] += g[i, j, q] * r[b, j, q]
 
