@@ -131,3 +131,19 @@ def test_stokes_work_equals_dissipation_at_every_instant():
     d = m.diagnose(st)
     assert d["vrms"][0] > 5.0
     assert d["work"][0] == pytest.approx(d["dissipation"][0], rel=1e-8)
+
+
+def test_bottom_temperature_profile_varying_in_x_is_held_and_kept_between_calls():
+    """One wide box, bottom warm in the middle and cool at the sides (the reference run of the
+    superparametrization benchmark): the wall row of T equals the profile exactly after each
+    call, a call without ``bottom=`` keeps it, and the mean bottom flux is positive."""
+    m = ConvectionModel(ConvectionParams(ra=5e3, pr=1.0, aspect=4.0, nx=16, nz=17))
+    prof = 1.0 + 0.5 * np.cos(2 * np.pi * (m.x - 2.0) / 4.0)
+    st = m.initial_states([np.random.default_rng(0)], bottom=prof[None, :])
+    for _ in range(2):
+        d = m.advance(st, 0.02)
+        assert np.abs(m.fields(st)["T"][0, 0] - prof).max() < 1e-14
+    assert d["mean_T"][0][0] == pytest.approx(1.0, abs=1e-14)
+    assert d["nu_bottom"][0] > 0 and d["vrms"][0] > 0.1                 # the warm middle drives a flow
+    with pytest.raises(ValueError, match=r"bottom: need a scalar"):
+        m.advance(st, 0.01, bottom=np.ones(3))
