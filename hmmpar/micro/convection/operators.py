@@ -1,0 +1,274 @@
+r"""The implicit operators of one Fourier mode, their inverses, and compiled kernels that apply them.
+
+For the horizontal wavenumber :math:`k` the Laplacian acts on the Chebyshev values in z as
+:math:`\Delta_k = D_z^2 - k^2 I`. An implicit stage of the IMEX scheme with diagonal
+coefficient :math:`a = a_{ii}\,\Delta t` solves, per mode,
+
+* vorticity and stream function together (finite Pr), unknowns :math:`(\hat\omega, \hat\psi)`
+  (2 nz values), rows
+
+  .. math::
+
+      (I - a\,\mathrm{Pr}\,\Delta_k)\,\hat\omega = r \quad\text{(interior z)},\qquad
+      \Delta_k\hat\psi - \hat\omega = 0 \quad\text{(interior z)},
+
+  and four wall rows: :math:`\hat\psi = 0` at both walls, and :math:`\hat\omega = 0`
+  (free-slip: :math:`\partial_z^2\psi = 0`) or :math:`D_z\hat\psi = 0` (no-slip) at both
+  walls. For no-slip the wall vorticity is an unknown fixed by the no-slip rows (the
+  collocation analogue of the influence-matrix method; Canuto, Hussaini, Quarteroni & Zang,
+  *Spectral Methods in Fluid Dynamics*, Springer 1988, §7.3). For :math:`\mathrm{Pr} = \infty`
+  the first row is :math:`\Delta_k\hat\omega = r` (Stokes; no time step in it);
+* temperature: :math:`(I - a\Delta_k)\hat T = r` at interior z, the top row
+  :math:`\hat T = 0`, the bottom row :math:`\hat T = \hat T_b` or
+  :math:`-D_z\hat T = \hat q_b`;
+* the mean flow :math:`U(z)` (mode 0 of u, finite Pr): :math:`(I - a\,\mathrm{Pr}D_z^2)U = r`
+  with :math:`U = 0` (no-slip) or :math:`D_z U = 0` (free-slip) at the walls;
+* a Poisson problem :math:`\Delta_k\hat\psi = \hat\omega`, :math:`\hat\psi = 0` at the walls
+  (the stream function of a stored vorticity).
+
+The matrices are real, so the real and imaginary parts of a mode share one inverse.
+Only the columns of the inverse that meet a non-zero right-hand side are kept, and they are
+stored as ``(rows, cols, 2 * nk)`` with each mode's value repeated for the real and the
+imaginary part: :func:`apply_modes` then runs over the interleaved complex data with the
+mode index innermost (vectorised, and a column's result does not depend on the other
+columns of the batch: every loop has a fixed order).
+
+Inverses are formed by a compiled LU factorisation with partial pivoting
+(:func:`inverse_columns`), not by LAPACK: OpenBLAS may split a factorisation between
+threads differently on different machines or thread counts, and the columns of a run must
+be bitwise reproducible wherever they run.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _inverse_columns_one(a, cols):
+    n = a.shape[0]
+    lu = a.copy()
+    perm = np.arange(n)
+    for j in range(n):
+        p = j
+        big = abs(lu[j, j])
+        for i in range(j + 1, n):
+            if abs(lu[i, j]) > big:
+                big = abs(lu[i, j])
+                p = i
+        if p != j:
+            for q in range(n):
+                tmp = lu[j, q]
+                lu[j, q] = lu[p, q]
+                lu[p, q] = tmp
+            t = perm[j]
+            perm[j] = perm[p]
+            perm[p] = t
+        piv = lu[j, j]
+        for i in range(j + 1, n):
+            f = lu[i, j] / piv
+            lu[i, j] = f
+            if f != 0.0:
+                for q in range(j + 1, n):
+                    lu[i, q] -= f * lu[j, q]
+    m = cols.shape[0]
+    out = np.zeros((n, m))
+    y = np.empty(n)
+    for c in range(m):
+        # solve A x = e_{cols[c]}: P A = L U, so L U x = P e
+        for i in range(n):
+            y[i] = 1.0 if perm[i] == cols[c] else 0.0
+        for i in range(n):
+            s = y[i]
+            for q in range(i):
+                s -= lu[i, q] * y[q]
+            y[i] = s
+        for i in range(n - 1, -1, -1):
+            s = y[i]
+            for q in range(i + 1, n):
+                s -= lu[i, q] * y[q]
+            y[i] = s / lu[i, i]
+        for i in range(n):
+            out[i, c] = y[i]
+    return out
+
+
+@numba.njit(cache=True, error_model="numpy")
+def inverse_columns(mats, cols):
+    """Columns ``cols`` of the inverses of ``mats`` (nk, n, n), as (n, len(cols), 2 nk)
+    with each mode repeated for the real and imaginary parts."""
+    nk, n = mats.shape[0], mats.shape[1]
+    m = cols.shape[0]
+    out = np.empty((n, m, 2 * nk))
+    for k in range(nk):
+        inv = _inverse_columns_one(mats[k], cols)
+        for i in range(n):
+            for c in range(m):
+                out[i, c, 2 * k] = inv[i, c]
+                out[i, c, 2 * k + 1] = inv[i, c]
+    return out
+
+
+@numba.njit(cache=True, error_model="numpy")
+def apply_modes(g, r, out):
+    """``out[b, i, q] = sum_j g[i, j, q] r[b, j, q]`` (per-mode matrices, interleaved complex).
+
+    The batch loop is inside the j loop, so each row of g is read once for all columns;
+    each output element still sums over j in the same order, whatever the batch."""
+    nb = r.shape[0]
+    n, m, nq = g.shape
+    for i in range(n):
+        for b in range(nb):
+            for q in range(nq):
+                out[b, i, q] = 0.0
+        for j in range(m):
+            for b in range(nb):
+                for q in range(nq):
+                    out[b, i, q] += g[i, j, q] * r[b, j, q]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def apply_matrix(d, r, out):
+    """``out[b, i, q] = sum_j d[i, j] r[b, j, q]`` (one matrix for every mode)."""
+    nb = r.shape[0]
+    n, m = d.shape
+    nq = r.shape[2]
+    for b in range(nb):
+        for i in range(n):
+            for q in range(nq):
+                out[b, i, q] = 0.0
+            for j in range(m):
+                dij = d[i, j]
+                for q in range(nq):
+                    out[b, i, q] += dij * r[b, j, q]
+
+
+def as_real(a: np.ndarray) -> np.ndarray:
+    """Real view (..., 2 nk) of a C-contiguous complex array (..., nk)."""
+    return a.view(np.float64)
+
+
+class ModeOperators:
+    """Per-mode implicit inverses for one box, cached by the stage coefficient.
+
+    Parameters
+    ----------
+    dz
+        Chebyshev derivative matrix (nz, nz).
+    k
+        Wavenumbers of the kept modes (nk,), ``k[0] = 0``.
+    pr
+        Prandtl number (``inf``: Stokes).
+    no_slip
+        Wall type.
+    flux_bottom
+        Bottom thermal condition is a flux (else a temperature).
+    cache_size
+        Number of stage coefficients kept (an LRU).
+    """
+
+    def __init__(self, dz: np.ndarray, k: np.ndarray, pr: float, no_slip: bool, flux_bottom: bool,
+                 cache_size: int = 4) -> None:
+        self.dz = dz
+        self.d2 = dz @ dz
+        self.k = k
+        self.nz = dz.shape[0]
+        self.pr = pr
+        self.no_slip = no_slip
+        self.flux_bottom = flux_bottom
+        self.cache_size = cache_size
+        self._cache: OrderedDict[float, tuple] = OrderedDict()
+        nz = self.nz
+        self.interior = np.arange(1, nz - 1)
+        eye = np.eye(nz)
+        self._lap = np.array([self.d2 - kk * kk * eye for kk in k])      # (nk, nz, nz)
+        # Poisson (psi from omega) and, for Pr = inf, the Stokes block (dt-independent)
+        self.poisson = inverse_columns(self._poisson_mats(), self.interior)    # rhs: interior omega
+        if np.isinf(pr):
+            self.stokes = inverse_columns(self._block_mats(None), self.interior)
+
+    def _poisson_mats(self) -> np.ndarray:
+        mats = self._lap.copy()
+        nz = self.nz
+        mats[:, 0, :] = 0.0
+        mats[:, 0, 0] = 1.0
+        mats[:, -1, :] = 0.0
+        mats[:, -1, nz - 1] = 1.0
+        mats[0] = np.eye(nz)          # mode 0 has no stream function (psi_0 = 0)
+        return mats
+
+    def _block_mats(self, a: float | None) -> np.ndarray:
+        """(omega, psi) block per mode; ``a`` = a_ii dt (None: Stokes)."""
+        nz = self.nz
+        nk = len(self.k)
+        eye = np.eye(nz)
+        mats = np.zeros((nk, 2 * nz, 2 * nz))
+        for m in range(nk):
+            lap = self._lap[m]
+            top = lap.copy() if a is None else eye - a * self.pr * lap
+            mats[m, :nz, :nz] = top
+            mats[m, nz:, nz:] = lap
+            mats[m, nz:, :nz] = -eye
+            for row in (0, nz - 1):
+                mats[m, row, :] = 0.0
+                mats[m, nz + row, :] = 0.0
+                mats[m, nz + row, nz + row] = 1.0                   # psi = 0
+                if self.no_slip:
+                    mats[m, row, nz:] = self.dz[row]                # psi_z = 0
+                else:
+                    mats[m, row, row] = 1.0                         # omega = 0
+        mats[0] = np.eye(2 * nz)                                    # mode 0: the mean flow U instead
+        return mats
+
+    def _temperature_mats(self, a: float) -> np.ndarray:
+        nz = self.nz
+        eye = np.eye(nz)
+        mats = eye[None, :, :] - a * self._lap
+        mats[:, -1, :] = 0.0
+        mats[:, -1, -1] = 1.0
+        mats[:, 0, :] = 0.0
+        if self.flux_bottom:
+            mats[:, 0, :] = -self.dz[0]
+        else:
+            mats[:, 0, 0] = 1.0
+        return mats
+
+    def _mean_flow_mat(self, a: float) -> np.ndarray:
+        nz = self.nz
+        mat = np.eye(nz) - a * self.pr * self.d2
+        for row in (0, nz - 1):
+            mat[row, :] = 0.0
+            if self.no_slip:
+                mat[row, row] = 1.0
+            else:
+                mat[row, :] = self.dz[row]
+        return mat[None]
+
+    def stage(self, a: float) -> tuple:
+        """Inverses for the stage coefficient ``a`` = a_ii dt (cached).
+
+        Returns
+        -------
+        (vort, temp, mean)
+            ``vort`` (2 nz, nz - 2, 2 nk) maps the interior vorticity right-hand side to
+            (omega, psi) (None for Pr = inf); ``temp`` (nz, nz, 2 nk) maps the full
+            temperature right-hand side (bottom row: the boundary value) to T; ``mean``
+            (nz, nz - 2, 2) maps the interior mean-flow right-hand side to U (None for Pr = inf).
+        """
+        hit = self._cache.get(a)
+        if hit is not None:
+            self._cache.move_to_end(a)
+            return hit
+        temp = inverse_columns(self._temperature_mats(a), np.arange(self.nz))
+        if np.isinf(self.pr):
+            vort = mean = None
+        else:
+            vort = inverse_columns(self._block_mats(a), self.interior)
+            mean = inverse_columns(self._mean_flow_mat(a), self.interior)
+        hit = (vort, temp, mean)
+        self._cache[a] = hit
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return hit
