@@ -44,7 +44,7 @@ import numpy as np
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from hmmpar.core.errors import CheckpointError, HmmparError
+from hmmpar.core.errors import CheckpointError, ConfigError, HmmparError
 
 from . import mac
 from .ordered import ColumnGather
@@ -131,12 +131,14 @@ class CoarseBoussinesq:
             return None
         zz, xx = np.meshgrid(self.z_centres, self.x_centres, indexing="ij")
         if callable(source):
-            values = np.broadcast_to(np.asarray(source(xx, zz), dtype=float), xx.shape).copy()
+            try:
+                values = np.broadcast_to(np.asarray(source(xx, zz), dtype=float), xx.shape).copy()
+            except Exception as exc:  # noqa: BLE001 - a user callable: report it on one line
+                raise ConfigError(f"config key macro.source: the source failed at the cell centres ({exc})") from None
         else:
             values = np.full(xx.shape, float(source))
         flag = self.comm.allreduce(int(not np.all(np.isfinite(values))), op=MPI.MAX)
         if flag:
-            from hmmpar.core.errors import ConfigError
             raise ConfigError("config key macro.source has non-finite values at the cell centres")
         return values
 
@@ -234,6 +236,13 @@ class CoarseBoussinesq:
         o[..., U] -= dt * ((phi[:, 1:] - phi[:, :-1]) / self.hx)
         o[1:, :, W] -= dt * ((phi[1:, 1:] - phi[:-1, 1:]) / self.hz)
         o[..., P] = phi[:, 1:]
+
+    def solve_poisson(self, rhs_columns: np.ndarray) -> np.ndarray:
+        r"""Solve :math:`L\varphi = f` for ``f`` ``(nc, nz)`` of the owned columns (shifted to
+        zero mean); returns the zero-mean :math:`\varphi` of the owned columns, ``(nc, nz)``
+        (collective; the solver of :meth:`project`)."""
+        rhs = np.ascontiguousarray(np.asarray(rhs_columns, dtype=float).T)
+        return self.poisson.solve(rhs, self.i0, self.i1).T.copy()
 
     def add_tendency(self, dT_local: np.ndarray, dU_local: np.ndarray | None = None) -> None:
         r"""Add per-cell increments of the owned columns, ``(nc, nz)`` each.
