@@ -97,28 +97,29 @@ class CoarseBoussinesq:
         self.hx, self.hz = self.lx / self.nx, 1.0 / self.nz
         self.no_slip = p.walls == "no-slip"
         self.counts = split_counts(self.nx, comm.size)
-        B = PETSc.DM.BoundaryType
-        self.dm = PETSc.DMDA().create(dim=2, dof=len(FIELDS), sizes=(self.nx, self.nz),
-                                      proc_sizes=(comm.size, 1), boundary_type=(B.PERIODIC, B.GHOSTED),
-                                      stencil_type=PETSc.DMDA.StencilType.BOX, stencil_width=G,
-                                      ownership_ranges=(tuple(self.counts), (self.nz,)), comm=comm)
-        (self.i0, self.i1), _ = self.dm.getRanges()
-        (self.g0, self.g1), _ = self.dm.getGhostRanges()
-        assert self.i0 - self.g0 == G and self.g1 - self.i1 == G
+        self.i0 = sum(self.counts[:comm.rank])
+        self.i1 = self.i0 + self.counts[comm.rank]
         self.nc = self.i1 - self.i0
-        self.X = self.dm.createGlobalVec()
-        self.X.set(0.0)
-        self._scratch = self.dm.createGlobalVec()
-        self._local = self.dm.createLocalVec()
-        self.gather = ColumnGather(comm, self.counts)
         self.columns = np.arange(self.i0, self.i1, dtype=np.int64)
         self.x_centres_global = (np.arange(self.nx) + 0.5) * self.hx
         self.x_centres = self.x_centres_global[self.i0:self.i1].copy()
         self.z_edges = np.arange(self.nz + 1) * self.hz
         self.z_centres = (np.arange(self.nz) + 0.5) * self.hz
         self.bottom_global = bottom_values(p)
-        self._bottom_ghosted = self.bottom_global[np.arange(self.g0, self.g1) % self.nx]
-        self.source = self._source_values(p.source)  # (nz, nc) or None
+        self.source = self._source_values(p.source)  # (nz, nc) or None; checked before PETSc objects exist
+        B = PETSc.DM.BoundaryType
+        self.dm = PETSc.DMDA().create(dim=2, dof=len(FIELDS), sizes=(self.nx, self.nz),
+                                      proc_sizes=(comm.size, 1), boundary_type=(B.PERIODIC, B.GHOSTED),
+                                      stencil_type=PETSc.DMDA.StencilType.BOX, stencil_width=G,
+                                      ownership_ranges=(tuple(self.counts), (self.nz,)), comm=comm)
+        (g0, g1), _ = self.dm.getGhostRanges()
+        assert (self.i0, self.i1) == self.dm.getRanges()[0] and (g0, g1) == (self.i0 - G, self.i1 + G)
+        self.X = self.dm.createGlobalVec()
+        self.X.set(0.0)
+        self._scratch = self.dm.createGlobalVec()
+        self._local = self.dm.createLocalVec()
+        self.gather = ColumnGather(comm, self.counts)
+        self._bottom_ghosted = self.bottom_global[np.arange(g0, g1) % self.nx]
         if p.poisson == "redundant":
             self.poisson = RedundantPoisson(self.gather, self.nz, self.hx, self.hz)
         else:
@@ -127,20 +128,24 @@ class CoarseBoussinesq:
 
     # ------------------------------------------------------------------ set-up
     def _source_values(self, source) -> np.ndarray | None:
+        """:math:`S_T` of the owned cells ``(nz, nc)``; evaluated on the whole grid by every
+        rank, so that a bad source is the same error on all of them."""
         if source is None:
             return None
-        zz, xx = np.meshgrid(self.z_centres, self.x_centres, indexing="ij")
+        zz, xx = np.meshgrid(self.z_centres, self.x_centres_global, indexing="ij")
         if callable(source):
             try:
                 values = np.broadcast_to(np.asarray(source(xx, zz), dtype=float), xx.shape).copy()
             except Exception as exc:  # noqa: BLE001 - a user callable: report it on one line
                 raise ConfigError(f"config key macro.source: the source failed at the cell centres ({exc})") from None
         else:
-            values = np.full(xx.shape, float(source))
-        flag = self.comm.allreduce(int(not np.all(np.isfinite(values))), op=MPI.MAX)
-        if flag:
+            try:
+                values = np.full(xx.shape, float(source))
+            except (TypeError, ValueError):
+                raise ConfigError("config key macro.source must be a number, a callable or None") from None
+        if not np.all(np.isfinite(values)):
             raise ConfigError("config key macro.source has non-finite values at the cell centres")
-        return values
+        return np.ascontiguousarray(values[:, self.i0:self.i1])
 
     def initialize(self, rng: np.random.Generator | None = None, amplitude: float = 1.0e-3) -> None:
         r"""The conductive state of each column, plus an optional perturbation.

@@ -27,7 +27,9 @@ rank: the same bits on any rank count. Cost: the whole (coarse) problem on every
 :class:`DistributedPoisson`: CG + GAMG on the DMDA, the constants attached as a
 ``MatNullSpace`` and removed from :math:`b`; the unpreconditioned residual norm is tested,
 so :math:`\|D\mathbf u\|_2 \le \mathrm{rtol}\,\|D\mathbf u^*\|_2`. Its result depends on
-the rank count at the level of the tolerance. Options prefix ``boussinesq_poisson_``.
+the rank count at the level of the tolerance. Options prefix ``boussinesq_poisson_``
+(e.g. ``-boussinesq_poisson_pc_type hypre`` for BoomerAMG); GAMG's coarsest LU gets a
+nonzero pivot shift (the coarse matrix is singular too).
 
 Both return :math:`\varphi` with zero mean.
 """
@@ -169,6 +171,11 @@ class DistributedPoisson:
         self.ksp.getPC().setType(PETSc.PC.Type.GAMG)
         self.ksp.setNormType(PETSc.KSP.NormType.UNPRECONDITIONED)
         self.ksp.setTolerances(rtol=rtol, atol=0.0, max_it=10000)
+        # GAMG's coarsest level is the singular Neumann matrix: a plain LU there gives
+        # inf/NaN (observed on 2 ranks); a nonzero pivot shift makes it a pseudo-solve
+        opts, key = PETSc.Options(), self.ksp.getOptionsPrefix() + "mg_coarse_sub_pc_factor_shift_type"
+        if not opts.hasName(key):
+            opts.setValue(key, "nonzero")
         self.ksp.setFromOptions()
         self.b = self.dm.createGlobalVec()
         self.x = self.dm.createGlobalVec()
