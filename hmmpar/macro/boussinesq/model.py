@@ -45,6 +45,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from hmmpar.core.errors import CheckpointError, ConfigError, HmmparError
+from hmmpar.macro.finite_volume.grid import split_counts
 
 from . import mac
 from .ordered import ColumnGather
@@ -57,11 +58,6 @@ __all__ = ["CoarseBoussinesq", "FIELDS"]
 FIELDS = ("u", "w", "T", "p")
 U, W, T, P = range(4)
 G = WIDTH
-
-
-def split_counts(n: int, parts: int) -> list[int]:
-    """``n`` columns in ``parts`` contiguous blocks, the first ``n % parts`` one larger."""
-    return [n // parts + (1 if r < n % parts else 0) for r in range(parts)]
 
 
 class CoarseBoussinesq:
