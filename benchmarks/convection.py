@@ -838,6 +838,7 @@ def plot(report: dict, path: Path) -> None:
                  ha="center", va="center", fontsize=8, transform=ax2.transAxes)
     ax2.set_xticks(range(len(names)))
     ax2.set_xticklabels(names)
+    ax2.set_xlim(-0.6, len(names) - 0.4)
     ax2.set_title("Dedalus s/step / hmmpar s/step", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
