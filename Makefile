@@ -77,7 +77,7 @@ bench-gillespy2: setup
 
 # hmmpar's convection micro model against Dedalus 3 (time per step, Nu, Vrms); installs Dedalus into
 # its own venv (benchmarks/.venv-dedalus: needs PyPI, and apt-get for the FFTW/MPI headers on the
-# first run, ~2.5 min), then ~4 min
+# first run, ~2 min), then ~3.5 min
 bench-dedalus: setup
 	$(PYTHON) benchmarks/convection.py
 

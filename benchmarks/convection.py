@@ -3,8 +3,8 @@ r"""Time per step: hmmpar's 2D Boussinesq convection micro model against Dedalus
 
 This is a measurement, not a test: it always exits 0. Run it alone on a quiet machine::
 
-    python benchmarks/convection.py            # ~4 min (+ ~2.5 min install on the first run)
-    python benchmarks/convection.py --quick    # smoke run, ~1 min with the venv in place
+    python benchmarks/convection.py            # ~3.5 min (+ 1.5-2.5 min install on the first run)
+    python benchmarks/convection.py --quick    # smoke run, ~20 s with the venv in place
 
 Equations (nondimensional with the depth d, the temperature drop and the thermal
 diffusion time d^2/kappa; box periodic in x of width L = ``--aspect``, walls z = 0, 1)::
