@@ -25,7 +25,7 @@ export OMPI_MCA_rmaps_base_oversubscribe := 1
 MPIRUN := mpirun --oversubscribe
 DEMO_CONFIG ?= drivers/configs/elliptic.toml
 
-.PHONY: setup demo test test-serial test-mpi bench bench-gillespy2 clean
+.PHONY: setup demo test test-serial test-mpi bench bench-gillespy2 bench-dedalus clean
 .DEFAULT_GOAL := demo
 
 setup: .venv/.hmmpar-ready
@@ -74,6 +74,12 @@ bench: setup
 # (benchmarks/.venv-gillespy2: needs PyPI and g++ on the first run), about 6 minutes
 bench-gillespy2: setup
 	$(PYTHON) benchmarks/ssa_gillespy2.py
+
+# hmmpar's convection micro model against Dedalus 3 (time per step, Nu, Vrms); installs Dedalus into
+# its own venv (benchmarks/.venv-dedalus: needs PyPI, and apt-get for the FFTW/MPI headers on the
+# first run, ~2 min), then ~3.5 min
+bench-dedalus: setup
+	$(PYTHON) benchmarks/convection.py
 
 clean:
 	rm -rf runs .pytest_cache .venv/.hmmpar-ready
