@@ -26,14 +26,15 @@ import numpy as np
 
 from hmmpar.apps.base import Application
 from hmmpar.core.checkpoint import Block, CheckpointReader
-from hmmpar.core.config import Config, Field
+from hmmpar.core.config import RUNTIME_SCHEMA, Config, Field
 from hmmpar.core.errors import CheckpointError, ConfigError, HmmparError
 from hmmpar.core.rng import INSTANCES, task_rng
 
 #: the [micro] keys of a convection box, shared with the superparametrization app
 MICRO_SCHEMA: dict[str, Field] = {
     "ra": Field(float, 1e4, "Rayleigh number", min=0.0, min_exclusive=True),
-    "pr": Field(float, math.inf, "Prandtl number (inf: Stokes flow)", min=0.0, min_exclusive=True),
+    "pr": Field(float, math.inf, "Prandtl number (inf: Stokes flow)", min=0.0, min_exclusive=True,
+                allow_inf=True),
     "aspect": Field(float, 2.0, "box width over depth (periodic in x)", min=0.0, min_exclusive=True),
     "nx": Field(int, 64, "Fourier points in x (even)", min=8),
     "nz": Field(int, 33, "Chebyshev points in z, walls included", min=9),
@@ -64,11 +65,13 @@ def micro_params(config: Config, prefix: str = "micro."):
 def linear_growth_rate(t: np.ndarray, ke: np.ndarray) -> tuple[float, int, int]:
     r"""Growth rate :math:`\sigma` of the perturbation amplitude, ``KE ~ exp(2 sigma t)``.
 
-    Least-squares slope of :math:`\tfrac12 \ln \mathrm{KE}` against t over the linear
-    phase: from the second sample (the first carries the transient of the random initial
-    perturbation's faster-decaying modes) to the last sample whose kinetic energy is
-    below :data:`LINEAR_PHASE_FRACTION` of the largest one, where the nonlinear terms
-    are below that fraction of the linear ones. A decaying run is linear throughout.
+    Least-squares slope of :math:`\tfrac12 \ln \mathrm{KE}` against t over the second
+    half (in time) of the linear phase. The linear phase runs to the last sample whose
+    kinetic energy is below :data:`LINEAR_PHASE_FRACTION` of the largest one (the
+    nonlinear terms are below that fraction of the linear ones); its first half is left
+    out because a random initial perturbation also excites slower modes, whose share of
+    the energy decays like :math:`e^{-2(\sigma_1 - \sigma_2) t}`. A decaying run is
+    linear throughout.
 
     Returns
     -------
@@ -87,6 +90,7 @@ def linear_growth_rate(t: np.ndarray, ke: np.ndarray) -> tuple[float, int, int]:
         last += 1
     if ke[first] > limit:  # grows past the fraction at once: nothing linear was sampled
         return math.nan, first, first
+    first = int(np.searchsorted(t, 0.5 * (t[first] + t[last])))
     if last - first < 2:
         return math.nan, first, last
     slope = np.polyfit(t[first:last + 1], 0.5 * np.log(ke[first:last + 1]), 1)[0]
@@ -109,6 +113,7 @@ class Convection(Application):
                                "checkpoints fall on samples)", min=0.0, min_exclusive=True),
         },
         "output": {
+            **RUNTIME_SCHEMA["output"],
             "snapshot_every": Field(int, 0, "write an HDF5 snapshot every N samples (0: the last only)",
                                     min=0, physics=False),
         },
@@ -158,7 +163,7 @@ class Convection(Application):
         """The history row of the current state (rank 0 only; None elsewhere)."""
         rows = None
         if self.pool.ids.size:
-            d = self.model.diagnostics(self.pool.states) if diag is None else diag
+            d = self.model.diagnose(self.pool.states) if diag is None else diag
             rows = np.zeros(1, dtype=HISTORY_DTYPE)
             rows["t"] = self.sim_time
             for k in ("nu_top", "nu_bottom", "nu_volume", "vrms", "ke"):
@@ -174,7 +179,8 @@ class Convection(Application):
             try:
                 return model.advance(states, duration)
             except ConvectionBlowUp as exc:  # name the box, not its place in the batch
-                raise ConvectionBlowUp(f"the convection box blew up at t = {exc.time:.6g} ({exc.reason})", column=int(ids[exc.column]), time=exc.time) from None
+                raise HmmparError(f"the convection box blew up at t = {exc.time:.6g} ({exc.cause})",
+                                  collective=False) from None
 
         diag = self.pool.step(fn, step=step, seed=self.config["run.seed"], duration=self.dt)
         self.step = step + 1

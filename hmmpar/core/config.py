@@ -70,6 +70,8 @@ class Field:
     max_len: int | None = None
     path: str = ""
     user_code: bool = False
+    #: floats: +inf is a value (a limit such as an infinite Prandtl number); NaN never is
+    allow_inf: bool = False
 
 
 Schema = Mapping[str, Mapping[str, Field]]
@@ -287,7 +289,7 @@ def _check_value(name: str, spec: Field, value: Any) -> Any:
                 and isinstance(value, (int, float, datetime.date, datetime.time, bool)) else "")
         raise ConfigError(f"config key {name} must be {_TYPE_NAMES.get(want, want.__name__)}, "
                           f"got {_type_name(value)} {_show(value)}{hint}")
-    if want is float and not math.isfinite(value):
+    if want is float and not math.isfinite(value) and not (spec.allow_inf and value == math.inf):
         raise ConfigError(f"config key {name} must be finite, got {value}")
     if want is str:
         _check_text(name, value)

@@ -63,6 +63,7 @@ GMSH = sets("micro.n=4", "micro.batches=1", "run.progress_interval=0")
 OU = sets("model.points=16", "micro.samples=100", "macro.dt=0.1", "run.progress_interval=0")
 SSA = sets("ensemble.trajectories=4", "ensemble.t_end=0.2", "ensemble.samples=2", "run.progress_interval=0")
 GAS = sets("macro.cells=[50]", "run.progress_interval=0")
+CONVECTION = sets("time.t_end=0.05", "run.progress_interval=0")
 GAS_2D = sets("macro.cells=[16,16]", "macro.t_end=0.1", "run.progress_interval=0")
 
 
@@ -74,11 +75,15 @@ def outputs(run_dir: str, *names: str) -> tuple[str, ...]:
 ELLIPTIC_FILES = ("elliptic.png", "elliptic.h5", "elliptic.xdmf")  # README.md, docs/elliptic.md
 OU_FILES = ("ou_averaging.h5", "X.npy", "ou_averaging.png")  # docs/ou_averaging.md
 SSA_FILES = ("ssa.h5", "ssa.png")  # docs/ssa.md
+CONVECTION_FILES = ("convection.png", "convection.xdmf", "snapshots/convection_00000.h5")  # convection.md
 GAS_FILES = ("gas_dynamics.h5", "gas_dynamics.xdmf", "gas_dynamics.png", "snapshots/gas_dynamics_00000.h5")  # gas_dynamics.md
 H5PY_MPI = 'print(h5py.get_config().mpi)"'
 MD_STATE = ".venv/bin/hmmpar md state --rho 0.5 --temperature 2.0 --shift --atoms 256 --equilibrate 2 --time 10"
 
 RUN: dict[str, Run] = {
+    "mpirun -n 2 .venv/bin/python drivers/convection.py":
+        Run(CONVECTION, outputs=outputs("runs/convection", *CONVECTION_FILES),
+            summary={"runs/convection/summary.json": {"time": 0.05, "ra": 10000.0}}),
     "mpirun --oversubscribe -n 2 .venv/bin/python -m hmmpar.cli run drivers/configs/elliptic.toml":
         Run(ELLIPTIC, outputs=outputs("runs/elliptic", *ELLIPTIC_FILES, "checkpoints/ckpt_00000003.h5",
                                         "checkpoints/ckpt_00000004.h5")),
@@ -150,6 +155,10 @@ SKIP: dict[str, str] = {
         "about 10 minutes; the config runs shrunk in tests/validation/test_gas_dynamics_md.py",
     "make demo DEMO_CONFIG=path/to.toml": SYNOPSIS,
     "make setup": INSTALL,
+    "make bench-dedalus": "benchmark that installs Dedalus 3 from PyPI and compiles it (minutes)",
+    "apt-get install libfftw3-dev libfftw3-mpi-dev libopenmpi-dev python3-dev pkg-config": INSTALL,
+    'pip install "dedalus>=3,<4"': INSTALL,
+    ".venv/bin/python benchmarks/convection.py": BENCHMARK,
     "make bench-gillespy2": "benchmark that installs GillesPy2 from PyPI and compiles with g++ (minutes)",
     TEST[0]: SUITE, TEST[1]: SUITE, TEST[2]: SUITE,
     ".venv/bin/python -m pytest -q -p no:cacheprovider --with-mpi tests/faults": SUITE,
