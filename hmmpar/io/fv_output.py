@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["write_fields", "write_time_series"]
+__all__ = ["write_fields", "write_time_series", "write_xdmf"]
 
 
 def write_fields(path: Path, fields: Mapping[str, np.ndarray], attrs: Mapping[str, object]) -> None:
@@ -62,6 +62,11 @@ def write_time_series(path: Path, entries: Sequence[tuple[float, str]], names: S
             item = ET.SubElement(att, "DataItem", Dimensions=f"{ny} {nx}", NumberType="Float", Precision="8",
                                  Format="HDF")
             item.text = f"{h5}:/{name}"
+    write_xdmf(path, root)
+
+
+def write_xdmf(path: Path, root: ET.Element) -> None:
+    """Write the XDMF tree ``root`` to ``path`` under a temporary name, then rename it."""
     ET.indent(root)
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")

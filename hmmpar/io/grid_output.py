@@ -7,12 +7,13 @@ points are shown where they are; the fields are node-centred.
 """
 from __future__ import annotations
 
-import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from hmmpar.io.fv_output import write_xdmf
 
 __all__ = ["write_point_time_series"]
 
@@ -41,11 +42,4 @@ def write_point_time_series(path: Path, entries: Sequence[tuple[float, str]], na
             item = ET.SubElement(att, "DataItem", Dimensions=f"{y.size} {x.size}", NumberType="Float",
                                  Precision="8", Format="HDF")
             item.text = f"{h5}:/{name}"
-    ET.indent(root)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write('<?xml version="1.0" ?>\n<!DOCTYPE Xdmf SYSTEM "Xdmf.dtd" []>\n')
-        fh.write(ET.tostring(root, encoding="unicode"))
-        fh.write("\n")
-    os.replace(tmp, path)
+    write_xdmf(path, root)
