@@ -12,6 +12,7 @@ APPS = {
     "gas_dynamics": "hmmpar.apps.gas_dynamics:GasDynamics",
     "ou_averaging": "hmmpar.apps.ou_averaging:OUAveraging",
     "ssa": "hmmpar.apps.nested_ssa:NestedSSA",
+    "superparam": "hmmpar.apps.superparam:Superparam",
 }
 
 

@@ -29,7 +29,38 @@ from __future__ import annotations
 import numpy as np
 from numpy.polynomial import chebyshev as C
 
-__all__ = ["cell_average_matrix", "min_norm_lift"]
+__all__ = ["cell_average_matrix", "min_norm_lift", "product"]
+
+
+def product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` by element-wise products and NumPy's pairwise sums: the same bits however
+    many threads the BLAS library runs (a BLAS product may split its sums by thread, and
+    ranks started by mpirun get different thread counts when the cores are oversubscribed)."""
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    if b.ndim == 1:
+        return (a * b).sum(axis=-1)
+    return (a[..., :, :, None] * b[..., None, :, :]).sum(axis=-2)
+
+
+def chebyshev_lagrange_coefficients(n: int) -> np.ndarray:
+    r"""Chebyshev coefficients of the Lagrange polynomials of the ``n`` Chebyshev–Gauss–Lobatto
+    points :math:`s_j = -\cos(\pi j / N)`, :math:`N = n - 1` (ascending), in closed form:
+
+    .. math::
+
+        \ell_j(s) = \sum_{k=0}^{N} \frac{2}{N \bar c_j \bar c_k} T_k(s_j)\,T_k(s),
+        \qquad \bar c_0 = \bar c_N = 2,\ \bar c_k = 1 \text{ otherwise}
+
+    (the discrete orthogonality of :math:`T_k` on these points; Canuto et al. 2006, §2.2.3).
+    Column ``j`` holds :math:`\ell_j`'s coefficients; no linear solve, so no BLAS."""
+    N = n - 1
+    j = np.arange(n)
+    cbar = np.ones(n)
+    cbar[0] = cbar[-1] = 2.0
+    theta = np.pi - np.pi * j / N  # s_j = cos(theta_j)
+    tk_sj = np.cos(np.outer(j, theta))  # [k, j] = T_k(s_j)
+    return (2.0 / N) * tk_sj / (cbar[:, None] * cbar[None, :])
 
 
 def cell_average_matrix(z_levels: np.ndarray, z_edges: np.ndarray) -> np.ndarray:
@@ -38,8 +69,8 @@ def cell_average_matrix(z_levels: np.ndarray, z_edges: np.ndarray) -> np.ndarray
     Parameters
     ----------
     z_levels
-        The ``n`` distinct interpolation levels in [0, 1] (the micro model's Chebyshev
-        points; any distinct points work, Chebyshev points keep it well conditioned).
+        The ``n`` Chebyshev–Gauss–Lobatto levels on [0, 1], ascending (the micro model's
+        ``z``: :math:`(1 - \cos(\pi j/N))/2`); checked.
     z_edges
         The ``m + 1`` increasing cell edges in [0, 1].
     """
@@ -48,13 +79,28 @@ def cell_average_matrix(z_levels: np.ndarray, z_edges: np.ndarray) -> np.ndarray
     if np.any(np.diff(e) <= 0):
         raise ValueError("cell edges must increase")
     n = z.size
-    s = 2.0 * z - 1.0  # to [-1, 1]
-    # coefficients of every Lagrange polynomial: solve V c = I with the Chebyshev-Vandermonde V
-    coef = np.linalg.solve(C.chebvander(s, n - 1), np.eye(n))  # column j: ell_j
+    if not np.allclose(z, 0.5 * (1.0 - np.cos(np.pi * np.arange(n) / (n - 1))), rtol=0, atol=1e-14):
+        raise ValueError("the levels must be the Chebyshev-Gauss-Lobatto points on [0, 1], ascending")
+    coef = chebyshev_lagrange_coefficients(n)  # column j: ell_j
     anti = C.chebint(coef, axis=0)  # antiderivative in s
     values = C.chebval(2.0 * e - 1.0, anti)  # (n, m + 1): ell_j's antiderivative at the edges
     # dz = ds / 2: the integral over a cell is half the difference; divide by the width
-    return (0.5 * np.diff(values, axis=1) / np.diff(e)[None, :]).T
+    return np.ascontiguousarray((0.5 * np.diff(values, axis=1) / np.diff(e)[None, :]).T)
+
+
+def _inverse(m: np.ndarray) -> np.ndarray:
+    """Gauss–Jordan inverse with partial pivoting by row operations (element-wise, no BLAS)."""
+    n = m.shape[0]
+    a = np.concatenate([np.array(m, dtype=float), np.eye(n)], axis=1)
+    for k in range(n):
+        p = k + int(np.argmax(np.abs(a[k:, k])))
+        if p != k:
+            a[[k, p]] = a[[p, k]]
+        a[k] = a[k] / a[k, k]
+        factors = a[:, k].copy()
+        factors[k] = 0.0
+        a -= factors[:, None] * a[k][None, :]
+    return a[:, n:]
 
 
 def min_norm_lift(a: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -71,5 +117,5 @@ def min_norm_lift(a: np.ndarray, weights: np.ndarray) -> np.ndarray:
     w = np.asarray(weights, dtype=float)
     if a.shape[0] > a.shape[1]:
         raise ValueError(f"{a.shape[0]} macro cells cannot be lifted onto {a.shape[1]} micro levels")
-    awa = a @ (a.T / w[:, None])
-    return (a.T / w[:, None]) @ np.linalg.inv(awa)
+    awt = a.T / w[:, None]
+    return np.ascontiguousarray(product(awt, _inverse(product(a, awt))))

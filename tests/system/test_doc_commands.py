@@ -81,6 +81,10 @@ H5PY_MPI = 'print(h5py.get_config().mpi)"'
 MD_STATE = ".venv/bin/hmmpar md state --rho 0.5 --temperature 2.0 --shift --atoms 256 --equilibrate 2 --time 10"
 
 RUN: dict[str, Run] = {
+    "mpirun -n 2 .venv/bin/python drivers/superparam.py":
+        Run(sets("macro.t_end=0.002", "run.progress_interval=0"),
+            outputs=outputs("runs/superparam", "superparam.png", "superparam.xdmf", "snapshots/superparam_00000.h5"),
+            summary={"runs/superparam/summary.json": {"time": 0.002, "superparam": True}}),
     "mpirun -n 2 .venv/bin/python drivers/convection.py":
         Run(CONVECTION, outputs=outputs("runs/convection", *CONVECTION_FILES),
             summary={"runs/convection/summary.json": {"time": 0.05, "ra": 10000.0}}),
@@ -159,6 +163,7 @@ SKIP: dict[str, str] = {
     "apt-get install libfftw3-dev libfftw3-mpi-dev libopenmpi-dev python3-dev pkg-config": INSTALL,
     'pip install "dedalus>=3,<4"': INSTALL,
     ".venv/bin/python benchmarks/convection.py": BENCHMARK,
+    ".venv/bin/python benchmarks/convection.py --repeats 2": BENCHMARK,
     "make bench-gillespy2": "benchmark that installs GillesPy2 from PyPI and compiles with g++ (minutes)",
     TEST[0]: SUITE, TEST[1]: SUITE, TEST[2]: SUITE,
     ".venv/bin/python -m pytest -q -p no:cacheprovider --with-mpi tests/faults": SUITE,

@@ -12,7 +12,7 @@ Modules, one job each:
 - :mod:`.model`    :class:`CoarseBoussinesq`: state on a PETSc DMDA, the split step,
   diagnostics, checkpoints
 
-See ``docs/superparam_macro.md``.
+See ``docs/superparam.md``.
 """
 from .model import CoarseBoussinesq
 from .params import BoussinesqParams, default_bottom_profile

@@ -86,9 +86,13 @@ def fill_wall_ghosts(u: np.ndarray, w: np.ndarray, t: np.ndarray, bottom: np.nda
     w[r1 + 2] = -w[r1]
 
 
-def temperature_fluxes(u: np.ndarray, w: np.ndarray, t: np.ndarray, hx: float, hz: float
-                       ) -> tuple[np.ndarray, np.ndarray]:
+def temperature_fluxes(u: np.ndarray, w: np.ndarray, t: np.ndarray, hx: float, hz: float,
+                       vertical_diffusion: bool = True) -> tuple[np.ndarray, np.ndarray]:
     r"""Total (advective + diffusive) heat fluxes through the faces of the owned cells.
+
+    ``vertical_diffusion=False`` leaves the diffusive part of the z fluxes out, the
+    boundary fluxes included (under superparametrization the column models carry the
+    vertical heat transport by diffusion and convection, and the walls' heat exchange).
 
     Returns ``fx`` of shape ``(nz, nc + 1)`` (x faces ``i0 .. i1``:
     :math:`u\,T_{i-1/2} - (T_i - T_{i-1})/h_x`) and ``fz`` of shape ``(nz + 1, nc)`` (z faces
@@ -103,7 +107,9 @@ def temperature_fluxes(u: np.ndarray, w: np.ndarray, t: np.ndarray, hx: float, h
     cols = slice(G, G + nc)
     a = w[G:G + nz + 1, cols]
     qm1, q0, qp1, qp2 = (t[s:s + nz + 1, cols] for s in range(0, 4))
-    fz = a * face_value(qm1, q0, qp1, qp2, a) - (qp1 - q0) / hz
+    fz = a * face_value(qm1, q0, qp1, qp2, a)
+    if vertical_diffusion:
+        fz = fz - (qp1 - q0) / hz
     return fx, fz
 
 

@@ -209,11 +209,13 @@ class CoarseBoussinesq:
                 + 2.0 * max(1.0, self.pr) * (1.0 / self.hx**2 + 1.0 / self.hz**2))
         return float(self.params.cfl) / rate
 
-    def provisional(self, dt: float) -> None:
+    def provisional(self, dt: float, vertical_heat: bool = True) -> None:
         """Advection, diffusion, buoyancy and sources over ``dt`` (forward Euler), then the
-        projection (:meth:`project`). Collective; the state is then the provisional one."""
+        projection (:meth:`project`). Collective; the state is then the provisional one.
+        ``vertical_heat=False``: no vertical heat diffusion and no wall heat flux (the
+        column models of superparametrization carry them)."""
         a = self._ghosted()
-        fx, fz = mac.temperature_fluxes(a[..., U], a[..., W], a[..., T], self.hx, self.hz)
+        fx, fz = mac.temperature_fluxes(a[..., U], a[..., W], a[..., T], self.hx, self.hz, vertical_heat)
         dT = mac.temperature_tendency(fx, fz, self.hx, self.hz)
         if self.source is not None:
             dT = dT + self.source

@@ -46,3 +46,23 @@ def test_lift_has_the_macro_cell_averages_and_conserves_the_column_integral():
 def test_more_cells_than_levels_is_refused():
     with pytest.raises(ValueError, match="cannot be lifted"):
         min_norm_lift(np.ones((10, 9)), np.ones(9))
+
+
+def test_closed_form_lagrange_coefficients_and_blas_free_products_match_the_linear_algebra():
+    """The maps are built without BLAS (the same bits on any thread count); they equal what
+    a linear solve and matmul give, to round-off."""
+    from numpy.polynomial import chebyshev as C
+
+    from hmmpar.apps.superparam_remap import chebyshev_lagrange_coefficients, product
+    n = 21
+    s = -np.cos(np.pi * np.arange(n) / (n - 1))
+    solved = np.linalg.solve(C.chebvander(s, n - 1), np.eye(n))
+    assert chebyshev_lagrange_coefficients(n) == pytest.approx(solved, abs=1e-13)
+    a, b = np.random.default_rng(2).normal(size=(2, 7, 7))
+    assert product(a, b) == pytest.approx(a @ b, abs=1e-13)
+    assert product(a, b[0]) == pytest.approx(a @ b[0], abs=1e-13)
+
+
+def test_levels_that_are_not_chebyshev_points_are_refused():
+    with pytest.raises(ValueError, match="Chebyshev-Gauss-Lobatto"):
+        cell_average_matrix(np.linspace(0, 1, 9), np.linspace(0, 1, 3))
