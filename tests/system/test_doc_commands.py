@@ -138,7 +138,7 @@ TEST = [".venv/bin/python -m pytest -q -p no:cacheprovider --with-mpi tests",
         *(f"mpirun --oversubscribe -n {n} .venv/bin/python -m pytest -q -p no:cacheprovider --with-mpi tests/mpi"
           for n in (2, 3))]
 MAKE: dict[str, list[str]] = {
-    "make demo": [next(iter(RUN))],
+    "make demo": ["mpirun --oversubscribe -n 2 .venv/bin/python -m hmmpar.cli run drivers/configs/elliptic.toml"],
     "make test": TEST,
     "make bench": BENCH,
 }
