@@ -38,13 +38,14 @@ diffusion and wall fluxes: the baseline superparametrization must beat.
 from __future__ import annotations
 
 
+import math
 from pathlib import Path
 
 import numpy as np
 from mpi4py import MPI
 
 from hmmpar.apps.base import Application
-from hmmpar.apps.superparam_remap import cell_average_matrix, min_norm_lift, product
+from hmmpar.apps.superparam_remap import cell_average_matrix, interpolation_matrix, min_norm_lift, product
 from hmmpar.core.checkpoint import Block, CheckpointReader
 from hmmpar.core.config import RUNTIME_SCHEMA, Field
 from hmmpar.core.errors import CheckpointError, ConfigError, HmmparError
@@ -96,6 +97,10 @@ class Superparam(Application):
             **RUNTIME_SCHEMA["output"],
             "snapshot_every": Field(int, 0, "an HDF5 snapshot every N steps (0: the last only)", min=0,
                                     physics=False),
+            "average_from": Field(float, 0.0, "time averages of the column profiles (summary 'averages') over "
+                                  "the steps that start at or after this time (set it past the spin-up; a "
+                                  "restart keeps the start of an averaging window already begun)", min=0.0,
+                                  physics=False),
         },
     }
 
@@ -131,6 +136,11 @@ class Superparam(Application):
         if self.sp:
             self.avg = cell_average_matrix(self.model.z, z_edges)  # (nzM, nz)
             self.lift = min_norm_lift(self.avg, self.model.quadrature_weights)  # (nz, nzM)
+            self.at_faces = interpolation_matrix(self.model.z, z_edges)  # (nzM + 1, nz)
+            self.slope_at_faces = interpolation_matrix(self.model.z, z_edges, derivative=1)
+        self.average_start = min(self.steps - 1, math.ceil(config["output.average_from"] / self.dt - 1e-9))
+        self.sums = np.zeros(self.macro.columns.size, dtype=self._sums_dtype())
+        self.samples = 0
         counts = comm.allgather(self.macro.columns.size)
         self.holder = np.repeat(np.arange(comm.size), counts)  # the DMDA's column owner
         self.bottom = self.macro.bottom_global.copy()
@@ -172,11 +182,20 @@ class Superparam(Application):
 
     def advance(self, step: int) -> int:
         self._check_dt()
+        averaging = step >= self.average_start
+        if averaging:  # the coarse model's own flux of this (forward Euler) step
+            flux = self.macro.vertical_heat_flux(vertical_heat=not self.sp)
         with self.timers.phase("macro_solve"):
             self.macro.provisional(self.dt, vertical_heat=not self.sp)
         stepped = 0
         if self.sp:
-            stepped = self._columns(step)
+            stepped, box_flux = self._columns(step)
+            if averaging:
+                flux = flux + box_flux
+        if averaging:
+            self.sums["T"] += self.macro.column_T()
+            self.sums["F"] += flux
+            self.samples += 1
         self.step = step + 1
         every = self.config["output.snapshot_every"]
         if every and self.step % every == 0:
@@ -191,8 +210,10 @@ class Superparam(Application):
         mine = np.zeros(self.macro.columns.size, dtype=row)
         mine["T"] = self.macro.column_T()
         tstar = self.pool.from_layout(mine, self.holder)["T"]
-        out_dtype = np.dtype([("dT", "f8", (nzm,)), ("defect", "f8"), ("scale", "f8"), ("steps", "i8")])
+        out_dtype = np.dtype([("dT", "f8", (nzm,)), ("F", "f8", (nzm + 1,)), ("defect", "f8"), ("scale", "f8"),
+                              ("steps", "i8")])
         model, avg, lift, dz, dt, w = self.model, self.avg, self.lift, self.dz, self.dt, self.model.quadrature_weights
+        at_faces, slope_at_faces = self.at_faces, self.slope_at_faces
 
         def per_column(a: np.ndarray, matrix: np.ndarray) -> np.ndarray:
             """``a @ matrix.T`` without BLAS (:func:`product`): a BLAS product rounds by its
@@ -211,6 +232,8 @@ class Superparam(Application):
             end = diag["mean_T"]
             res = np.zeros(ids.size, dtype=out_dtype)
             res["dT"] = per_column(end, avg) - tstar
+            # the box's total upward heat flux <wT> - d<T>/dz at the macro faces, averaged over the step
+            res["F"] = per_column(diag["avg_wT"], at_faces) - per_column(diag["avg_mean_T"], slope_at_faces)
             gain = per_column(end - start, w[None]) - dt * per_column(forcing, w[None])  # heat in through walls
             res["defect"] = per_column(res["dT"], dz[None])[:, 0] - gain[:, 0]
             res["scale"] = (per_column(np.abs(end), w[None]) + per_column(np.abs(start), w[None])
@@ -228,7 +251,7 @@ class Superparam(Application):
         every = self.config["coupling.rebalance_every"]
         if every and (step + 1) % every == 0:
             self._rebalance(res["steps"].astype(float))
-        return int(self.pool.ids.size)
+        return int(self.pool.ids.size), back["F"]
 
     def _rebalance(self, local_steps: np.ndarray) -> None:
         """Place the boxes again on their sub-step counts of the last step (a cost that is
@@ -244,6 +267,11 @@ class Superparam(Application):
                                 "imbalance_after": after})
 
     # ------------------------------------------------------------------ checkpoints
+    def _sums_dtype(self) -> np.dtype:
+        """Per column: the running sums of the time averages (T per cell, F per z face)."""
+        nzm = self.macro_params.nz
+        return np.dtype([("T", "f8", (nzm,)), ("F", "f8", (nzm + 1,))])
+
     def _macro_dtype(self) -> np.dtype:
         nzm = self.macro_params.nz
         return np.dtype([(f, "f8", (nzm,)) for f in FIELDS])
@@ -253,10 +281,12 @@ class Superparam(Application):
         rows = np.zeros(self.macro.columns.size, dtype=self._macro_dtype())
         for f in FIELDS:
             rows[f] = s[f]
-        data = {"fields": {"macro": Block(rows, int(self.macro.columns[0]) if rows.size else 0,
-                                          self.macro_params.nx)},
+        first = int(self.macro.columns[0]) if rows.size else 0
+        data = {"fields": {"macro": Block(rows, first, self.macro_params.nx),
+                           "sums": Block(self.sums, first, self.macro_params.nx)},
                 "attrs": {"step": self.step, "defect_max": self.defect_max, "micro_substeps": self.micro_substeps,
-                          "snapshot_times": np.array(self.snapshots, dtype=float)}}
+                          "snapshot_times": np.array(self.snapshots, dtype=float), "samples": self.samples,
+                          "average_start": self.average_start}}
         if self.sp:
             first, states = self.pool.global_block()
             data["instances"] = {"columns": Block(states, first, self.pool.size)}
@@ -279,6 +309,10 @@ class Superparam(Application):
             self._make_pool(np.asarray(a["costs"], dtype=float), None)
             b0, b1 = self.pool.block_range()
             self.pool.load_block(b0, reader.read_block("instances", "columns", b0, b1))
+        self.sums[...] = reader.read_block("fields", "sums", lo, hi)
+        self.samples = int(a["samples"])
+        if self.samples:  # a window already begun keeps its start
+            self.average_start = int(a["average_start"])
         self.step = step
         self.defect_max = float(a["defect_max"])
         self.micro_substeps = int(a["micro_substeps"])
@@ -315,6 +349,8 @@ class Superparam(Application):
             self._snapshot()
         heat = self.macro.heat_content()
         f = self.macro.natural_fields()
+        sum_T = self.macro.gather.all(self.sums["T"])
+        sum_F = self.macro.gather.all(self.sums["F"])
         if self.comm.rank != 0:
             self.macro.destroy()
             return None
@@ -331,6 +367,7 @@ class Superparam(Application):
             "profiles": {"column_T": column_mean_T.tolist(), "bottom": self.bottom.tolist()},
             "heat_exchange_defect_max": self.defect_max if self.sp else None,
             "micro_substeps": self.micro_substeps,
+            "averages": self._averages(sum_T, sum_F),
             "rebalance": {"count": len(self.rebalances),
                           "moved": int(sum(r["moved"] for r in self.rebalances)),
                           "last": self.rebalances[-1] if self.rebalances else None},
@@ -338,6 +375,21 @@ class Superparam(Application):
         if self.config["output.plots"]:
             self._plot(outdir / "superparam.png", f)
         return summary
+
+    def _averages(self, sum_T: np.ndarray, sum_F: np.ndarray) -> dict:
+        r"""Time means over the steps from ``output.average_from``: per column the cell
+        temperatures (``column_T``, (nx, nz)) and the total upward heat flux through the z
+        faces (``heat_flux``, (nx, nz + 1), walls included): the coarse model's own flux
+        :meth:`~hmmpar.macro.boussinesq.CoarseBoussinesq.vertical_heat_flux` of each step plus,
+        with superparametrization, the box's :math:`\langle wT\rangle - \partial_z\langle
+        T\rangle` at the faces averaged over the step. ``mean_heat_flux`` is the mean over
+        the columns, ``nusselt_bottom`` the bottom face's flux per column."""
+        n = max(self.samples, 1)
+        T, F = sum_T / n, sum_F / n
+        return {"from_time": self.average_start * self.dt, "samples": self.samples,
+                "z_centres": self.macro.z_centres.tolist(), "z_faces": self.macro.z_edges.tolist(),
+                "column_T": T.tolist(), "heat_flux": F.tolist(), "mean_heat_flux": F.mean(axis=0).tolist(),
+                "nusselt_bottom": F[:, 0].tolist()}
 
     def _plot(self, path: Path, f: dict) -> None:
         import matplotlib

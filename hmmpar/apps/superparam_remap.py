@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.polynomial import chebyshev as C
 
-__all__ = ["cell_average_matrix", "min_norm_lift", "product"]
+__all__ = ["cell_average_matrix", "interpolation_matrix", "min_norm_lift", "product"]
 
 
 def product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -74,18 +74,49 @@ def cell_average_matrix(z_levels: np.ndarray, z_edges: np.ndarray) -> np.ndarray
     z_edges
         The ``m + 1`` increasing cell edges in [0, 1].
     """
-    z = np.asarray(z_levels, dtype=float)
+    z = _check_levels(z_levels)
     e = np.asarray(z_edges, dtype=float)
     if np.any(np.diff(e) <= 0):
         raise ValueError("cell edges must increase")
     n = z.size
-    if not np.allclose(z, 0.5 * (1.0 - np.cos(np.pi * np.arange(n) / (n - 1))), rtol=0, atol=1e-14):
-        raise ValueError("the levels must be the Chebyshev-Gauss-Lobatto points on [0, 1], ascending")
     coef = chebyshev_lagrange_coefficients(n)  # column j: ell_j
     anti = C.chebint(coef, axis=0)  # antiderivative in s
     values = C.chebval(2.0 * e - 1.0, anti)  # (n, m + 1): ell_j's antiderivative at the edges
     # dz = ds / 2: the integral over a cell is half the difference; divide by the width
     return np.ascontiguousarray((0.5 * np.diff(values, axis=1) / np.diff(e)[None, :]).T)
+
+
+def interpolation_matrix(z_levels: np.ndarray, points: np.ndarray, derivative: int = 0) -> np.ndarray:
+    r"""The matrix E (points x levels) with :math:`E_{ij} = \ell_j^{(d)}(z_i)`: the values
+    (``derivative = 0``) or the d-th z-derivatives of the interpolating polynomial through the
+    ``n`` Chebyshev–Gauss–Lobatto levels, at the given points of [0, 1] (closed form, no
+    solve; apply with :func:`product`).
+
+    Parameters
+    ----------
+    z_levels
+        The Chebyshev–Gauss–Lobatto levels on [0, 1], ascending (checked).
+    points
+        Where to evaluate, in [0, 1].
+    derivative
+        0 or more; z = (1 + s)/2, so each derivative brings a factor 2.
+    """
+    z = _check_levels(z_levels)
+    x = np.asarray(points, dtype=float)
+    if x.ndim != 1 or np.any(x < -1e-14) or np.any(x > 1 + 1e-14):
+        raise ValueError("points must be a 1-D array in [0, 1]")
+    coef = chebyshev_lagrange_coefficients(z.size)
+    if derivative:
+        coef = C.chebder(coef, m=derivative, axis=0) * 2.0 ** derivative
+    return np.ascontiguousarray(C.chebval(2.0 * x - 1.0, coef).T)
+
+
+def _check_levels(z_levels: np.ndarray) -> np.ndarray:
+    z = np.asarray(z_levels, dtype=float)
+    n = z.size
+    if not np.allclose(z, 0.5 * (1.0 - np.cos(np.pi * np.arange(n) / (n - 1))), rtol=0, atol=1e-14):
+        raise ValueError("the levels must be the Chebyshev-Gauss-Lobatto points on [0, 1], ascending")
+    return z
 
 
 def _inverse(m: np.ndarray) -> np.ndarray:

@@ -245,7 +245,7 @@ def _run(cfg: Config, comm, app, timers: Timers, wall0: float, *, restart: str |
             summary["timing"] = {"wall_seconds": report["wall_seconds"],
                                  "load_imbalance": report["farm"]["load_imbalance"]}
             (outdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-            log.info(f"summary: {json.dumps({k: v for k, v in summary.items() if k not in ('timing', 'series', 'profiles')})}")
+            log.info(f"summary: {json.dumps({k: v for k, v in summary.items() if k not in ('timing', 'series', 'profiles', 'averages')})}")
     return summary
 
 

@@ -12,7 +12,8 @@ from conftest import ROOT, hmmpar_lines, run_mpi
 
 CONFIG = ROOT / "drivers" / "configs" / "superparam.toml"
 SMALL = ("macro.t_end=0.002", "micro.nx=16", "micro.nz=19", "model.ra=2e4", "output.plots=false",
-         "run.progress_interval=0", "coupling.rebalance_every=3")
+         "run.progress_interval=0", "coupling.rebalance_every=3",
+         "output.average_from=0.0008")
 
 
 def run(n, out: Path, *sets: str, restart: bool = False):
@@ -40,6 +41,7 @@ def test_one_two_three_ranks_and_a_restart_are_bitwise_equal_and_heat_balances(t
         assert runs[n]["profiles"]["column_T"] == ref["profiles"]["column_T"], n
         assert runs[n]["heat_content"] == ref["heat_content"]
         assert runs[n]["micro_substeps"] == ref["micro_substeps"]
+        assert runs[n]["averages"] == ref["averages"]
     # the column heat bookkeeping: exact cell averages and the min-norm lift make the
     # balance an identity in exact arithmetic; a few ulps of the column's heat remain
     assert ref["heat_exchange_defect_max"] < 1e-13
@@ -53,6 +55,13 @@ def test_one_two_three_ranks_and_a_restart_are_bitwise_equal_and_heat_balances(t
     assert p.returncode == 0, p.stderr
     assert "restarted from" in p.stdout
     assert summary(split)["profiles"]["column_T"] == ref["profiles"]["column_T"]
+    # the time averages (window from step 4, across the restart at step 5) too
+    avg = ref["averages"]
+    assert avg["samples"] == 6 and avg["from_time"] == pytest.approx(0.0008)
+    assert summary(split)["averages"] == avg
+    # the bottom face's mean flux is the boxes' conductive wall flux: warm columns lose more
+    # heat into the fluid than the cool sides (T_b = 1 - 0.5 cos(2 pi x / 8))
+    assert avg["nusselt_bottom"][3] > avg["nusselt_bottom"][0] > 0
 
 
 def test_the_coarse_model_alone_runs_without_boxes(tmp_path):

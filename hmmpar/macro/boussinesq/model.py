@@ -286,6 +286,16 @@ class CoarseBoussinesq:
         _, fz = mac.temperature_fluxes(a[..., U], a[..., W], a[..., T], self.hx, self.hz)
         return self.gather.sum(fz[0] - fz[-1]) * self.hx
 
+    def vertical_heat_flux(self, vertical_heat: bool = True) -> np.ndarray:
+        r"""The upward heat flux through the z faces of the owned columns, ``(nc, nz + 1)``
+        (faces ``0 .. nz``, the walls included): the :math:`F_z` that :meth:`provisional`
+        would use from the current state, advective :math:`w\,T_{k-1/2}` plus, with
+        ``vertical_heat``, diffusive :math:`-(T_k - T_{k-1})/h_z` and the wall fluxes
+        (collective: one ghost exchange)."""
+        a = self._ghosted()
+        _, fz = mac.temperature_fluxes(a[..., U], a[..., W], a[..., T], self.hx, self.hz, vertical_heat)
+        return np.ascontiguousarray(fz.T)
+
     def source_integral(self) -> float:
         r""":math:`\int S_T\,dx\,dz` (rank-independent)."""
         if self.source is None:
