@@ -64,7 +64,7 @@ def chebyshev_lagrange_coefficients(n: int) -> np.ndarray:
 
 
 def cell_average_matrix(z_levels: np.ndarray, z_edges: np.ndarray) -> np.ndarray:
-    """The matrix A (cells x levels) of exact cell averages of the interpolating polynomial.
+    r"""The matrix A (cells x levels) of exact cell averages of the interpolating polynomial.
 
     Parameters
     ----------
