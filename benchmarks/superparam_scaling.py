@@ -4,7 +4,7 @@ r"""Superparametrization: convection columns per second per core, and strong sca
 This is a benchmark, not a test: it always exits 0 and only *reports* whether the aims
 were met. Run it without ``mpirun``; the script is its own driver::
 
-    .venv/bin/python benchmarks/superparam_scaling.py            # default (~5 min on 2 cores), emulated to 64 ranks
+    .venv/bin/python benchmarks/superparam_scaling.py            # default (~6 min on 2 cores), emulated to 64 ranks
     .venv/bin/python benchmarks/superparam_scaling.py --quick    # < 2 min, emulated to 16 ranks
 
 It writes ``benchmarks/results/superparam_scaling.json`` and ``.png`` (``_quick``, ``_tiny``
@@ -14,23 +14,27 @@ Part 1, "batching" (one process, ``OMP/OPENBLAS_NUM_THREADS=1``): the micro mode
     :class:`~hmmpar.micro.convection.ConvectionModel` at Ra = 1e5, Pr = 1, width 1, free
     slip, bottom temperature, on the superparametrization demo's grid (32 x 25,
     ``drivers/configs/superparam.toml``) and on 64 x 33. One column is spun up from
-    amplitude 0.1 to a convecting state (t = 0.01) and copied into batches of 1, 2, 4, 8,
-    16, 32 columns; each batch advances ``steps`` fixed steps (``dt_max`` below the CFL
-    limit, so every column takes the same steps: checked), best of ``--repeats``.
-    Column-steps per second per core, and its ratio to 1 column per batch.
+    amplitude 0.1 to a convecting state (t = 0.035, vrms about 100; quick 0.03) and copied
+    into batches of 1, 2, 4, 8, 16, 32 columns; each batch advances ``steps`` fixed steps
+    (``dt_max`` below the CFL limit, halved until every column takes the same steps),
+    best of 5 (quick 3). Column-steps per second per core, and its ratio to 1 column per
+    batch. Also the coarse model's Poisson solve alone on one process (set-up and one
+    solve), ``redundant`` (the sequential LU every rank runs) against ``distributed``
+    (CG + GAMG), for 256 to 4096 columns.
 Part 2, "real" (``mpirun -n 2``): the superparam app by :func:`hmmpar.core.runner.run` on
     the demo config with 32 columns (``macro.nx = 32``, ``macro.lx = 32``: boxes of width 1),
     20 coupling steps, rebalancing and a checkpoint every 10 steps; p = 1 (rank 1 waits in a
     sleeping ``Ibarrier``) and p = 2 on a sub-communicator, after a warm-up, best of
     ``--repeats``. :meth:`ConvectionModel.advance` is wrapped (two clock reads per call)
     to measure its seconds per column and coupling step: the *calibration* of part 3.
+    One more 2-rank run with ``macro.poisson = "distributed"``.
 Part 3, "emulated" (one ``mpirun --oversubscribe -n P``, P = 64; quick 16): 256 columns
     (quick 128), 4 coupling steps, rebalancing and a checkpoint every 2 steps, p = 1, 2,
     4, ..., P on the first p ranks (the others sleep in an ``Ibarrier``). In the worker
     processes only, ``ConvectionModel.advance`` is replaced by a sleep of ``n_columns x c``
     seconds (to an absolute deadline), where ``c`` is the calibrated advance cost per
     column times a scale factor chosen so that each rank sleeps ``--sleep-per-step``
-    seconds (0.25; quick 0.1) per coupling step at p = P: 64 processes on 2 cores must not
+    seconds (0.3; quick 0.1) per coupling step at p = P: 64 processes on 2 cores must not
     be CPU bound. The replaced ``advance`` leaves the box unchanged (its mean temperature
     profile is read from the state's k = 0 Fourier mode, exact) and reports the calibrated
     sub-steps. Everything else is real: the coarse model's step and its Poisson solve,
@@ -41,9 +45,10 @@ Part 3, "emulated" (one ``mpirun --oversubscribe -n P``, P = 64; quick 16): 256 
     process) are built once per process before the runs and reused, so that 64 processes
     building them at once on 2 cores are not timed as set-up. ``macro.poisson =
     "redundant"`` (every rank factorises and solves the whole coarse Poisson problem with a
-    sequential LU: the default, bitwise on any rank count); one more run at p = P with
-    ``"distributed"`` (CG + GAMG) shows what the alternative costs. CPU use of every run is
-    recorded (cores busy = CPU seconds of our processes / wall; near 2 = CPU bound).
+    sequential LU: the default, bitwise on any rank count, and on one process 100-2000x
+    faster than the distributed CG + GAMG solve at these sizes; see part 1). CPU use of
+    every run is recorded (cores busy = CPU seconds of our processes / wall, foreign =
+    the rest of the machine's busy cores; together near 2 = CPU bound).
 
 Efficiency: strong T1 / (p Tp), T = ``wall_seconds`` of the run's ``timing.json`` (the whole
 ``run()``: set-up, steps, checkpoints, output); also the "loop" efficiency from the
@@ -88,16 +93,17 @@ AIM_EMU_EFF = 0.8
 #: emulated problem sizes (columns, coupling steps, rebalance/checkpoint period), ranks.
 MODES: dict[str, dict] = {
     "default": {"grids": [(32, 25, 2e-5, 20), (64, 33, 1e-5, 10)], "batches": [1, 2, 4, 8, 16, 32],
-                "spinup": 0.01, "batch_repeats": 3, "real_columns": 32, "real_steps": 20, "real_every": 10,
+                "spinup": 0.035, "batch_repeats": 5, "real_columns": 32, "real_steps": 20, "real_every": 10,
                 "repeats": 3, "emu_columns": 256, "emu_steps": 4, "emu_every": 2, "max_ranks": 64,
-                "sleep_per_step": 0.25},
+                "sleep_per_step": 0.3, "poisson_grids": [(256, 8), (1024, 8), (4096, 8), (1024, 32)]},
     "quick": {"grids": [(32, 25, 2e-5, 10), (64, 33, 1e-5, 5)], "batches": [1, 2, 4, 8, 16, 32],
-              "spinup": 0.005, "batch_repeats": 2, "real_columns": 32, "real_steps": 10, "real_every": 5,
+              "spinup": 0.03, "batch_repeats": 3, "real_columns": 32, "real_steps": 10, "real_every": 5,
               "repeats": 1, "emu_columns": 128, "emu_steps": 4, "emu_every": 2, "max_ranks": 16,
-              "sleep_per_step": 0.1},
+              "sleep_per_step": 0.1, "poisson_grids": [(256, 8), (1024, 8)]},
     "tiny": {"grids": [(32, 25, 2e-5, 3)], "batches": [1, 2, 4], "spinup": 0.0, "batch_repeats": 1,
              "real_columns": 8, "real_steps": 4, "real_every": 2, "repeats": 1, "emu_columns": 16,
-             "emu_steps": 2, "emu_every": 1, "max_ranks": 4, "sleep_per_step": 0.02},
+             "emu_steps": 2, "emu_every": 1, "max_ranks": 4, "sleep_per_step": 0.02,
+             "poisson_grids": [(64, 8)]},
 }
 
 
@@ -159,8 +165,8 @@ def batching_grid(nx: int, nz: int, dt: float, steps: int, batches: list[int], s
     model = ConvectionModel(micro_params(nx, nz, dt))
     seed = model.initial_states([np.random.default_rng(2026)], amplitude=0.1)
     vrms = 0.0
-    if spinup > 0:
-        vrms = float(model.advance(seed, spinup)["vrms"][0])
+    if spinup > 0:  # CFL-limited steps to a convecting state (vrms ~ 100 at t = 0.035)
+        vrms = float(ConvectionModel(micro_params(nx, nz, None)).advance(seed, spinup)["vrms"][0])
     rows = []
     for n in batches:
         while True:
@@ -185,10 +191,43 @@ def batching_grid(nx: int, nz: int, dt: float, steps: int, batches: list[int], s
     return {"grid": [nx, nz], "dt": dt, "steps": steps, "spinup_time": spinup, "spinup_vrms": vrms, "rows": rows}
 
 
+def poisson_cost(nx: int, nz: int, poisson: str, repeats: int = 3) -> dict:
+    """Set-up and best solve seconds of the coarse model's Poisson problem on one process.
+
+    Parameters
+    ----------
+    nx, nz
+        Coarse grid (columns, cells per column).
+    poisson
+        ``"redundant"`` (sequential LU, what every rank does) or ``"distributed"`` (CG + GAMG).
+    repeats
+        Timed solves of one random right-hand side; the best counts.
+    """
+    from mpi4py import MPI
+    from hmmpar.macro.boussinesq import BoussinesqParams, CoarseBoussinesq
+    t0 = time.perf_counter()
+    m = CoarseBoussinesq(MPI.COMM_SELF, BoussinesqParams(ra=1e5, pr=1.0, lx=float(nx), nx=nx, nz=nz,
+                                                         poisson=poisson))
+    m.initialize()
+    setup = time.perf_counter() - t0
+    f = np.random.default_rng(0).standard_normal((nx, nz))
+    m.solve_poisson(f)
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        m.solve_poisson(f)
+        best = min(best, time.perf_counter() - t0)
+    m.destroy()
+    return {"grid": [nx, nz], "poisson": poisson, "setup_seconds": setup, "solve_seconds": best}
+
+
 def worker_batch(args) -> dict:
-    """Part 1 in this (single, one-thread) process."""
+    """Part 1 in this (single, one-thread) process, and the serial Poisson solve costs."""
     m = MODES[args.mode]
-    out = {"grids": []}
+    out: dict = {"grids": [], "poisson": []}
+    for nx, nz in m["poisson_grids"]:
+        for poisson in ("redundant", "distributed"):
+            out["poisson"].append(poisson_cost(nx, nz, poisson))
     for nx, nz, dt, steps in m["grids"]:
         out["grids"].append(batching_grid(nx, nz, dt, steps, m["batches"], m["spinup"], m["batch_repeats"]))
         g = out["grids"][-1]
@@ -335,6 +374,11 @@ def worker_real(args) -> dict | None:
     for p in (1, 2):  # warm-up: numba, PETSc, h5py on both communicators
         _run_on(world, p, overrides(m["real_columns"], 1, 1), tmp / f"warm{p}")
     out: dict = {"columns": m["real_columns"], "steps": m["real_steps"], "overrides": over, "runs": []}
+    d = _run_on(world, 2, overrides(m["real_columns"], m["real_steps"], m["real_every"], "distributed"),
+                tmp / "real2_distributed")  # the distributed Poisson solve on the same problem, once
+    if d is not None:
+        d["poisson"] = "distributed"
+        out["distributed"] = d
     for p in (1, 2):
         best = None
         cal_best = None
@@ -358,7 +402,7 @@ def worker_real(args) -> dict | None:
 
 
 def worker_emu(args) -> dict | None:
-    """Part 3: p = 1, 2, 4, ..., world size with the emulated advance; one distributed-Poisson run at p = P."""
+    """Part 3: p = 1, 2, 4, ..., world size with the emulated advance."""
     from mpi4py import MPI
     _import_all()
     world = MPI.COMM_WORLD
@@ -378,19 +422,15 @@ def worker_emu(args) -> dict | None:
     res: dict = {"columns": ncol, "steps": steps, "overrides": overrides(ncol, steps, every),
                  "column_seconds_measured": cal["column_seconds"], "column_seconds_emulated": per_col,
                  "scale": per_col / cal["column_seconds"], "substeps_per_column_call": substeps,
-                 "sleep_per_step_at_P": args.sleep_per_step, "runs": [], "distributed": None}
+                 "sleep_per_step_at_P": args.sleep_per_step, "runs": []}
     ps = [p for p in (1, 2, 4, 8, 16, 32, 64, 128) if p <= P]
-    runs = [(p, "redundant") for p in ps] + [(P, "distributed")]
-    for p, poisson in runs:
-        d = tmp / f"emu_{poisson}{p}"
-        r = _run_on(world, p, overrides(ncol, steps, every, poisson), d)
+    for p in ps:
+        d = tmp / f"emu{p}"
+        r = _run_on(world, p, overrides(ncol, steps, every), d)
         if world.rank == 0:
-            r["poisson"] = poisson
-            if poisson == "redundant":
-                res["runs"].append(r)
-            else:
-                res["distributed"] = r
-            print(f"    p={p} {poisson}: {r.get('wall', float('nan')):.2f} s "
+            r["poisson"] = "redundant"
+            res["runs"].append(r)
+            print(f"    p={p}: {r.get('wall', float('nan')):.2f} s "
                   f"(cores busy {r.get('cores_busy', float('nan')):.2f})", file=sys.stderr, flush=True)
             shutil.rmtree(d, ignore_errors=True)
     return res if world.rank == 0 else None
@@ -454,20 +494,18 @@ def analyse(batch: dict, real: dict, emu: dict, pmax: int) -> tuple[dict, dict]:
                 "real_strong": {r["p"]: r.get("efficiency") for r in real.get("runs", [])},
                 "emulated_strong": {r["p"]: r.get("efficiency") for r in emu.get("runs", [])},
                 "emulated_strong_loop": {r["p"]: r.get("loop_efficiency") for r in emu.get("runs", [])}}
-    d = emu.get("distributed") or {}
-    t1 = next((r["wall"] for r in emu.get("runs", []) if r["p"] == 1 and "wall" in r), None)
-    if "wall" in d and t1:
-        d["efficiency"] = t1 / (d["p"] * d["wall"])
-        l1 = next(r["loop"] for r in emu["runs"] if r["p"] == 1)
-        d["loop_efficiency"] = l1 / (d["p"] * d["loop"]) if d["loop"] > 0 else None
-        an["emulated_strong_distributed"] = {d["p"]: d["efficiency"]}
-    runs = {r["p"]: r for r in emu.get("runs", []) if "wall" in r}
-    if 1 in runs and pmax in runs:
-        steps = emu["steps"]
-        an["macro_solve_per_step"] = {"redundant_p1": runs[1]["phases_max"]["macro_solve"] / steps,
-                                      f"redundant_p{pmax}": runs[pmax]["phases_max"]["macro_solve"] / steps}
-        if "wall" in d:
-            an["macro_solve_per_step"][f"distributed_p{pmax}"] = d["phases_max"]["macro_solve"] / steps
+    d = real.get("distributed") or {}
+    ms: dict = {}
+    for r in real.get("runs", []):
+        if "wall" in r:
+            ms[f"real_redundant_p{r['p']}"] = r["phases_max"]["macro_solve"] / real["steps"]
+    if "wall" in d:
+        ms["real_distributed_p2"] = d["phases_max"]["macro_solve"] / real["steps"]
+    for r in emu.get("runs", []):
+        if "wall" in r:
+            ms[f"emulated_redundant_p{r['p']}"] = r["phases_max"]["macro_solve"] / emu["steps"]
+    an["macro_solve_seconds_per_step"] = ms
+    an["poisson_serial"] = batch.get("poisson", [])
     e_real = an["real_strong"].get(2)
     e_emu = an["emulated_strong"].get(pmax)
     aims = {"real_strong_eff_2": {"value": e_real, "aim": f">= {AIM_REAL_EFF}",
@@ -503,9 +541,6 @@ def plot(path: Path, batch: dict, real: dict, emu: dict) -> None:
         ok = [r for r in runs if r.get(key) is not None]
         if ok:
             a.plot([r["p"] for r in ok], [r[key] for r in ok], style, label=label)
-    d = emu.get("distributed") or {}
-    if d.get("efficiency") is not None:
-        a.plot([d["p"]], [d["efficiency"]], "r^", label="emulated, distributed Poisson")
     a.axhline(1.0, color="gray", lw=0.5)
     a.axhline(AIM_EMU_EFF, color="gray", lw=0.5, ls=":")
     a.set_xscale("log", base=2)
@@ -515,21 +550,19 @@ def plot(path: Path, batch: dict, real: dict, emu: dict) -> None:
     a.set_title(f"strong scaling, {emu.get('columns', '?')} columns (emulated), {real.get('columns', '?')} (real)")
     a.legend(fontsize=8)
     a = ax[2]
-    runs = [r for r in emu.get("runs", []) if "wall" in r]
-    if d.get("wall") is not None:
-        runs = runs + [dict(d, label=f"{d['p']}\ndistr.")]
+    runs = [dict(r, label=f"real\n{r['p']}") for r in real.get("runs", []) if "wall" in r]
+    runs += [r for r in emu.get("runs", []) if "wall" in r]
     x = np.arange(len(runs))
     bottom = np.zeros(len(runs))
     colors = {"macro_solve": "C1", "micro": "C2", "farm_comm": "C3", "idle": "C7", "io": "C4", "other": "C9"}
     for ph in (*PHASES, "other"):
-        v = np.array([r["other"] if ph == "other" else r["phases_max"].get(ph, 0.0) for r in runs])
+        v = np.array([(r["other"] if ph == "other" else r["phases_max"].get(ph, 0.0)) / r["wall"] for r in runs])
         a.bar(x, v, bottom=bottom, color=colors[ph], label=ph)
         bottom += v
     a.set_xticks(x, [r.get("label", str(r["p"])) for r in runs])
-    a.set_yscale("log")
-    a.set_xlabel("ranks p (emulated)")
-    a.set_ylabel("seconds (max over ranks), log")
-    a.set_title("time breakdown (stacked)")
+    a.set_xlabel("ranks p (real, then emulated)")
+    a.set_ylabel("share of wall (phase max over ranks / wall)")
+    a.set_title("time breakdown")
     a.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -549,8 +582,8 @@ def print_tables(batch: dict, real: dict, emu: dict, aims: dict) -> None:
         if not runs:
             continue
         print(f"\n{name}, {src.get('columns')} columns, {src.get('steps')} coupling steps\n")
-        print("| p | Poisson | wall | eff | loop eff | " + " | ".join(PHASES) + " | other | cores busy |")
-        print("|---:|---|---:|---:|---:|" + "---:|" * len(PHASES) + "---:|---:|")
+        print("| p | Poisson | wall | eff | loop eff | " + " | ".join(PHASES) + " | other | cores busy | foreign |")
+        print("|---:|---|---:|---:|---:|" + "---:|" * len(PHASES) + "---:|---:|---:|")
         for r in runs:
             if "wall" not in r:
                 print(f"| {r.get('p')} | error: {r.get('error')} |")
@@ -559,7 +592,13 @@ def print_tables(batch: dict, real: dict, emu: dict, aims: dict) -> None:
             print(f"| {r['p']} | {r.get('poisson', 'redundant')} | {r['wall']:.2f} | "
                   f"{'%.2f' % e if e is not None else '-'} | {'%.2f' % le if le is not None else '-'} | "
                   + " | ".join(f"{r['phases_max'].get(ph, 0.0):.3f}" for ph in PHASES)
-                  + f" | {r['other']:.3f} | {r['cores_busy']:.2f} |")
+                  + f" | {r['other']:.3f} | {r['cores_busy']:.2f} | {r['foreign_cores']:.2f} |")
+    if batch.get("poisson"):
+        print("\ncoarse Poisson solve, one process\n")
+        print("| grid | poisson | set-up [s] | solve [ms] |\n|---|---|---:|---:|")
+        for r in batch["poisson"]:
+            print(f"| {r['grid'][0]} x {r['grid'][1]} | {r['poisson']} | {r['setup_seconds']:.3f} | "
+                  f"{1e3 * r['solve_seconds']:.2f} |")
     print("\naims:")
     for k, v in aims.items():
         val = v["value"]
@@ -624,7 +663,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--tiny", action="store_true", help="smoke test (seconds): emulated to 4 ranks, tiny problems")
     ap.add_argument("--sleep-per-step", type=float, default=None,
                     help="emulated seconds each rank sleeps per coupling step at the largest p "
-                         "(default 0.25, quick 0.1, tiny 0.02)")
+                         "(default 0.4, quick 0.1, tiny 0.02)")
     ap.add_argument("--out-dir", default=str(HERE / "results"))
     ap.add_argument("--mpirun", default=shutil.which("mpirun") or "mpirun")
     ap.add_argument("--timeout", type=float, default=900.0)
