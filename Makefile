@@ -67,6 +67,7 @@ bench: setup
 	$(PYTHON) benchmarks/ssa_engines.py
 	$(PYTHON) benchmarks/ssa_nested.py
 	$(PYTHON) benchmarks/scaling.py
+	$(PYTHON) benchmarks/superparam_scaling.py
 	$(PYTHON) benchmarks/md.py
 	$(PYTHON) benchmarks/gas_dynamics.py
 

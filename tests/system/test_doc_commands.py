@@ -133,7 +133,8 @@ RUN: dict[str, Run] = {
 }
 
 BENCH = [f".venv/bin/python benchmarks/{name}.py"
-         for name in ("farm", "elliptic", "md_noise", "ssa_engines", "ssa_nested", "scaling", "md", "gas_dynamics")]
+         for name in ("farm", "elliptic", "md_noise", "ssa_engines", "ssa_nested", "scaling", "superparam_scaling", "md",
+                      "gas_dynamics")]
 TEST = [".venv/bin/python -m pytest -q -p no:cacheprovider --with-mpi tests",
         *(f"mpirun --oversubscribe -n {n} .venv/bin/python -m pytest -q -p no:cacheprovider --with-mpi tests/mpi"
           for n in (2, 3))]
@@ -199,6 +200,8 @@ SKIP: dict[str, str] = {
     "gmsh -2 -format msh22 square.geo": "needs Gmsh, not a dependency (the mesh it makes is in drivers/configs/meshes)",
     ".venv/bin/python benchmarks/scaling.py": BENCHMARK,
     ".venv/bin/python benchmarks/scaling.py --quick": BENCHMARK,
+    ".venv/bin/python benchmarks/superparam_scaling.py": BENCHMARK,
+    ".venv/bin/python benchmarks/superparam_scaling.py --quick": BENCHMARK,
     ".venv/bin/python benchmarks/ssa_engines.py --repeats 7": BENCHMARK,
     ".venv/bin/python benchmarks/ssa_gillespy2.py --repeats 5": BENCHMARK,
     ".venv/bin/python benchmarks/ssa_nested.py": BENCHMARK,
