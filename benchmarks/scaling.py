@@ -54,7 +54,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -64,6 +63,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cpu_usage import own_cpu, system_busy  # noqa: E402
+from json_worker import run_json_worker  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -390,26 +390,7 @@ def launch(args, label: str, worker_args: list[str], ranks: int) -> dict:
            *worker_args, "--tmp", args.tmp, "--apps", *args.apps]
     if args.quick:
         cmd.append("--quick")
-    print(f"  {label} ...", flush=True)
-    t0 = time.perf_counter()
-    busy0 = system_busy()
-    try:
-        proc = subprocess.run(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              timeout=args.timeout)
-        stdout, stderr, rc = proc.stdout, proc.stderr, proc.returncode
-    except subprocess.TimeoutExpired as exc:
-        stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        stderr, rc = f"timeout after {args.timeout} s", -1
-    wall = time.perf_counter() - t0
-    print(f"    {wall:.1f} s", flush=True)
-    for line in stdout.splitlines():
-        if line.startswith(JSON_TAG):
-            r = json.loads(line[len(JSON_TAG):])
-            r["launch"] = {"wall": wall, "busy_cores": (system_busy() - busy0) / wall}
-            return r
-    tail = (stderr or stdout).strip().splitlines()[-12:]
-    print("    failed (exit %s):\n      %s" % (rc, "\n      ".join(tail)), flush=True)
-    return {"error": f"exit {rc}: " + " | ".join(tail[-3:])}
+    return run_json_worker(cmd, _env(), label, args.timeout, JSON_TAG)
 
 
 def efficiencies(runs: list[dict], kind: str) -> list[float | None]:
