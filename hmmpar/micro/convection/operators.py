@@ -112,37 +112,65 @@ def inverse_columns(mats, cols):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def apply_modes(g, r, out):
-    """``out[b, i, q] = sum_j g[i, j, q] r[b, j, q]`` (per-mode matrices, interleaved complex).
+def _axpy(o, x, c):
+    """``o += c x`` (contiguous 1-d rows)."""
+    for q in range(x.shape[0]):
+        o[q] += c * x[q]
 
-    The batch loop is inside the j loop, so each row of g is read once for all columns;
-    each output element still sums over j in the same order, whatever the batch."""
+
+@numba.njit(cache=True, error_model="numpy")
+def _axpy2(o0, o1, x, c0, c1):
+    """``o0 += c0 x``, ``o1 += c1 x`` (contiguous 1-d rows; a separate loop so LLVM vectorises it)."""
+    for q in range(x.shape[0]):
+        v = x[q]
+        o0[q] += c0 * v
+        o1[q] += c1 * v
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _gxpy(o, g, x):
+    """``o += g * x`` element-wise (contiguous 1-d rows)."""
+    for q in range(x.shape[0]):
+        o[q] += g[q] * x[q]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def apply_modes(g, r, out):
+    r"""``out[b, i, q] = sum_j g[i, j, q] r[b, j, q]`` (per-mode matrices, interleaved complex).
+
+    Each output element is summed over j in increasing order from zero, whatever the batch
+    (the q loop is the vectorised one: independent elements, no reassociation)."""
     nb = r.shape[0]
-    n, m, nq = g.shape
-    for i in range(n):
-        for b in range(nb):
-            for q in range(nq):
-                out[b, i, q] = 0.0
-        for j in range(m):
-            for b in range(nb):
-                for q in range(nq):
-                    out[b, i, q] += g[i, j, q] * r[b, j, q]
+    n, m = g.shape[0], g.shape[1]
+    for b in range(nb):
+        for i in range(n):
+            o = out[b, i]
+            o[:] = 0.0
+            for j in range(m):
+                _gxpy(o, g[i, j], r[b, j])
 
 
 @numba.njit(cache=True, error_model="numpy")
 def apply_matrix(d, r, out):
-    """``out[b, i, q] = sum_j d[i, j] r[b, j, q]`` (one matrix for every mode)."""
+    """``out[b, i, q] = sum_j d[i, j] r[b, j, q]`` (one matrix for every mode).
+
+    Rows are taken in pairs so that each row of r is loaded once for two outputs; each
+    output element is still summed over j in increasing order from zero."""
     nb = r.shape[0]
     n, m = d.shape
-    nq = r.shape[2]
     for b in range(nb):
-        for i in range(n):
-            for q in range(nq):
-                out[b, i, q] = 0.0
+        for i in range(0, n - 1, 2):
+            o0 = out[b, i]
+            o1 = out[b, i + 1]
+            o0[:] = 0.0
+            o1[:] = 0.0
             for j in range(m):
-                dij = d[i, j]
-                for q in range(nq):
-                    out[b, i, q] += dij * r[b, j, q]
+                _axpy2(o0, o1, r[b, j], d[i, j], d[i + 1, j])
+        if n % 2:
+            o0 = out[b, n - 1]
+            o0[:] = 0.0
+            for j in range(m):
+                _axpy(o0, r[b, j], d[n - 1, j])
 
 
 def as_real(a: np.ndarray) -> np.ndarray:
