@@ -48,6 +48,9 @@ import numpy as np
 
 @numba.njit(cache=True, error_model="numpy")
 def _inverse_columns_one(a, cols):
+    """Columns ``cols`` of the inverse of a (n, n): LU with partial pivoting, then the
+    triangular solves for all columns at once (row operations, vectorised over the columns;
+    every element is still accumulated in increasing index order)."""
     n = a.shape[0]
     lu = a.copy()
     perm = np.arange(n)
@@ -71,28 +74,26 @@ def _inverse_columns_one(a, cols):
             f = lu[i, j] / piv
             lu[i, j] = f
             if f != 0.0:
-                for q in range(j + 1, n):
-                    lu[i, q] -= f * lu[j, q]
+                _axpy(lu[i, j + 1:], lu[j, j + 1:], -f)
     m = cols.shape[0]
-    out = np.zeros((n, m))
-    y = np.empty(n)
-    for c in range(m):
-        # solve A x = e_{cols[c]}: P A = L U, so L U x = P e
-        for i in range(n):
-            y[i] = 1.0 if perm[i] == cols[c] else 0.0
-        for i in range(n):
-            s = y[i]
-            for q in range(i):
-                s -= lu[i, q] * y[q]
-            y[i] = s
-        for i in range(n - 1, -1, -1):
-            s = y[i]
-            for q in range(i + 1, n):
-                s -= lu[i, q] * y[q]
-            y[i] = s / lu[i, i]
-        for i in range(n):
-            out[i, c] = y[i]
-    return out
+    # solve A X = E[:, cols]: P A = L U, so L U X = P E
+    y = np.zeros((n, m))
+    for i in range(n):
+        for c in range(m):
+            if perm[i] == cols[c]:
+                y[i, c] = 1.0
+    for i in range(n):
+        yi = y[i]
+        for q in range(i):
+            _axpy(yi, y[q], -lu[i, q])
+    for i in range(n - 1, -1, -1):
+        yi = y[i]
+        for q in range(i + 1, n):
+            _axpy(yi, y[q], -lu[i, q])
+        d = lu[i, i]
+        for c in range(m):
+            yi[c] = yi[c] / d
+    return y
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -315,23 +316,32 @@ def fold_columns(g: np.ndarray, nf: int, flips: bool = False) -> tuple[np.ndarra
 
 class Folded:
     """A per-mode or shared linear map stored as its mirror-even and mirror-odd parts
-    (:func:`fold_columns`): about a quarter of the dense storage and work.
+    (:func:`fold_columns`): about a quarter of the dense storage and half the work.
 
     Parameters
     ----------
-    g
-        The dense map: (nf n, m, 2 nk) per-mode matrices or, with ``flips``, one (n, m) matrix.
+    even, odd
+        The parts acting on mirror sums and differences: (rows, m, 2 nk) per-mode matrices
+        or, with ``flips``, (rows, m) shared ones.
     nf
-        Number of output fields of n rows each.
+        Number of output fields.
+    rows
+        Rows of the full result (nf times the points per field).
     flips
         The map anticommutes with the mirror (a first derivative); shared matrices only.
     """
 
-    def __init__(self, g: np.ndarray, nf: int = 1, flips: bool = False) -> None:
-        self.even, self.odd = fold_columns(g, nf, flips)
+    def __init__(self, even: np.ndarray, odd: np.ndarray, nf: int, rows: int, flips: bool = False) -> None:
+        self.even, self.odd = even, odd
         self.nf = nf
-        self.rows = g.shape[0]
+        self.rows = rows
         self.flips = flips
+
+    @classmethod
+    def from_dense(cls, g: np.ndarray, nf: int = 1, flips: bool = False) -> "Folded":
+        """Fold a dense map (nf n, m[, 2 nk]) (:func:`fold_columns`)."""
+        even, odd = fold_columns(g, nf, flips)
+        return cls(even, odd, nf, g.shape[0], flips)
 
     def apply(self, r: np.ndarray, out: np.ndarray) -> None:
         """``out[b] = G r[b]`` for real arrays r (nb, m, q), out (nb, rows, q)."""
@@ -339,6 +349,50 @@ class Folded:
             apply_folded_matrix(self.even, self.odd, r, out)
         else:
             apply_folded_modes(self.even, self.odd, r, out, self.nf)
+
+
+def fold_matrices(mats: np.ndarray, nf: int, sign: int) -> np.ndarray:
+    r"""The square problems (nk, nf h, nf h) of the mirror-even (``sign`` +1) or odd (-1) solutions.
+
+    ``mats`` (nk, nf n, nf n) act on nf fields of n values and commute with the mirror
+    :math:`i \mapsto n-1-i` of every field (up to the sign of rows whose right-hand side is
+    zero). An even (odd) solution is fixed by its first :math:`h = \lceil n/2\rceil`
+    (:math:`\lfloor n/2\rfloor`) values per field, and the first h rows of each field are
+    its equations: :math:`M^\pm_{ic} = M_{ic} \pm M_{i,n-1-c}`, and :math:`M_{ic}` for the
+    middle point of odd n.
+    """
+    n = mats.shape[1] // nf
+    h = (n + 1) // 2 if sign > 0 else n // 2
+    mid = n // 2 if n % 2 else -1
+    rows = np.concatenate([f * n + np.arange(h) for f in range(nf)])
+    cols = rows
+    mirror = np.concatenate([f * n + n - 1 - np.arange(h) for f in range(nf)])
+    out = mats[:, rows][:, :, cols] + sign * mats[:, rows][:, :, mirror]
+    if mid >= 0 and sign > 0:
+        for f in range(nf):
+            out[:, :, f * h + mid] = mats[:, rows, f * n + mid]
+    return out
+
+
+def folded_inverse(mats: np.ndarray, nf: int, points: np.ndarray) -> Folded:
+    r"""The columns ``points`` (mirror-symmetric, ascending, of field 0) of the inverses of
+    ``mats`` (nk, nf n, nf n), folded as :func:`fold_columns` would fold the dense ones.
+
+    Column c of the even part is :math:`\tfrac12 M^{-1}(e_c + e_{m-1-c})`, the even solution
+    for the half-size right-hand side :math:`\tfrac12 e_c` (:math:`e_c` for the middle
+    point); likewise the odd part. Two LU factorisations of half size: a quarter of the
+    work of the full one.
+    """
+    n = mats.shape[1] // nf
+    m = len(points)
+    parts = []
+    for sign, half in ((1, (m + 1) // 2), (-1, m // 2)):
+        g = inverse_columns(fold_matrices(mats, nf, sign), np.ascontiguousarray(points[:half]))
+        scale = np.full(half, 0.5)
+        if sign > 0 and m % 2:
+            scale[-1] = 1.0
+        parts.append(g * scale[None, :, None])
+    return Folded(parts[0], parts[1], nf, nf * n)
 
 
 class Dense:
@@ -393,10 +447,10 @@ class ModeOperators:
         eye = np.eye(nz)
         self._lap = np.array([self.d2 - kk * kk * eye for kk in k])      # (nk, nz, nz)
         # Poisson (psi from omega) and, for Pr = inf, the Stokes block (dt-independent)
-        self.poisson = Folded(inverse_columns(self._poisson_mats(), self.interior))   # rhs: interior omega
+        self.poisson = folded_inverse(self._poisson_mats(), 1, self.interior)   # rhs: interior omega
         if np.isinf(pr):
-            self.stokes = Folded(inverse_columns(self._block_mats(None), self.interior), nf=2)
-        self.dz_folded = Folded(dz, flips=True)
+            self.stokes = folded_inverse(self._block_mats(None), 2, self.interior)
+        self.dz_folded = Folded.from_dense(dz, flips=True)
 
     def _poisson_mats(self) -> np.ndarray:
         mats = self._lap.copy()
@@ -471,13 +525,15 @@ class ModeOperators:
         if hit is not None:
             self._cache.move_to_end(a)
             return hit
-        temp = inverse_columns(self._temperature_mats(a), np.arange(self.nz))
         # a flux bottom breaks the mirror symmetry of the temperature problem
-        temp = Dense(temp) if self.flux_bottom else Folded(temp)
+        if self.flux_bottom:
+            temp = Dense(inverse_columns(self._temperature_mats(a), np.arange(self.nz)))
+        else:
+            temp = folded_inverse(self._temperature_mats(a), 1, np.arange(self.nz))
         if np.isinf(self.pr):
             vort = mean = None
         else:
-            vort = Folded(inverse_columns(self._block_mats(a), self.interior), nf=2)
+            vort = folded_inverse(self._block_mats(a), 2, self.interior)
             mean = inverse_columns(self._mean_flow_mat(a), self.interior)
         hit = (vort, temp, mean)
         self._cache[a] = hit
