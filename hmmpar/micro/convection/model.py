@@ -72,7 +72,7 @@ from hmmpar.core.errors import HmmparError
 from .chebyshev import clenshaw_curtis_weights, diff_matrix, local_spacing, nodes
 from .diagnostics import diag_dtype, hmean, parseval_weights, zint
 from .imex import TABLEAUX
-from .operators import ModeOperators, apply_matrix, apply_modes, as_real
+from .operators import ModeOperators, apply_matrix, as_real
 from .params import ConvectionParams
 
 #: smallest time step accepted before a column counts as blown up
@@ -224,7 +224,7 @@ class ConvectionModel:
         shp = a.shape
         src = as_real(np.ascontiguousarray(a)).reshape(-1, self.nz, 2 * self.nk)
         out = np.empty_like(src)
-        apply_matrix(self.dz, src, out)
+        self.ops.dz_folded.apply(src, out)
         return out.view(np.complex128).reshape(shp)
 
     def _dz_real(self, a: np.ndarray) -> np.ndarray:
@@ -234,11 +234,11 @@ class ConvectionModel:
         apply_matrix(self.dz, src, out)
         return out[:, :, 0]
 
-    def _modes(self, g: np.ndarray, r: np.ndarray, rows: int) -> np.ndarray:
-        """Apply per-mode matrices g (rows, m, 2 nk) to complex r (n, m, nk)."""
+    def _modes(self, op, r: np.ndarray) -> np.ndarray:
+        """Apply a per-mode operator (:class:`.operators.Folded` or ``Dense``) to complex r (n, m, nk)."""
         src = as_real(np.ascontiguousarray(r))
-        out = np.empty((r.shape[0], rows, 2 * self.nk))
-        apply_modes(g, src, out)
+        out = np.empty((r.shape[0], op.rows, 2 * self.nk))
+        op.apply(src, out)
         return out.view(np.complex128)
 
     def _stokes(self, T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -246,12 +246,12 @@ class ConvectionModel:
         = \mathrm{Ra}\,ik\hat T`."""
         nz = self.nz
         rhs = (self.params.ra * self.ik) * T[:, 1:-1, :]
-        sol = self._modes(self.ops.stokes, rhs, 2 * nz)
+        sol = self._modes(self.ops.stokes, rhs)
         sol[:, :, 0] = 0.0
         return sol[:, :nz, :], sol[:, nz:, :]
 
     def _poisson(self, om: np.ndarray) -> np.ndarray:
-        psi = self._modes(self.ops.poisson, om[:, 1:-1, :], self.nz)
+        psi = self._modes(self.ops.poisson, om[:, 1:-1, :])
         psi[:, :, 0] = 0.0
         return psi
 
@@ -506,9 +506,9 @@ class ConvectionModel:
             for d, sel in groups:
                 vort, temp, mean = self.ops.stage(g * d)
                 one = len(groups) == 1
-                newT[sel] = self._modes(temp, full_T if one else full_T[sel], nz)
+                newT[sel] = self._modes(temp, full_T if one else full_T[sel])
                 if fin:
-                    sol = self._modes(vort, rO if one else rO[sel], 2 * nz)
+                    sol = self._modes(vort, rO if one else rO[sel])
                     sol[:, :, 0] = 0.0
                     newO[sel] = sol[:, :nz]
                     newP[sel] = sol[:, nz:]

@@ -48,6 +48,9 @@ import numpy as np
 
 @numba.njit(cache=True, error_model="numpy")
 def _inverse_columns_one(a, cols):
+    """Columns ``cols`` of the inverse of a (n, n): LU with partial pivoting, then the
+    triangular solves for all columns at once (row operations, vectorised over the columns;
+    every element is still accumulated in increasing index order)."""
     n = a.shape[0]
     lu = a.copy()
     perm = np.arange(n)
@@ -71,28 +74,26 @@ def _inverse_columns_one(a, cols):
             f = lu[i, j] / piv
             lu[i, j] = f
             if f != 0.0:
-                for q in range(j + 1, n):
-                    lu[i, q] -= f * lu[j, q]
+                _axpy(lu[i, j + 1:], lu[j, j + 1:], -f)
     m = cols.shape[0]
-    out = np.zeros((n, m))
-    y = np.empty(n)
-    for c in range(m):
-        # solve A x = e_{cols[c]}: P A = L U, so L U x = P e
-        for i in range(n):
-            y[i] = 1.0 if perm[i] == cols[c] else 0.0
-        for i in range(n):
-            s = y[i]
-            for q in range(i):
-                s -= lu[i, q] * y[q]
-            y[i] = s
-        for i in range(n - 1, -1, -1):
-            s = y[i]
-            for q in range(i + 1, n):
-                s -= lu[i, q] * y[q]
-            y[i] = s / lu[i, i]
-        for i in range(n):
-            out[i, c] = y[i]
-    return out
+    # solve A X = E[:, cols]: P A = L U, so L U X = P E
+    y = np.zeros((n, m))
+    for i in range(n):
+        for c in range(m):
+            if perm[i] == cols[c]:
+                y[i, c] = 1.0
+    for i in range(n):
+        yi = y[i]
+        for q in range(i):
+            _axpy(yi, y[q], -lu[i, q])
+    for i in range(n - 1, -1, -1):
+        yi = y[i]
+        for q in range(i + 1, n):
+            _axpy(yi, y[q], -lu[i, q])
+        d = lu[i, i]
+        for c in range(m):
+            yi[c] = yi[c] / d
+    return y
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -112,37 +113,298 @@ def inverse_columns(mats, cols):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def apply_modes(g, r, out):
-    """``out[b, i, q] = sum_j g[i, j, q] r[b, j, q]`` (per-mode matrices, interleaved complex).
+def _axpy(o, x, c):
+    """``o += c x`` (contiguous 1-d rows)."""
+    for q in range(x.shape[0]):
+        o[q] += c * x[q]
 
-    The batch loop is inside the j loop, so each row of g is read once for all columns;
-    each output element still sums over j in the same order, whatever the batch."""
+
+@numba.njit(cache=True, error_model="numpy")
+def _axpy2(o0, o1, x, c0, c1):
+    """``o0 += c0 x``, ``o1 += c1 x`` (contiguous 1-d rows; a separate loop so LLVM vectorises it)."""
+    for q in range(x.shape[0]):
+        v = x[q]
+        o0[q] += c0 * v
+        o1[q] += c1 * v
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _gxpy(o, g, x):
+    """``o += g * x`` element-wise (contiguous 1-d rows)."""
+    for q in range(x.shape[0]):
+        o[q] += g[q] * x[q]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def apply_modes(g, r, out):
+    r"""``out[b, i, q] = sum_j g[i, j, q] r[b, j, q]`` (per-mode matrices, interleaved complex).
+
+    Each output element is summed over j in increasing order from zero, whatever the batch
+    (the q loop is the vectorised one: independent elements, no reassociation)."""
     nb = r.shape[0]
-    n, m, nq = g.shape
-    for i in range(n):
-        for b in range(nb):
-            for q in range(nq):
-                out[b, i, q] = 0.0
-        for j in range(m):
-            for b in range(nb):
-                for q in range(nq):
-                    out[b, i, q] += g[i, j, q] * r[b, j, q]
+    n, m = g.shape[0], g.shape[1]
+    for b in range(nb):
+        for i in range(n):
+            o = out[b, i]
+            o[:] = 0.0
+            for j in range(m):
+                _gxpy(o, g[i, j], r[b, j])
 
 
 @numba.njit(cache=True, error_model="numpy")
 def apply_matrix(d, r, out):
-    """``out[b, i, q] = sum_j d[i, j] r[b, j, q]`` (one matrix for every mode)."""
+    """``out[b, i, q] = sum_j d[i, j] r[b, j, q]`` (one matrix for every mode).
+
+    Rows are taken in pairs so that each row of r is loaded once for two outputs; each
+    output element is still summed over j in increasing order from zero."""
     nb = r.shape[0]
     n, m = d.shape
-    nq = r.shape[2]
     for b in range(nb):
-        for i in range(n):
-            for q in range(nq):
-                out[b, i, q] = 0.0
+        for i in range(0, n - 1, 2):
+            o0 = out[b, i]
+            o1 = out[b, i + 1]
+            o0[:] = 0.0
+            o1[:] = 0.0
             for j in range(m):
-                dij = d[i, j]
-                for q in range(nq):
-                    out[b, i, q] += dij * r[b, j, q]
+                _axpy2(o0, o1, r[b, j], d[i, j], d[i + 1, j])
+        if n % 2:
+            o0 = out[b, n - 1]
+            o0[:] = 0.0
+            for j in range(m):
+                _axpy(o0, r[b, j], d[n - 1, j])
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _fold(r, s, d):
+    """Mirror sums ``s[c] = r[c] + r[m-1-c]`` and differences ``d[c] = r[c] - r[m-1-c]`` of
+    the rows of r (m, q), c < m/2; for odd m the middle row is copied to ``s[m // 2]``."""
+    m = r.shape[0]
+    mo = m // 2
+    for c in range(mo):
+        a = r[c]
+        z = r[m - 1 - c]
+        sc = s[c]
+        dc = d[c]
+        for q in range(a.shape[0]):
+            sc[q] = a[q] + z[q]
+            dc[q] = a[q] - z[q]
+    if m % 2:
+        s[mo, :] = r[mo]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _unfold(p, h, out, nf):
+    """Rebuild nf fields of n rows in ``out`` (nf n, q) from their even parts p (nf ceil(n/2), q)
+    and odd parts h (nf floor(n/2), q): row i is p_i + h_i, its mirror n-1-i is p_i - h_i."""
+    n = out.shape[0] // nf
+    he, ho = (n + 1) // 2, n // 2
+    for f in range(nf):
+        for i in range(ho):
+            a = p[f * he + i]
+            z = h[f * ho + i]
+            lo = out[f * n + i]
+            hi = out[f * n + n - 1 - i]
+            for q in range(a.shape[0]):
+                lo[q] = a[q] + z[q]
+                hi[q] = a[q] - z[q]
+        if n % 2:
+            out[f * n + ho, :] = p[f * he + ho]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def apply_folded_modes(ge, go, r, out, nf):
+    r"""``out[b] = G r[b]`` for per-mode matrices G that commute with the mirror z -> 1 - z,
+    given as their even part ``ge`` (acting on mirror sums) and odd part ``go`` (on differences).
+
+    With :math:`s_c = r_c + r_{m-1-c}` and :math:`d_c = r_c - r_{m-1-c}`, the even part of
+    the result is :math:`G_e s` and the odd part :math:`G_o d` (:func:`fold_columns`); each
+    costs a quarter of the full product. Fixed loop order per column (no batch dependence)."""
+    nb, m, nq = r.shape
+    s = np.empty(((m + 1) // 2, nq))
+    d = np.empty((m // 2, nq))
+    p = np.empty((ge.shape[0], nq))
+    h = np.empty((go.shape[0], nq))
+    for b in range(nb):
+        _fold(r[b], s, d)
+        _modes_one(ge, s, p)
+        _modes_one(go, d, h)
+        _unfold(p, h, out[b], nf)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def apply_folded_matrix(de, do, r, out):
+    r"""``out[b] = D r[b]`` for one matrix D that anticommutes with the mirror (e.g. d/dz),
+    given by :func:`fold_columns` with ``flips=True``: the even part of the result is
+    :math:`D_o d` (mirror differences), the odd part :math:`D_e s` (mirror sums)."""
+    nb, m, nq = r.shape
+    s = np.empty(((m + 1) // 2, nq))
+    d = np.empty((m // 2, nq))
+    p = np.empty((do.shape[0], nq))
+    h = np.empty((de.shape[0], nq))
+    for b in range(nb):
+        _fold(r[b], s, d)
+        _matrix_one(do, d, p)
+        _matrix_one(de, s, h)
+        _unfold(p, h, out[b], 1)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _modes_one(g, r, out):
+    for i in range(g.shape[0]):
+        o = out[i]
+        o[:] = 0.0
+        for j in range(g.shape[1]):
+            _gxpy(o, g[i, j], r[j])
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _matrix_one(d, r, out):
+    n, m = d.shape
+    for i in range(0, n - 1, 2):
+        o0 = out[i]
+        o1 = out[i + 1]
+        o0[:] = 0.0
+        o1[:] = 0.0
+        for j in range(m):
+            _axpy2(o0, o1, r[j], d[i, j], d[i + 1, j])
+    if n % 2:
+        o0 = out[n - 1]
+        o0[:] = 0.0
+        for j in range(m):
+            _axpy(o0, r[j], d[n - 1, j])
+
+
+def fold_columns(g: np.ndarray, nf: int, flips: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    r"""Even and odd parts of a linear map that commutes (``flips``: anticommutes) with the mirror.
+
+    ``g`` (nf n, m, ...) maps m values, mirrored by :math:`c \mapsto m-1-c`, to nf fields of
+    n values each, mirrored by :math:`i \mapsto n-1-i` within each field. Collocation on the
+    symmetric Chebyshev points makes :math:`D_z^2` commute with the mirror J and :math:`D_z`
+    anticommute, and so do the implicit operators whose wall conditions are symmetric. For
+    :math:`r = r_e + r_o` (:math:`r_{e,o} = (r \pm Jr)/2`), :math:`Gr_e` is even and
+    :math:`Gr_o` odd (``flips``: the other way round), so
+
+    .. math::
+
+        (G r)_i = \sum_{c < m/2} G^e_{ic}\, s_c + \sum_{c < m/2} G^o_{ic}\, d_c,\qquad
+        G^e_{ic} = \tfrac12 (G_{ic} + G_{i,m-1-c}),\quad G^o_{ic} = \tfrac12 (G_{ic} - G_{i,m-1-c}),
+
+    with mirror sums :math:`s_c = r_c + r_{m-1-c}` and differences :math:`d_c`; for odd m the
+    middle column is :math:`G^e_{i,m/2} = G_{i,m/2}` and :math:`s_{m/2} = r_{m/2}`. Only the
+    rows i < n/2 of each field are kept: the even part of the result on the first ceil(n/2),
+    the odd part on the first floor(n/2) rows.
+
+    Returns
+    -------
+    (even, odd)
+        ``even`` acts on the sums, ``odd`` on the differences; rows field by field.
+    """
+    n = g.shape[0] // nf
+    m = g.shape[1]
+    me, mo = (m + 1) // 2, m // 2
+    gr = g[:, ::-1]
+    ev = 0.5 * (g[:, :me] + gr[:, :me])
+    if m % 2:
+        ev[:, mo] = g[:, mo]
+    od = 0.5 * (g[:, :mo] - gr[:, :mo])
+    rows_e = np.concatenate([f * n + np.arange((n + 1) // 2) for f in range(nf)])
+    rows_o = np.concatenate([f * n + np.arange(n // 2) for f in range(nf)])
+    if flips:
+        rows_e, rows_o = rows_o, rows_e
+    return np.ascontiguousarray(ev[rows_e]), np.ascontiguousarray(od[rows_o])
+
+
+class Folded:
+    """A per-mode or shared linear map stored as its mirror-even and mirror-odd parts
+    (:func:`fold_columns`): about a quarter of the dense storage and half the work.
+
+    Parameters
+    ----------
+    even, odd
+        The parts acting on mirror sums and differences: (rows, m, 2 nk) per-mode matrices
+        or, with ``flips``, (rows, m) shared ones.
+    nf
+        Number of output fields.
+    rows
+        Rows of the full result (nf times the points per field).
+    flips
+        The map anticommutes with the mirror (a first derivative); shared matrices only.
+    """
+
+    def __init__(self, even: np.ndarray, odd: np.ndarray, nf: int, rows: int, flips: bool = False) -> None:
+        self.even, self.odd = even, odd
+        self.nf = nf
+        self.rows = rows
+        self.flips = flips
+
+    @classmethod
+    def from_dense(cls, g: np.ndarray, nf: int = 1, flips: bool = False) -> "Folded":
+        """Fold a dense map (nf n, m[, 2 nk]) (:func:`fold_columns`)."""
+        even, odd = fold_columns(g, nf, flips)
+        return cls(even, odd, nf, g.shape[0], flips)
+
+    def apply(self, r: np.ndarray, out: np.ndarray) -> None:
+        """``out[b] = G r[b]`` for real arrays r (nb, m, q), out (nb, rows, q)."""
+        if self.flips:
+            apply_folded_matrix(self.even, self.odd, r, out)
+        else:
+            apply_folded_modes(self.even, self.odd, r, out, self.nf)
+
+
+def fold_matrices(mats: np.ndarray, nf: int, sign: int) -> np.ndarray:
+    r"""The square problems (nk, nf h, nf h) of the mirror-even (``sign`` +1) or odd (-1) solutions.
+
+    ``mats`` (nk, nf n, nf n) act on nf fields of n values and commute with the mirror
+    :math:`i \mapsto n-1-i` of every field (up to the sign of rows whose right-hand side is
+    zero). An even (odd) solution is fixed by its first :math:`h = \lceil n/2\rceil`
+    (:math:`\lfloor n/2\rfloor`) values per field, and the first h rows of each field are
+    its equations: :math:`M^\pm_{ic} = M_{ic} \pm M_{i,n-1-c}`, and :math:`M_{ic}` for the
+    middle point of odd n.
+    """
+    n = mats.shape[1] // nf
+    h = (n + 1) // 2 if sign > 0 else n // 2
+    mid = n // 2 if n % 2 else -1
+    rows = np.concatenate([f * n + np.arange(h) for f in range(nf)])
+    cols = rows
+    mirror = np.concatenate([f * n + n - 1 - np.arange(h) for f in range(nf)])
+    out = mats[:, rows][:, :, cols] + sign * mats[:, rows][:, :, mirror]
+    if mid >= 0 and sign > 0:
+        for f in range(nf):
+            out[:, :, f * h + mid] = mats[:, rows, f * n + mid]
+    return out
+
+
+def folded_inverse(mats: np.ndarray, nf: int, points: np.ndarray) -> Folded:
+    r"""The columns ``points`` (mirror-symmetric, ascending, of field 0) of the inverses of
+    ``mats`` (nk, nf n, nf n), folded as :func:`fold_columns` would fold the dense ones.
+
+    Column c of the even part is :math:`\tfrac12 M^{-1}(e_c + e_{m-1-c})`, the even solution
+    for the half-size right-hand side :math:`\tfrac12 e_c` (:math:`e_c` for the middle
+    point); likewise the odd part. Two LU factorisations of half size: a quarter of the
+    work of the full one.
+    """
+    n = mats.shape[1] // nf
+    m = len(points)
+    parts = []
+    for sign, half in ((1, (m + 1) // 2), (-1, m // 2)):
+        g = inverse_columns(fold_matrices(mats, nf, sign), np.ascontiguousarray(points[:half]))
+        scale = np.full(half, 0.5)
+        if sign > 0 and m % 2:
+            scale[-1] = 1.0
+        parts.append(g * scale[None, :, None])
+    return Folded(parts[0], parts[1], nf, nf * n)
+
+
+class Dense:
+    """Per-mode matrices (rows, m, 2 nk) applied as they are (:func:`apply_modes`)."""
+
+    def __init__(self, g: np.ndarray) -> None:
+        self.g = g
+        self.rows = g.shape[0]
+
+    def apply(self, r: np.ndarray, out: np.ndarray) -> None:
+        """``out[b] = G r[b]`` for real arrays r (nb, m, 2 nk), out (nb, rows, 2 nk)."""
+        apply_modes(self.g, r, out)
 
 
 def as_real(a: np.ndarray) -> np.ndarray:
@@ -185,9 +447,10 @@ class ModeOperators:
         eye = np.eye(nz)
         self._lap = np.array([self.d2 - kk * kk * eye for kk in k])      # (nk, nz, nz)
         # Poisson (psi from omega) and, for Pr = inf, the Stokes block (dt-independent)
-        self.poisson = inverse_columns(self._poisson_mats(), self.interior)    # rhs: interior omega
+        self.poisson = folded_inverse(self._poisson_mats(), 1, self.interior)   # rhs: interior omega
         if np.isinf(pr):
-            self.stokes = inverse_columns(self._block_mats(None), self.interior)
+            self.stokes = folded_inverse(self._block_mats(None), 2, self.interior)
+        self.dz_folded = Folded.from_dense(dz, flips=True)
 
     def _poisson_mats(self) -> np.ndarray:
         mats = self._lap.copy()
@@ -252,20 +515,25 @@ class ModeOperators:
         Returns
         -------
         (vort, temp, mean)
-            ``vort`` (2 nz, nz - 2, 2 nk) maps the interior vorticity right-hand side to
-            (omega, psi) (None for Pr = inf); ``temp`` (nz, nz, 2 nk) maps the full
-            temperature right-hand side (bottom row: the boundary value) to T; ``mean``
+            ``vort`` (a :class:`Folded` (2 nz, nz - 2, 2 nk)) maps the interior vorticity
+            right-hand side to (omega, psi) (None for Pr = inf); ``temp`` (nz, nz, 2 nk;
+            :class:`Folded`, or :class:`Dense` for a flux bottom) maps the full temperature
+            right-hand side (bottom row: the boundary value) to T; ``mean``
             (nz, nz - 2, 2) maps the interior mean-flow right-hand side to U (None for Pr = inf).
         """
         hit = self._cache.get(a)
         if hit is not None:
             self._cache.move_to_end(a)
             return hit
-        temp = inverse_columns(self._temperature_mats(a), np.arange(self.nz))
+        # a flux bottom breaks the mirror symmetry of the temperature problem
+        if self.flux_bottom:
+            temp = Dense(inverse_columns(self._temperature_mats(a), np.arange(self.nz)))
+        else:
+            temp = folded_inverse(self._temperature_mats(a), 1, np.arange(self.nz))
         if np.isinf(self.pr):
             vort = mean = None
         else:
-            vort = inverse_columns(self._block_mats(a), self.interior)
+            vort = folded_inverse(self._block_mats(a), 2, self.interior)
             mean = inverse_columns(self._mean_flow_mat(a), self.interior)
         hit = (vort, temp, mean)
         self._cache[a] = hit
