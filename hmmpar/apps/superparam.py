@@ -12,8 +12,8 @@ column's width) stands under each column as a persistent instance of an
 :class:`~hmmpar.core.instances.InstancePool` (instance id = column index).
 
 One macro step of size :math:`\Delta t` (``macro.dt``), as in SAM, the CRM of SP-CAM and
-E3SM-MMF, and the OpenIFS-DALES coupler (temperature coupled; momentum is not: each box
-keeps its own mean flow):
+E3SM-MMF, and the OpenIFS-DALES coupler (temperature always; the horizontal momentum too
+with ``coupling.momentum``, the same three steps with :math:`u` for :math:`T`):
 
 1. the coarse model advances its own dynamics to a provisional state :math:`T^*`:
    advection, horizontal diffusion, momentum, buoyancy and the projection, but no vertical
@@ -25,6 +25,16 @@ keeps its own mean flow):
    CFL sub-steps;
 3. the coarse model takes the box's mean tendency: :math:`T_k \leftarrow T^*_k +
    (\overline{\langle T\rangle_{\rm end}}_k - T^*_k)`, the bar the exact cell average.
+
+Momentum (``coupling.momentum = true``, the default): the column's cell-centre :math:`u^*`
+forces the box's mean wind :math:`U(z)` by the same min-norm lift, and the column takes
+:math:`\overline{U_{\rm end}}_k - u^*_k` (the boxes' Reynolds-stress and viscous
+tendency) through :meth:`~hmmpar.macro.boussinesq.CoarseBoussinesq.add_tendency`. Without
+it, a periodic free-slip box at finite Pr grows its own mean shear flow, which tilts and
+throttles its convection (measured at Ra = 1e5, Pr = 1, width 1: Nu about 2 instead of
+about 10, see docs/superparam.md). The coarse model keeps its own vertical viscosity (the
+momentum analogue of the heat double count; small against the eddy transport at
+convective Ra, and nil at free-slip walls).
 
 Heat bookkeeping per column: the forcing gives the box :math:`Q = \Delta t\int f_T\,dz =
 \sum_k \Delta z\,(T^*_k - \overline{\langle T\rangle}_k)` exactly, and the coarse column
@@ -90,6 +100,9 @@ class Superparam(Application):
         "coupling": {
             "superparam": Field(bool, True, "run a box under every column (false: the coarse model alone, "
                                 "with its own vertical diffusion and wall fluxes)"),
+            "momentum": Field(bool, True, "couple the horizontal momentum too (each box's mean wind follows its "
+                              "column's u; the column takes the box's mean momentum tendency), as SAM couples u "
+                              "and v; false: temperature only"),
             "rebalance_every": Field(int, 10, "place the boxes again by their measured cost every N steps "
                                      "(0: never)", min=0, physics=False),
         },
@@ -110,6 +123,7 @@ class Superparam(Application):
         from hmmpar.micro.convection import ConvectionModel, ConvectionParams
         m, M, u = config.section("model"), config.section("macro"), config.section("micro")
         self.sp = config["coupling.superparam"]
+        self.momentum = self.sp and config["coupling.momentum"]
         self.dt, self.t_end = M["dt"], M["t_end"]
         ratio = self.t_end / self.dt
         if ratio > 1e7:
@@ -206,12 +220,16 @@ class Superparam(Application):
         """Steps 2 and 3 of the coupling for every column (collective)."""
         from hmmpar.micro.convection import ConvectionBlowUp
         nzm = self.macro_params.nz
-        row = np.dtype([("T", "f8", (nzm,))])
+        row = np.dtype([("T", "f8", (nzm,)), ("u", "f8", (nzm,))])
         mine = np.zeros(self.macro.columns.size, dtype=row)
         mine["T"] = self.macro.column_T()
-        tstar = self.pool.from_layout(mine, self.holder)["T"]
-        out_dtype = np.dtype([("dT", "f8", (nzm,)), ("F", "f8", (nzm + 1,)), ("defect", "f8"), ("scale", "f8"),
-                              ("steps", "i8")])
+        momentum = self.momentum
+        if momentum:
+            mine["u"] = self.macro.column_u()
+        placed = self.pool.from_layout(mine, self.holder)
+        tstar, ustar = placed["T"], placed["u"]
+        out_dtype = np.dtype([("dT", "f8", (nzm,)), ("dU", "f8", (nzm,)), ("F", "f8", (nzm + 1,)), ("defect", "f8"),
+                              ("scale", "f8"), ("steps", "i8")])
         model, avg, lift, dz, dt, w = self.model, self.avg, self.lift, self.dz, self.dt, self.model.quadrature_weights
         at_faces, slope_at_faces = self.at_faces, self.slope_at_faces
 
@@ -221,17 +239,21 @@ class Superparam(Application):
             return product(np.asarray(a)[:, None, :], matrix[None, :, :].transpose(0, 2, 1))[:, 0, :] \
                 if len(a) else np.zeros((0, matrix.shape[0]))
 
-        def fn(states, ids, ctx, tstar):
-            start = model.profiles(states)["T"]  # (ncol, nz)
+        def fn(states, ids, ctx, tstar, ustar):
+            profiles = model.profiles(states)
+            start = profiles["T"]  # (ncol, nz)
             forcing = per_column(tstar - per_column(start, avg), lift) / dt
+            forcing_U = per_column(ustar - per_column(profiles["u"], avg), lift) / dt if momentum else None
             try:
-                diag = model.advance(states, dt, forcing_T=forcing)
+                diag = model.advance(states, dt, forcing_T=forcing, forcing_U=forcing_U)
             except ConvectionBlowUp as exc:  # name the column, not its place in the batch
                 raise HmmparError(f"column {int(ids[exc.column])} blew up at t = {exc.time:.6g} ({exc.cause})",
                                   collective=False) from None
             end = diag["mean_T"]
             res = np.zeros(ids.size, dtype=out_dtype)
             res["dT"] = per_column(end, avg) - tstar
+            if momentum:
+                res["dU"] = per_column(diag["mean_u"], avg) - ustar
             # the box's total upward heat flux <wT> - d<T>/dz at the macro faces, averaged over the step
             res["F"] = per_column(diag["avg_wT"], at_faces) - per_column(diag["avg_mean_T"], slope_at_faces)
             gain = per_column(end - start, w[None]) - dt * per_column(forcing, w[None])  # heat in through walls
@@ -241,13 +263,13 @@ class Superparam(Application):
             res["steps"] = diag["steps"]
             return res
 
-        res = self.pool.step(fn, step=step, seed=self.config["run.seed"], tstar=tstar)
+        res = self.pool.step(fn, step=step, seed=self.config["run.seed"], tstar=tstar, ustar=ustar)
         local_defect = float(np.max(np.abs(res["defect"]) / np.maximum(res["scale"], 1e-300), initial=0.0))
         self.defect_max = max(self.defect_max, self.comm.allreduce(local_defect, op=MPI.MAX))
         self.micro_substeps += self.comm.allreduce(int(res["steps"].sum()))
         back = self.pool.to_layout(res, self.holder)
         with self.timers.phase("macro_solve"):
-            self.macro.add_tendency(back["dT"])
+            self.macro.add_tendency(back["dT"], back["dU"] if momentum else None)
         every = self.config["coupling.rebalance_every"]
         if every and (step + 1) % every == 0:
             self._rebalance(res["steps"].astype(float))
