@@ -68,6 +68,7 @@ def test_the_coarse_model_alone_runs_without_boxes(tmp_path):
     ("macro.nz=20", "macro.nz"),            # more macro cells than box levels (19)
     ("model.ra=-1.0", "model.ra"),
     ("macro.dt=0.5", "macro.dt"),           # beyond the coarse model's stable step
+    ("model.bottom_profile=[1.0,1.0]", "model.bottom_profile"),  # not one value per column (8)
 ])
 def test_bad_input_is_one_line_naming_the_key(tmp_path, setting, key):
     out = tmp_path / "bad"
