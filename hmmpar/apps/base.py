@@ -34,6 +34,7 @@ import numpy as np
 from hmmpar.core.checkpoint import Block, CheckpointReader
 from hmmpar.core.config import Config, Field
 from hmmpar.core.farm import TaskContext
+from hmmpar.core.log import RankLog
 from hmmpar.core.timing import FarmStats, Timers
 
 
@@ -67,6 +68,9 @@ class Application:
         #: application its own before ``initialize`` / ``load_checkpoint``, so an
         #: instance pool built then reports into the run's timing
         self.micro_stats = FarmStats()
+        #: rank-0 log lines (the runner gives the application the run's log, which obeys
+        #: ``--quiet``)
+        self.log = RankLog(comm)
 
     def memory_estimate(self) -> int:
         """Bytes this rank will allocate at its peak (default 0: not estimated).

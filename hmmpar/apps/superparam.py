@@ -77,6 +77,9 @@ class Superparam(Application):
             "walls": Field(str, "free-slip", "velocity condition at both walls", choices=("free-slip", "no-slip")),
             "bottom_amplitude": Field(float, 0.5, "A of the bottom temperature 1 - A cos(2 pi x / macro.lx): "
                                       "warm in the middle, cool at the sides", min=0.0, max=1.0),
+            "bottom_profile": Field(list, [], "bottom temperature of each macro column (macro.nx values in "
+                                    "[0, 2], the cosine's range; replaces the cosine; empty: the cosine)",
+                                    item_type=float, min=0.0, max=2.0),
         },
         "macro": {
             "lx": Field(float, 8.0, "domain width (depth 1)", min=0.0, min_exclusive=True),
@@ -136,12 +139,17 @@ class Superparam(Application):
         if self.sp and M["nz"] > u["nz"]:
             raise ConfigError(f"config key macro.nz = {M['nz']}: more macro cells than the box has levels "
                               f"(micro.nz = {u['nz']}); the coupling needs macro.nz <= micro.nz")
+        profile = m["bottom_profile"] or None
+        if profile is not None and len(profile) != M["nx"]:
+            raise ConfigError(f"config key model.bottom_profile has {len(profile)} values, expected macro.nx = "
+                              f"{M['nx']} (one per macro column)")
         self.micro_params = ConvectionParams(ra=m["ra"], pr=m["pr"], aspect=u["aspect"], nx=u["nx"], nz=u["nz"],
                                              walls=m["walls"], bottom="temperature", cfl=u["cfl"])
         if self.sp:
             self.micro_params.validate(prefix="micro.")
         self.macro_params = BoussinesqParams(ra=m["ra"], pr=m["pr"], lx=M["lx"], nx=M["nx"], nz=M["nz"],
                                              bottom="temperature", bottom_amplitude=m["bottom_amplitude"],
+                                             bottom_profile=profile,
                                              walls=m["walls"], poisson=M["poisson"], cfl=M["cfl"])
         self.macro = CoarseBoussinesq(comm, self.macro_params)
         self.model = ConvectionModel(self.micro_params) if self.sp else None
@@ -271,22 +279,39 @@ class Superparam(Application):
         with self.timers.phase("macro_solve"):
             self.macro.add_tendency(back["dT"], back["dU"] if momentum else None)
         every = self.config["coupling.rebalance_every"]
-        if every and (step + 1) % every == 0:
+        if every and (step + 1) % every == 0 and step + 1 < self.steps:  # none after the last step
             self._rebalance(res["steps"].astype(float))
         return int(self.pool.ids.size), back["F"]
 
     def _rebalance(self, local_steps: np.ndarray) -> None:
         """Place the boxes again on their sub-step counts of the last step (a cost that is
-        the same on any rank count, so the placement is reproducible)."""
+        the same on any rank count, so the placement is reproducible).
+
+        Records the step, the columns moved, the costs, the predicted imbalance (largest
+        rank cost over the mean) before and after, and the measured one: max/mean over the
+        ranks of the micro busy time since the previous rebalance, wall and CPU (reported,
+        never used: the trajectory stays bitwise reproducible)."""
         costs = np.maximum(self.pool.global_costs(local_steps), 1.0)
+        busy = np.array(self.comm.allgather((self.micro_stats.busy, self.micro_stats.busy_cpu)))  # (ranks, 2)
+        since = busy - getattr(self, "_busy_mark", 0.0)
+        self._busy_mark = busy
         owner = self.pool.owner
-        before = float(np.bincount(owner, weights=costs, minlength=self.comm.size).max() / costs.sum()
-                       * self.comm.size)
+
+        def imbalance(owner: np.ndarray) -> float:
+            return float(np.bincount(owner, weights=costs, minlength=self.comm.size).max() / costs.sum()
+                         * self.comm.size)
+
+        before = imbalance(owner)
         moved = self.pool.rebalance(costs)
-        after = float(np.bincount(self.pool.owner, weights=costs, minlength=self.comm.size).max() / costs.sum()
-                      * self.comm.size)
+        after = imbalance(self.pool.owner)
+        wall, cpu = (float(v.max() / v.mean()) if v.mean() > 0 else 1.0 for v in since.T)
         self.rebalances.append({"step": self.step + 1, "moved": moved, "imbalance_before": before,
-                                "imbalance_after": after})
+                                "imbalance_after": after, "measured_busy_imbalance": wall,
+                                "measured_cpu_imbalance": cpu, "costs": costs.tolist()})
+        if moved:
+            self.log.info(f"rebalanced at step {self.step + 1}: moved {moved} column(s), predicted imbalance "
+                          f"{before:.3f} -> {after:.3f}; measured since the last rebalance (max/mean micro busy, "
+                          f"wall | CPU) {wall:.3f} | {cpu:.3f}")
 
     # ------------------------------------------------------------------ checkpoints
     def _sums_dtype(self) -> np.dtype:
@@ -392,7 +417,9 @@ class Superparam(Application):
             "averages": self._averages(sum_T, sum_F),
             "rebalance": {"count": len(self.rebalances),
                           "moved": int(sum(r["moved"] for r in self.rebalances)),
-                          "last": self.rebalances[-1] if self.rebalances else None},
+                          "last": ({k: v for k, v in self.rebalances[-1].items() if k != "costs"}
+                                   if self.rebalances else None),
+                          "first_move": next((r for r in self.rebalances if r["moved"]), None)},
         }
         if self.config["output.plots"]:
             self._plot(outdir / "superparam.png", f)

@@ -233,7 +233,8 @@ class InstancePool:
         any placement gives the same states. None: all-zero states. Not called on a rank
         that owns no instance.
     stats
-        Farm statistics to add step time (``busy``), wait at the end of a step (``idle``),
+        Farm statistics to add step time (``busy``, and its CPU time ``busy_cpu``), wait at
+        the end of a step (``idle``),
         row movement (``comm``), instances stepped (``tasks``) and steps (``calls``) to.
 
     Raises
@@ -348,7 +349,7 @@ class InstancePool:
         ctx = TaskContext(int(seed), int(step), 0, comm.rank, family=INSTANCES)
         error, kind, res = None, "empty", None
         if n:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             try:
                 res = fn(self.states, self.ids, ctx, **kwargs)
                 if res is not None:
@@ -362,6 +363,7 @@ class InstancePool:
             finally:
                 if self.stats is not None:
                     self.stats.busy += time.perf_counter() - t0
+                    self.stats.busy_cpu += time.process_time() - c0
                     self.stats.tasks += n
         t1 = time.perf_counter()
         everyone = comm.allgather((error, kind))
@@ -576,7 +578,9 @@ class InstancePool:
         Returns
         -------
         int
-            Number of instances that changed rank (the same on every rank).
+            Number of instances that changed rank (the same on every rank). If any did,
+            the pool's ``stats`` are marked (:meth:`~hmmpar.core.timing.FarmStats.mark`):
+            the timing report gives the measured load imbalance of every placement.
 
         Raises
         ------
@@ -600,6 +604,8 @@ class InstancePool:
         moved = int(np.count_nonzero(new_owner != self._owner))
         t0 = time.perf_counter()
         if moved:
+            if self.stats is not None:  # the timing report measures each placement's imbalance
+                self.stats.mark()
             self.states = _move_rows(self.comm, self.states, self._owner, new_owner)
         self._costs = c
         self._costs.flags.writeable = False

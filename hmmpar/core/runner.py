@@ -166,6 +166,7 @@ def _run(cfg: Config, comm, app, timers: Timers, wall0: float, *, restart: str |
     outdir = Path(cfg["run.output_dir"])
     stats = FarmStats()
     app.micro_stats = stats  # an instance pool built by initialize / load_checkpoint reports here
+    app.log = log
     check_output_dir(comm, outdir)
     if comm.rank == 0:  # the resolved config, defaults filled in (read by `hmmpar gather`)
         (outdir / "run_config.toml").write_text(cfg.dumps())
@@ -244,6 +245,11 @@ def _run(cfg: Config, comm, app, timers: Timers, wall0: float, *, restart: str |
         if summary is not None:  # the application's summary, with the run's timing added
             summary["timing"] = {"wall_seconds": report["wall_seconds"],
                                  "load_imbalance": report["farm"]["load_imbalance"]}
+            if "placements" in report["farm"]:  # measured per placement of a rebalanced pool
+                summary["timing"]["load_imbalance_per_placement"] = [
+                    p["load_imbalance"] for p in report["farm"]["placements"]]
+                summary["timing"]["load_imbalance_cpu_per_placement"] = [
+                    p["load_imbalance_cpu"] for p in report["farm"]["placements"]]
             (outdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
             log.info(f"summary: {json.dumps({k: v for k, v in summary.items() if k not in ('timing', 'series', 'profiles', 'averages')})}")
     return summary

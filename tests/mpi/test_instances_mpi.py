@@ -212,3 +212,25 @@ def test_rows_move_between_a_block_layout_and_the_placement_and_back():
     assert everyone(back.tobytes() == rows.tobytes())
     with pytest.raises(HmmparError, match="holder must give a rank"):
         pool.from_layout(rows, holder[:-1])
+
+
+@pytest.mark.mpi
+def test_a_move_marks_the_stats_and_the_report_measures_each_placement():
+    """A rebalance that moves instances marks the stats (the same on every rank); one that
+    moves none does not. The report's per-placement imbalance is max/mean over the ranks
+    of the busy time between the marks (here set by hand: rank r busy r + 1 s before the
+    move, 1 s after)."""
+    from hmmpar.core.timing import Timers, gather_report
+    stats = FarmStats()
+    pool = InstancePool(comm, DT, COSTS_A, init, stats=stats)
+    assert pool.rebalance(COSTS_A) == 0 and stats.marks == []
+    stats.busy = float(comm.rank + 1)
+    moved = pool.rebalance(COSTS_B)
+    assert everyone(len(stats.marks) == (1 if moved else 0))
+    stats.busy += 1.0
+    report = gather_report(comm, Timers(), stats, wall=1.0)
+    if comm.size > 1:  # on one rank nothing can move
+        assert everyone(moved > 0)
+        want = comm.size / ((comm.size + 1) / 2)  # max/mean of 1 .. P
+        assert on_root(lambda: [p["load_imbalance"] for p in report["farm"]["placements"]]
+                       == [pytest.approx(want), 1.0])

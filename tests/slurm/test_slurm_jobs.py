@@ -1,4 +1,5 @@
-"""The batch scripts in slurm/ under a real Slurm (issue 5): the elliptic demo job, a
+"""The batch scripts in slurm/ under a real Slurm (issue 5): the elliptic, convection and
+superparametrization jobs against direct runs, a
 time-stepping job that is signalled before its time limit and continues (requeued on the
 same rank count, or resubmitted on another), and a job array gathered into one table."""
 from __future__ import annotations
@@ -43,9 +44,53 @@ def test_elliptic_demo_job_matches_a_direct_run(tmp_path):
     assert s["cell_problems_solved_this_run"] == 4096
 
 
+def superparam_state(out) -> bytes:
+    """The coarse temperature of every column at the end, its heat content and the boxes'
+    sub-step count (JSON floats round-trip exactly)."""
+    s = json.loads((out / "summary.json").read_text())
+    return json.dumps([s["profiles"]["column_T"], s["heat_content"], s["micro_substeps"], s["steps"]]).encode()
+
+
+def convection_state(out) -> bytes:
+    """The box's diagnostics series (every sample of Nu, Vrms, KE...) and its last snapshot."""
+    s = json.loads((out / "summary.json").read_text())
+    last = sorted((out / "snapshots").glob("convection_*.h5"))[-1]
+    with h5py.File(last, "r") as f:
+        fields = b"".join(f[name][()].tobytes() for name in sorted(f))
+    return json.dumps([s["series"], s["time"], s["sub_steps"]]).encode() + fields
+
+
+#: driver -> (the options of the short run, its final state)
+SHORT = {
+    "convection": (["--set", "time.t_end=0.05", "--set", "output.plots=false"], convection_state),
+    "superparam": (["--set", "macro.t_end=0.004", "--set", "output.plots=false"], superparam_state),
+}
+
+
+@pytest.mark.parametrize("app", sorted(SHORT))
+def test_convection_and_superparam_jobs_match_a_direct_run(tmp_path, app):
+    """sbatch slurm/convection.sbatch (one task) and slurm/superparam.sbatch (two) with the
+    driver's default config, shortened, complete and give bitwise the final state of the
+    same driver and options under a plain ``mpirun -n 2``."""
+    options, final_state = SHORT[app]
+    out = tmp_path / "slurm"
+    log = tmp_path / "job.out"
+    job = sbatch([f"--output={log}", f"slurm/{app}.sbatch", *options], OUT=str(out))
+    assert wait_final(job, timeout=300) == ["COMPLETED"], log.read_text()
+    assert f"hmmpar_job: {app}, config (driver default)" in log.read_text()
+    direct = tmp_path / "direct"
+    p = mpirun(2, [f"drivers/{app}.py", *options, "--set", f'run.output_dir="{direct}"'])
+    assert p.returncode == 0, p.stderr
+    assert final_state(out) == final_state(direct)
+    assert json.loads((out / "summary.json").read_text())["time"] == pytest.approx(0.05 if app == "convection"
+                                                                                    else 0.004, rel=1e-12)
+
+
 OU = ["--set", "macro.t_end=0.8", "--set", "checkpoint.every_steps=1", "--set", "checkpoint.keep=3"]
 SSA = ["--set", "ensemble.trajectories=200", "--set", "checkpoint.every_steps=1", "--set", "checkpoint.keep=3"]
 GAS = ["--set", "checkpoint.every_steps=1", "--set", "checkpoint.keep=3", "--set", "output.plots=false"]
+SUPERPARAM = ["--set", "macro.t_end=0.012", "--set", "checkpoint.every_steps=1", "--set", "checkpoint.keep=3",
+              "--set", "output.plots=false"]
 
 
 def ssa_trajectories(out) -> bytes:
@@ -64,20 +109,23 @@ JOBS = {
     "ssa": ("drivers/configs/ssa_four_species.toml", SSA,
             ssa_trajectories),
     "gas_dynamics": ("drivers/configs/gas_dynamics.toml", GAS, gas_state),
+    "superparam": ("drivers/configs/superparam.toml", SUPERPARAM, superparam_state),
 }
 
 
 @pytest.mark.parametrize("app,mode,next_ranks,launcher", [("ou_averaging", "requeue", 2, "mpirun"),
                                                            ("ssa", "resubmit", 3, "mpirun"),
                                                            ("ou_averaging", "requeue", 2, "srun"),
-                                                           ("gas_dynamics", "resubmit", 3, "mpirun")])
+                                                           ("gas_dynamics", "resubmit", 3, "mpirun"),
+                                                           ("superparam", "resubmit", 3, "mpirun")])
 def test_signalled_job_checkpoints_continues_and_matches(tmp_path, app, mode, next_ranks, launcher):
     """The pre-timeout signal (``scancel --signal=USR1 --batch``) reaches hmmpar through the
     script's trap and mpirun; the job checkpoints, exits 75 and is requeued (same 2 ranks) or
     resubmitted (3 ranks); the continuation restarts from the checkpoint, and the final
     state equals an uninterrupted run's bit for bit: the OU averaging's X, the Nested SSA
     ensemble's trajectories, the gas-dynamics cell states (an adaptive CFL step: the
-    continuation must reproduce every step size). With ``LAUNCHER=srun`` the ranks are
+    continuation must reproduce every step size), the superparametrization's coarse columns
+    (its boxes' states move from 2 to 3 ranks through the checkpoint). With ``LAUNCHER=srun`` the ranks are
     Slurm tasks (PMIx) and srun forwards the signal."""
     config, options, final_state = JOBS[app]
     out = tmp_path / "job"

@@ -77,6 +77,7 @@ def test_the_coarse_model_alone_runs_without_boxes(tmp_path):
     ("macro.nz=20", "macro.nz"),            # more macro cells than box levels (19)
     ("model.ra=-1.0", "model.ra"),
     ("macro.dt=0.5", "macro.dt"),           # beyond the coarse model's stable step
+    ("model.bottom_profile=[1.0,1.0]", "model.bottom_profile"),  # not one value per column (8)
 ])
 def test_bad_input_is_one_line_naming_the_key(tmp_path, setting, key):
     out = tmp_path / "bad"
@@ -84,3 +85,44 @@ def test_bad_input_is_one_line_naming_the_key(tmp_path, setting, key):
     assert p.returncode != 0
     lines = hmmpar_lines(p.stderr)
     assert len(lines) == 1 and key in lines[0], p.stderr
+
+
+IMBALANCED = ROOT / "drivers" / "configs" / "superparam_imbalanced.toml"
+
+
+def test_imbalanced_columns_are_rebalanced_without_changing_the_trajectory(tmp_path):
+    """Two warm spots (columns 2 and 6, both on rank 0 of 2 under the first placement)
+    convect and take several times the sub-steps of the quiet columns; the rebalance at
+    step 20 moves columns, lowers the predicted imbalance, and changes no bit of the
+    trajectory against one rank. The timing report measures each placement (wall times
+    are reported, never asserted)."""
+    short = ("macro.t_end=0.01", "coupling.rebalance_every=20", "output.plots=false", "run.progress_interval=0",
+             "checkpoint.every_steps=0")
+    runs = {}
+    for n in (1, 2):
+        out = tmp_path / f"r{n}"
+        args = ["-m", "hmmpar.cli", "run", str(IMBALANCED), "--set", f'run.output_dir="{out}"',
+                *[a for s in short for a in ("--set", s)]]
+        p = run_mpi(n, args, timeout=300)
+        assert p.returncode == 0, p.stderr
+        runs[n] = (summary(out), json.loads((out / "timing.json").read_text()), p.stdout)
+    (one, _, _), (two, timing, log) = runs[1], runs[2]
+    assert two["steps"] == 25 and two["rebalance"]["count"] == 1
+    ev = two["rebalance"]["first_move"]
+    assert ev is not None and ev["step"] == 20 and ev["moved"] >= 1
+    costs = ev["costs"]
+    # deep convection over the warm spots only: the costliest column takes > 2.5 times the
+    # sub-steps of the cheapest, and the warm ones (2, 6) are the two costliest
+    assert max(costs) / min(costs) > 2.5, costs
+    assert sorted(range(8), key=lambda i: -costs[i])[:2] in ([2, 6], [6, 2]), costs
+    # alternating first placement: both warm columns on rank 0, so LPT must do better
+    assert ev["imbalance_before"] > 1.1 and ev["imbalance_after"] < ev["imbalance_before"]
+    assert f"rebalanced at step 20: moved {ev['moved']} column(s)" in log
+    # the timing report measures the placement before the move and the one after it
+    placements = timing["farm"]["placements"]
+    assert [p["calls"] for p in placements] == [20, 5]
+    assert "instances moved 1 time(s)" in log
+    # rebalancing moves states as bytes: not one bit of the trajectory changes
+    assert two["profiles"]["column_T"] == one["profiles"]["column_T"]
+    assert two["heat_content"] == one["heat_content"] and two["micro_substeps"] == one["micro_substeps"]
+    assert one["rebalance"]["moved"] == 0  # one rank: nothing to move
