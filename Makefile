@@ -68,6 +68,7 @@ bench: setup
 	$(PYTHON) benchmarks/ssa_nested.py
 	$(PYTHON) benchmarks/scaling.py
 	$(PYTHON) benchmarks/superparam_scaling.py
+	$(PYTHON) benchmarks/superparam.py
 	$(PYTHON) benchmarks/md.py
 	$(PYTHON) benchmarks/gas_dynamics.py
 

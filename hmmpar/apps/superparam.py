@@ -62,6 +62,8 @@ from hmmpar.core.errors import CheckpointError, ConfigError, HmmparError
 from hmmpar.core.rng import INSTANCES, task_rng
 
 FIELDS = ("u", "w", "T", "p")
+#: move boxes only if the new placement lowers the largest rank's predicted cost by this fraction
+REBALANCE_MIN_GAIN = 0.02
 
 
 class Superparam(Application):
@@ -302,7 +304,7 @@ class Superparam(Application):
                          * self.comm.size)
 
         before = imbalance(owner)
-        moved = self.pool.rebalance(costs)
+        moved = self.pool.rebalance(costs, min_gain=REBALANCE_MIN_GAIN)
         after = imbalance(self.pool.owner)
         wall, cpu = (float(v.max() / v.mean()) if v.mean() > 0 else 1.0 for v in since.T)
         self.rebalances.append({"step": self.step + 1, "moved": moved, "imbalance_before": before,

@@ -564,7 +564,7 @@ class InstancePool:
         return h
 
     # ------------------------------------------------------------------ balancing
-    def rebalance(self, costs: np.ndarray) -> int:
+    def rebalance(self, costs: np.ndarray, min_gain: float | None = None) -> int:
         """Place the instances again on new costs and move the state rows accordingly.
 
         Collective; one ``Alltoallv`` of raw bytes.
@@ -574,6 +574,10 @@ class InstancePool:
         costs
             New estimated (or measured, see :meth:`global_costs`) cost of every instance,
             length ``M``, identical on every rank.
+        min_gain
+            None: always take the new placement. A fraction g: keep the current one unless
+            the new one lowers the largest rank's cost (on ``costs``) below ``(1 - g)``
+            times the current placement's, so that a move that gains nothing moves nothing.
 
         Returns
         -------
@@ -601,6 +605,11 @@ class InstancePool:
         if len({h for _, h in everyone}) > 1:
             raise HmmparError("rebalance: ranks disagree on the instance costs")
         new_owner = placement(c, self.comm.size)
+        if min_gain is not None:
+            def largest(owner: np.ndarray) -> float:
+                return float(np.bincount(owner, weights=c, minlength=self.comm.size).max())
+            if largest(new_owner) >= (1.0 - min_gain) * largest(self._owner):
+                new_owner = self._owner.copy()
         moved = int(np.count_nonzero(new_owner != self._owner))
         t0 = time.perf_counter()
         if moved:

@@ -234,3 +234,23 @@ def test_a_move_marks_the_stats_and_the_report_measures_each_placement():
         want = comm.size / ((comm.size + 1) / 2)  # max/mean of 1 .. P
         assert on_root(lambda: [p["load_imbalance"] for p in report["farm"]["placements"]]
                        == [pytest.approx(want), 1.0])
+
+
+@pytest.mark.mpi
+def test_a_rebalance_that_gains_less_than_min_gain_moves_nothing():
+    """With ``min_gain`` the pool keeps its placement unless the new one lowers the largest
+    rank's cost by that fraction: the same costs again never move (the placement is the
+    optimum's own), new costs move only when their placement is clearly better."""
+    pool = InstancePool(comm, DT, COSTS_A, init)
+    before = pool.owner.copy()
+    assert pool.rebalance(COSTS_A, min_gain=0.0) == 0
+    assert everyone(np.array_equal(pool.owner, before))
+    old_max = np.bincount(before, weights=COSTS_B, minlength=comm.size).max()
+    moved = pool.rebalance(COSTS_B, min_gain=0.05)
+    new_max = np.bincount(pool.owner, weights=COSTS_B, minlength=comm.size).max()
+    if moved:
+        assert everyone(new_max < 0.95 * old_max)
+    else:
+        assert everyone(np.array_equal(pool.owner, before))
+    if comm.size > 1:  # COSTS_B's placement beats COSTS_A's on COSTS_B by far
+        assert everyone(moved > 0)
