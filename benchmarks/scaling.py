@@ -63,7 +63,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cpu_usage import own_cpu, system_busy  # noqa: E402
-from json_worker import run_json_worker  # noqa: E402
+from json_worker import emit, idle_wait, run_json_worker, self_launching_main  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -119,13 +119,11 @@ MICRO_STEPS = 2  # micro steps of the strong/weak problems (elliptic batches, ss
 
 # ---------------------------------------------------------------------- worker helpers
 def _emit(result: dict) -> None:
-    print(JSON_TAG + json.dumps(result), flush=True)
+    emit(JSON_TAG, result)
 
 
 def _idle_wait(comm, pause: float = 0.01) -> None:
-    req = comm.Ibarrier()
-    while not req.Test():
-        time.sleep(pause)
+    idle_wait(comm, pause)
 
 
 def _import_all() -> None:
@@ -609,20 +607,8 @@ def main(argv=None) -> int:
     args.sleep_per_step = args.sleep_per_step or (0.1 if q else 0.25)
     args.repeats = args.repeats or (1 if q else 3)
     args.ckpt_mb = args.ckpt_mb or (50.0 if q else 200.0)
-    if args.worker_run:
-        fn = {"real": worker_real, "emu": worker_emu, "ckpt": worker_ckpt}[args.worker_run]
-        result = fn(args)
-        if result is not None:
-            _emit(result)
-        return 0
-    if any(k in os.environ for k in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK")):
-        print("benchmarks/scaling.py: run it without mpirun; it launches mpirun itself", file=sys.stderr)
-        return 0
-    try:
-        return driver_main(args)
-    except Exception as exc:  # noqa: BLE001 - benchmarks never fail
-        print(f"scaling benchmark error: {exc!r}", file=sys.stderr)
-        return 0
+    workers = {"real": worker_real, "emu": worker_emu, "ckpt": worker_ckpt}
+    return self_launching_main(args, workers, driver_main, "scaling", JSON_TAG)
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cpu_usage import own_cpu, system_busy  # noqa: E402
-from json_worker import run_json_worker  # noqa: E402
+from json_worker import emit, idle_wait, run_json_worker, self_launching_main  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -238,14 +238,11 @@ def worker_batch(args) -> dict:
 
 # ---------------------------------------------------------------------- MPI helpers
 def _emit(result: dict) -> None:
-    print(JSON_TAG + json.dumps(result), flush=True)
+    emit(JSON_TAG, result)
 
 
 def _idle_wait(comm, pause: float = 0.01) -> None:
-    """Wait for every rank of comm without spinning (a sleeping Ibarrier test loop)."""
-    req = comm.Ibarrier()
-    while not req.Test():
-        time.sleep(pause)
+    idle_wait(comm, pause)
 
 
 def _import_all() -> None:
@@ -655,20 +652,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.mode = args.mode or ("quick" if args.quick else "tiny" if args.tiny else "default")
     args.sleep_per_step = args.sleep_per_step or MODES[args.mode]["sleep_per_step"]
-    if args.worker_run:
-        fn = {"batch": worker_batch, "real": worker_real, "emu": worker_emu}[args.worker_run]
-        result = fn(args)
-        if result is not None:
-            _emit(result)
-        return 0
-    if any(k in os.environ for k in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK")):
-        print("benchmarks/superparam_scaling.py: run it without mpirun; it launches mpirun itself", file=sys.stderr)
-        return 0
-    try:
-        return driver_main(args)
-    except Exception as exc:  # noqa: BLE001 - benchmarks never fail
-        print(f"superparam scaling benchmark error: {exc!r}", file=sys.stderr)
-        return 0
+    workers = {"batch": worker_batch, "real": worker_real, "emu": worker_emu}
+    return self_launching_main(args, workers, driver_main, "superparam_scaling", JSON_TAG)
 
 
 if __name__ == "__main__":
