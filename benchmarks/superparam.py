@@ -146,11 +146,16 @@ def coarse_run(c: dict, superparam: bool, workdir: Path, log=print) -> dict:
     args = ["mpirun", "--oversubscribe", "-n", str(c["ranks"]), sys.executable, str(ROOT / "drivers/superparam.py")]
     for key, value in sets.items():
         args += ["--set", f"{key}={value}"]
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMP_NUM_THREADS="1",
+               OPENBLAS_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    for key in list(env):  # launched from inside an MPI process (a singleton): not its job
+        if key.startswith(("OMPI_COMM_WORLD", "PMIX_", "OMPI_MCA_ess", "OMPI_MCA_orte_ess")):
+            env.pop(key)
     log(f"  {'SP' if superparam else 'coarse alone'}: drivers/superparam.py on {c['ranks']} ranks, to t = {c['t_end']:g}")
-    p = subprocess.run(args, capture_output=True, text=True, env=env, cwd=ROOT)
+    p = subprocess.run(args, capture_output=True, text=True, env=env, cwd=ROOT, timeout=c.get("timeout", 3600))
     if p.returncode != 0:
-        raise RuntimeError(f"{'SP' if superparam else 'coarse'} run failed:\n{p.stderr[-3000:]}")
+        raise RuntimeError(f"{'SP' if superparam else 'coarse'} run failed (exit {p.returncode}):\n"
+                           f"{p.stderr[-3000:]}\n{p.stdout[-2000:]}")
     s = json.loads((out / "summary.json").read_text())
     timing = json.loads((out / "timing.json").read_text())
     a = s["averages"]
