@@ -150,3 +150,21 @@ class Application:
 
         The runner writes it to ``summary.json`` with the run's timing added."""
         raise NotImplementedError
+
+
+class FixedSteps:
+    """Mixin for an :class:`Application` of ``self.steps`` equal macro steps of ``self.dt``
+    (put it before ``Application`` among the bases): :attr:`n_steps` and :attr:`sim_time`."""
+
+    steps: int
+    dt: float
+    step: int
+
+    @property
+    def n_steps(self) -> int:
+        return self.steps
+
+    @property
+    def sim_time(self) -> float:
+        return self.step * self.dt
+

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hmmpar.apps.base import Application
+from hmmpar.apps.base import Application, FixedSteps
 from hmmpar.core.checkpoint import Block, CheckpointReader
 from hmmpar.core.config import RUNTIME_SCHEMA, Config, Field
 from hmmpar.core.errors import CheckpointError, ConfigError, HmmparError
@@ -97,7 +97,7 @@ def linear_growth_rate(t: np.ndarray, ke: np.ndarray) -> tuple[float, int, int]:
     return float(slope), first, last
 
 
-class Convection(Application):
+class Convection(FixedSteps, Application):
     """A single convection box stepped as a persistent micro instance."""
 
     name = "convection"
@@ -136,14 +136,6 @@ class Convection(Application):
         self.snapshot_times: list[float] = []
 
     # ------------------------------------------------------------------ run
-    @property
-    def n_steps(self) -> int:
-        return self.steps
-
-    @property
-    def sim_time(self) -> float:
-        return self.step * self.dt
-
     def _make_pool(self, init) -> None:
         from hmmpar.core.instances import InstancePool
         self.pool = InstancePool(self.comm, self.model.state_dtype, np.ones(1), init, stats=self.micro_stats)
@@ -228,20 +220,9 @@ class Convection(Application):
         return {k: v[0] for k, v in fields.items()} if self.comm.rank == 0 else None
 
     def _snapshot(self) -> None:
-        from hmmpar.io.fv_output import write_fields
-        fields = self._fields()
-        problem = None
-        if self.comm.rank == 0:
-            folder = Path(self.config["run.output_dir"]) / "snapshots"
-            k = len(self.snapshot_times)
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-                write_fields(folder / f"convection_{k:05d}.h5", fields, {"time": self.sim_time, "step": self.step})
-            except OSError as exc:
-                problem = f"cannot write snapshot {k} in {folder}: {exc}"
-        problem = self.comm.bcast(problem, root=0)
-        if problem:
-            raise HmmparError(problem)
+        from hmmpar.io.fv_output import write_snapshot
+        write_snapshot(self.comm, self.config["run.output_dir"], "convection", len(self.snapshot_times),
+                       self._fields(), {"time": self.sim_time, "step": self.step})
         self.snapshot_times.append(self.sim_time)
 
     def finalize(self, outdir: Path) -> dict | None:

@@ -733,22 +733,11 @@ class GasDynamics(Application):
 
     def _snapshot(self) -> None:
         """Write ``snapshots/gas_dynamics_<k>.h5`` of the current state (collective)."""
-        from hmmpar.io.fv_output import write_fields
+        from hmmpar.io.fv_output import write_snapshot
 
-        k = len(self.snapshot_times)
         U = self.grid.cell.gather(self.U)
-        problem = None
-        if self.comm.rank == 0:
-            folder = Path(self.config["run.output_dir"]) / "snapshots"
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-                write_fields(folder / f"gas_dynamics_{k:05d}.h5", self._fields(U),
-                             {"time": self.time, "step": self.step})
-            except OSError as exc:
-                problem = f"cannot write snapshot {k} in {folder}: {exc}"
-        problem = self.comm.bcast(problem, root=0)
-        if problem:
-            raise HmmparError(problem)
+        write_snapshot(self.comm, self.config["run.output_dir"], "gas_dynamics", len(self.snapshot_times),
+                       self._fields(U) if self.comm.rank == 0 else None, {"time": self.time, "step": self.step})
         self.snapshot_times.append(self.time)
 
     # ------------------------------------------------------------------ checkpoints

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hmmpar.apps.base import Application
+from hmmpar.apps.base import Application, FixedSteps
 from hmmpar.core.checkpoint import Block, CheckpointReader
 from hmmpar.core.config import Field
 from hmmpar.core.errors import CheckpointError, ConfigError
@@ -58,7 +58,7 @@ def initial_values(points: int, x0_min: float, x0_max: float) -> np.ndarray:
     return np.linspace(x0_min, x0_max, points) if points > 1 else np.array([x0_min])
 
 
-class OUAveraging(Application):
+class OUAveraging(FixedSteps, Application):
     """Slow ODEs with an averaged coefficient estimated from fast OU micro simulations."""
 
     name = "ou_averaging"
@@ -116,14 +116,6 @@ class OUAveraging(Application):
         share = -(-self.points // self.comm.size)
         draws = self.config["micro.burn_in"] + self.config["micro.samples"]
         return int(32 * self.points + share * 80 + 8 * draws)
-
-    @property
-    def n_steps(self) -> int:
-        return self.steps
-
-    @property
-    def sim_time(self) -> float:
-        return self.step * self.dt
 
     def initialize(self) -> None:
         self.X.setArray(self.x0[self.lo:self.hi])

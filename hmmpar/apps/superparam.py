@@ -54,7 +54,7 @@ from pathlib import Path
 import numpy as np
 from mpi4py import MPI
 
-from hmmpar.apps.base import Application
+from hmmpar.apps.base import Application, FixedSteps
 from hmmpar.apps.superparam_remap import cell_average_matrix, interpolation_matrix, min_norm_lift, product
 from hmmpar.core.checkpoint import Block, CheckpointReader
 from hmmpar.core.config import RUNTIME_SCHEMA, Field
@@ -66,7 +66,7 @@ FIELDS = ("u", "w", "T", "p")
 REBALANCE_MIN_GAIN = 0.02
 
 
-class Superparam(Application):
+class Superparam(FixedSteps, Application):
     """A coarse Boussinesq model with a convection box under every column."""
 
     name = "superparam"
@@ -175,14 +175,6 @@ class Superparam(Application):
         self.snapshots: list[float] = []
 
     # ------------------------------------------------------------------ run
-    @property
-    def n_steps(self) -> int:
-        return self.steps
-
-    @property
-    def sim_time(self) -> float:
-        return self.step * self.dt
-
     def _make_pool(self, costs: np.ndarray, init) -> None:
         from hmmpar.core.instances import InstancePool
         self.pool = InstancePool(self.comm, self.model.state_dtype, costs, init, stats=self.micro_stats)
@@ -369,21 +361,10 @@ class Superparam(Application):
 
     # ------------------------------------------------------------------ outputs
     def _snapshot(self) -> None:
-        from hmmpar.io.fv_output import write_fields
+        from hmmpar.io.fv_output import write_snapshot
         f = self.macro.natural_fields()
-        problem = None
-        if self.comm.rank == 0:
-            folder = Path(self.config["run.output_dir"]) / "snapshots"
-            k = len(self.snapshots)
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-                write_fields(folder / f"superparam_{k:05d}.h5", self._cell_fields(f),
-                             {"time": self.sim_time, "step": self.step})
-            except OSError as exc:
-                problem = f"cannot write snapshot {k} in {folder}: {exc}"
-        problem = self.comm.bcast(problem, root=0)
-        if problem:
-            raise HmmparError(problem)
+        write_snapshot(self.comm, self.config["run.output_dir"], "superparam", len(self.snapshots),
+                       self._cell_fields(f) if f is not None else None, {"time": self.sim_time, "step": self.step})
         self.snapshots.append(self.sim_time)
 
     @staticmethod

@@ -35,6 +35,25 @@ def write_fields(path: Path, fields: Mapping[str, np.ndarray], attrs: Mapping[st
     os.replace(tmp, path)
 
 
+def write_snapshot(comm, output_dir: str | Path, prefix: str, k: int, fields: Mapping[str, np.ndarray] | None,
+                   attrs: Mapping[str, object]) -> None:
+    """Write snapshot ``k``, ``<output_dir>/snapshots/<prefix>_<k:05d>.h5``, of ``fields``
+    (given on rank 0; :func:`write_fields`). Collective: a write error raises
+    :class:`~hmmpar.core.errors.HmmparError` naming the snapshot and folder on every rank."""
+    from hmmpar.core.errors import HmmparError
+    problem = None
+    if comm.rank == 0:
+        folder = Path(output_dir) / "snapshots"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            write_fields(folder / f"{prefix}_{k:05d}.h5", fields, attrs)
+        except OSError as exc:
+            problem = f"cannot write snapshot {k} in {folder}: {exc}"
+    problem = comm.bcast(problem, root=0)
+    if problem:
+        raise HmmparError(problem)
+
+
 def write_time_series(path: Path, entries: Sequence[tuple[float, str]], names: Sequence[str],
                       cells: Sequence[int], lower: Sequence[float], h: Sequence[float]) -> None:
     """XDMF 2 temporal collection: ``entries`` are ``(time, HDF5 file relative to path)``,
