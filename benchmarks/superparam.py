@@ -54,10 +54,10 @@ from hmmpar.micro.convection import ConvectionModel, ConvectionParams  # noqa: E
 
 RESULTS = ROOT / "benchmarks" / "results"
 
-DEFAULT = dict(ra=1e5, pr=1.0, amplitude=0.5, lx=16.0, ncol=8, nzm=8, dt=2e-4, box_aspect=1.0, box_nx=32,
-               box_nz=25, ref_nx=512, ref_nz=33, t_end=0.5, average_from=0.2, sample_every=1e-3, ranks=2,
-               seed=2026)
-QUICK = dict(DEFAULT, ra=2e4, lx=8.0, box_nx=16, box_nz=19, ref_nx=128, ref_nz=19, t_end=0.02, average_from=0.01,
+DEFAULT = dict(ra=1e5, pr=1.0, walls="no-slip", amplitude=0.5, lx=32.0, ncol=8, nzm=8, dt=1e-3, box_aspect=1.0,
+               box_nx=32, box_nz=25, ref_nx=1024, ref_nz=33, t_end=0.5, average_from=0.2, sample_every=1e-3,
+               ranks=2, seed=2026)
+QUICK = dict(DEFAULT, walls="free-slip", dt=2e-4, ra=2e4, lx=8.0, box_nx=16, box_nz=19, ref_nx=128, ref_nz=19, t_end=0.02, average_from=0.01,
              sample_every=1e-3)
 
 
@@ -89,7 +89,7 @@ def finer(f: np.ndarray) -> np.ndarray:
 
 def reference(c: dict, log=print) -> dict:
     """The resolved run: time means of the coarse-cell temperatures and face heat fluxes."""
-    p = ConvectionParams(ra=c["ra"], pr=c["pr"], aspect=c["lx"], nx=c["ref_nx"], nz=c["ref_nz"], walls="free-slip")
+    p = ConvectionParams(ra=c["ra"], pr=c["pr"], aspect=c["lx"], nx=c["ref_nx"], nz=c["ref_nz"], walls=c["walls"])
     m = ConvectionModel(p)
     bottom = 1.0 - c["amplitude"] * np.cos(2.0 * np.pi * m.x / c["lx"])
     states = m.initial_states([np.random.default_rng(c["seed"])], amplitude=1e-2, bottom=bottom[None])
@@ -137,7 +137,8 @@ def symmetric(a: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------- the coarse runs
 def coarse_run(c: dict, superparam: bool, workdir: Path, log=print) -> dict:
     out = workdir / ("sp" if superparam else "coarse")
-    sets = {"model.ra": c["ra"], "model.pr": c["pr"], "model.bottom_amplitude": c["amplitude"],
+    sets = {"model.ra": c["ra"], "model.pr": c["pr"], "model.walls": f'"{c["walls"]}"',
+            "model.bottom_amplitude": c["amplitude"],
             "macro.lx": c["lx"], "macro.nx": c["ncol"], "macro.nz": c["nzm"], "macro.dt": c["dt"],
             "macro.t_end": c["t_end"], "micro.aspect": c["box_aspect"], "micro.nx": c["box_nx"],
             "micro.nz": c["box_nz"], "coupling.superparam": "true" if superparam else "false",
@@ -205,7 +206,7 @@ def plot(path: Path, c: dict, runs: dict) -> None:
               color=["k"] + [style[n][0] for n in names])
     ax[3].set_xticks([0, 1, 2], ["reference"] + names)
     ax[3].set(ylabel="core-seconds", title="cost")
-    fig.suptitle(f"superparametrization vs a resolved run: Ra = {c['ra']:g}, Pr = {c['pr']:g}, "
+    fig.suptitle(f"superparametrization vs a resolved run: Ra = {c['ra']:g}, Pr = {c['pr']:g}, {c['walls']} walls, "
                  f"T_b = 1 - {c['amplitude']} cos(2 pi x / {c['lx']:g}), {c['ncol']} x {c['nzm']} coarse cells, "
                  f"means over t in [{c['average_from']:g}, {c['t_end']:g}]", fontsize=9)
     fig.tight_layout()
@@ -219,6 +220,13 @@ def main(argv=None) -> int:
     ap.add_argument("--ranks", type=int, default=None, help="MPI ranks of the coarse runs (default 2)")
     ap.add_argument("--amplitude", type=float, default=None,
                     help="A of the bottom temperature 1 - A cos(2 pi x / lx) (default 0.5); the files get a suffix")
+    ap.add_argument("--walls", choices=("free-slip", "no-slip"), default=None,
+                    help="the walls of all three models (default no-slip); the files get a suffix")
+    ap.add_argument("--lx", type=float, default=None,
+                    help="domain width (default 32; the reference keeps 32 points per unit width); the files get a "
+                         "suffix")
+    ap.add_argument("--dt", type=float, default=None,
+                    help="the macro step of SP and the coarse model (default 1e-3); the files get a suffix")
     ap.add_argument("--out", type=Path, default=RESULTS, help="where the JSON and PNG go")
     args = ap.parse_args(argv)
     c = dict(QUICK if args.quick else DEFAULT)
@@ -229,7 +237,22 @@ def main(argv=None) -> int:
         if not 0.0 <= args.amplitude <= 1.0:
             ap.error(f"--amplitude {args.amplitude}: must lie in [0, 1]")
         c["amplitude"] = args.amplitude
-        tag += f"_A{args.amplitude:g}"
+    if args.lx is not None:
+        if not (args.lx > 0 and (args.lx * c["ref_nx"] / c["lx"]) % 2 == 0):
+            ap.error(f"--lx {args.lx:g}: must be positive and give an even reference grid ({c['ref_nx']} per "
+                     f"{c['lx']:g})")
+        c["ref_nx"] = int(round(args.lx * c["ref_nx"] / c["lx"]))
+        c["lx"] = args.lx
+    if args.dt is not None:
+        if not args.dt > 0:
+            ap.error(f"--dt {args.dt:g}: must be positive")
+        c["dt"] = args.dt
+    if args.walls is not None:
+        c["walls"] = args.walls
+    base = QUICK if args.quick else DEFAULT
+    tag += "".join(f"_{label}{c[key]:g}" if isinstance(c[key], float) else f"_{c[key]}"
+                   for key, label in (("amplitude", "A"), ("walls", ""), ("lx", "lx"), ("dt", "dt"))
+                   if c[key] != base[key])
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"superparametrization benchmark ({'quick' if args.quick else 'default'}): {json.dumps(c)}", flush=True)
     with tempfile.TemporaryDirectory(prefix="hmmpar-sp-bench-") as tmp:
@@ -254,7 +277,10 @@ def main(argv=None) -> int:
         "benchmark": "superparam", "config": c, "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                                             "platform": platform.platform()},
         "command": " ".join([".venv/bin/python", "benchmarks/superparam.py"] + (["--quick"] if args.quick else [])
-                            + ([f"--amplitude {args.amplitude:g}"] if args.amplitude is not None else [])),
+                            + ([f"--amplitude {args.amplitude:g}"] if args.amplitude is not None else [])
+                            + ([f"--walls {args.walls}"] if args.walls is not None else [])
+                            + ([f"--lx {args.lx:g}"] if args.lx is not None else [])
+                            + ([f"--dt {args.dt:g}"] if args.dt is not None else [])),
         "reference_statistical_error": {"T_rms_se": float(np.sqrt((ref["se_T"] ** 2).mean())),
                                         "F_rms_se": float(np.sqrt((ref["se_F"] ** 2).mean()))},
         "errors": err, "gap_closed": gap, "table": table,

@@ -48,6 +48,7 @@ diffusion and wall fluxes: the baseline superparametrization must beat.
 from __future__ import annotations
 
 
+import json
 import math
 from pathlib import Path
 
@@ -134,6 +135,14 @@ class Superparam(FixedSteps, Application):
         if ratio > 1e7:
             raise ConfigError(f"config keys macro.t_end / macro.dt = {ratio:.3g} steps, more than 1e7")
         self.steps = max(1, round(ratio))
+        if abs(self.steps * self.dt - self.t_end) > 1e-9 * self.t_end:
+            raise ConfigError(f"config keys macro.t_end / macro.dt = {ratio:.6g}: not a whole number of steps "
+                              f"(the run would end at t = {self.steps * self.dt:g}, not {self.t_end:g})")
+        self.average_start = math.ceil(config["output.average_from"] / self.dt - 1e-9)
+        if self.average_start > self.steps - 1:
+            raise ConfigError(f"config key output.average_from = {config['output.average_from']:g}: no step starts "
+                              f"at or after it (the last starts at t = {(self.steps - 1) * self.dt:g}; macro.t_end "
+                              f"= {self.t_end:g})")
         width = M["lx"] / M["nx"]
         if self.sp and u["aspect"] > width * (1 + 1e-12):
             raise ConfigError(f"config key micro.aspect = {u['aspect']:g}: a box is wider than a macro column "
@@ -162,7 +171,6 @@ class Superparam(FixedSteps, Application):
             self.lift = min_norm_lift(self.avg, self.model.quadrature_weights)  # (nz, nzM)
             self.at_faces = interpolation_matrix(self.model.z, z_edges)  # (nzM + 1, nz)
             self.slope_at_faces = interpolation_matrix(self.model.z, z_edges, derivative=1)
-        self.average_start = min(self.steps - 1, math.ceil(config["output.average_from"] / self.dt - 1e-9))
         self.sums = np.zeros(self.macro.columns.size, dtype=self._sums_dtype())
         self.samples = 0
         counts = comm.allgather(self.macro.columns.size)
@@ -171,7 +179,9 @@ class Superparam(FixedSteps, Application):
         self.pool = None
         self.defect_max = 0.0
         self.micro_substeps = 0
-        self.rebalances: list[dict] = []
+        #: the rebalance record of the summary (``count``, ``moved``, ``last``, ``first_move``):
+        #: kept compact (not one entry per rebalance) and checkpointed
+        self.rebalance_record: dict = {"count": 0, "moved": 0, "last": None, "first_move": None}
         self.snapshots: list[float] = []
 
     # ------------------------------------------------------------------ run
@@ -299,9 +309,14 @@ class Superparam(FixedSteps, Application):
         moved = self.pool.rebalance(costs, min_gain=REBALANCE_MIN_GAIN)
         after = imbalance(self.pool.owner)
         wall, cpu = (float(v.max() / v.mean()) if v.mean() > 0 else 1.0 for v in since.T)
-        self.rebalances.append({"step": self.step + 1, "moved": moved, "imbalance_before": before,
-                                "imbalance_after": after, "measured_busy_imbalance": wall,
-                                "measured_cpu_imbalance": cpu, "costs": costs.tolist()})
+        event = {"step": self.step + 1, "moved": moved, "imbalance_before": before, "imbalance_after": after,
+                 "measured_busy_imbalance": wall, "measured_cpu_imbalance": cpu}
+        rec = self.rebalance_record
+        rec["count"] += 1
+        rec["moved"] += int(moved)
+        rec["last"] = event
+        if moved and rec["first_move"] is None:
+            rec["first_move"] = dict(event, costs=costs.tolist())
         if moved:
             self.log.info(f"rebalanced at step {self.step + 1}: moved {moved} column(s), predicted imbalance "
                           f"{before:.3f} -> {after:.3f}; measured since the last rebalance (max/mean micro busy, "
@@ -327,7 +342,8 @@ class Superparam(FixedSteps, Application):
                            "sums": Block(self.sums, first, self.macro_params.nx)},
                 "attrs": {"step": self.step, "defect_max": self.defect_max, "micro_substeps": self.micro_substeps,
                           "snapshot_times": np.array(self.snapshots, dtype=float), "samples": self.samples,
-                          "average_start": self.average_start}}
+                          "average_start": self.average_start,
+                          "rebalance_record": json.dumps(self.rebalance_record)}}
         if self.sp:
             first, states = self.pool.global_block()
             data["instances"] = {"columns": Block(states, first, self.pool.size)}
@@ -358,6 +374,8 @@ class Superparam(FixedSteps, Application):
         self.defect_max = float(a["defect_max"])
         self.micro_substeps = int(a["micro_substeps"])
         self.snapshots = [float(v) for v in np.atleast_1d(a["snapshot_times"])]
+        if "rebalance_record" in a:  # absent in checkpoints written before it was kept
+            self.rebalance_record = json.loads(a["rebalance_record"])
 
     # ------------------------------------------------------------------ outputs
     def _snapshot(self) -> None:
@@ -398,11 +416,7 @@ class Superparam(FixedSteps, Application):
             "heat_exchange_defect_max": self.defect_max if self.sp else None,
             "micro_substeps": self.micro_substeps,
             "averages": self._averages(sum_T, sum_F),
-            "rebalance": {"count": len(self.rebalances),
-                          "moved": int(sum(r["moved"] for r in self.rebalances)),
-                          "last": ({k: v for k, v in self.rebalances[-1].items() if k != "costs"}
-                                   if self.rebalances else None),
-                          "first_move": next((r for r in self.rebalances if r["moved"]), None)},
+            "rebalance": self.rebalance_record,
         }
         if self.config["output.plots"]:
             self._plot(outdir / "superparam.png", f)

@@ -55,6 +55,9 @@ def test_one_two_three_ranks_and_a_restart_are_bitwise_equal_and_heat_balances(t
     assert p.returncode == 0, p.stderr
     assert "restarted from" in p.stdout
     assert summary(split)["profiles"]["column_T"] == ref["profiles"]["column_T"]
+    # the rebalance record survives the restart: steps 3 and 6 and 9, two of them after it
+    assert ref["rebalance"]["count"] == 3 and summary(split)["rebalance"]["count"] == 3
+    assert summary(split)["rebalance"]["last"]["step"] == 9
     # the time averages (window from step 4, across the restart at step 5) too
     avg = ref["averages"]
     assert avg["samples"] == 6 and avg["from_time"] == pytest.approx(0.0008)
@@ -76,12 +79,14 @@ def test_the_coarse_model_alone_runs_without_boxes(tmp_path):
     ("micro.aspect=2.0", "micro.aspect"),   # wider than a macro column (8 / 8 = 1)
     ("macro.nz=20", "macro.nz"),            # more macro cells than box levels (19)
     ("model.ra=-1.0", "model.ra"),
-    ("macro.dt=0.5", "macro.dt"),           # beyond the coarse model's stable step
+    (("macro.dt=0.004", "macro.t_end=0.008"), "macro.dt"),  # beyond the coarse model's stable step
+    ("macro.dt=0.0015", "macro.t_end / macro.dt"),          # 0.002 is not a whole number of steps
     ("model.bottom_profile=[1.0,1.0]", "model.bottom_profile"),  # not one value per column (8)
+    ("output.average_from=5.0", "output.average_from"),         # after the last step: nothing to average
 ])
 def test_bad_input_is_one_line_naming_the_key(tmp_path, setting, key):
     out = tmp_path / "bad"
-    p = run(1, out, setting)
+    p = run(1, out, *((setting,) if isinstance(setting, str) else setting))
     assert p.returncode != 0
     lines = hmmpar_lines(p.stderr)
     assert len(lines) == 1 and key in lines[0], p.stderr

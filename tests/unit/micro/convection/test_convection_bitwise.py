@@ -74,3 +74,32 @@ def test_inf_in_vorticity_and_a_blow_up_during_the_call():
         m.advance(states, 50.0)
     assert err.value.column == 0 and 0 < err.value.time < 50.0
     assert str(err.value).startswith("convection column 0 blew up at t = ")
+
+
+
+def test_a_batch_of_boxes_with_their_own_steps_keeps_its_inverses(monkeypatch):
+    """Eight convecting boxes of different vigour, each advanced by the same coupling step
+    1e-3, take 1e-3 / n with their own n (4 to 7 here): the default cache keeps the
+    inverses of all of them, where an LRU of 4 rebuilt them at most stages. The cache
+    changes no bit of the trajectory."""
+    from hmmpar.micro.convection import operators
+    real = operators.folded_inverse
+    built = []
+    monkeypatch.setattr(operators, "folded_inverse", lambda *a, **k: built.append(1) or real(*a, **k))
+    out = {}
+    for size in (None, 4):
+        m = ConvectionModel(ConvectionParams(ra=1e5, pr=1.0, aspect=1.0, nx=16, nz=25, walls="no-slip"))
+        if size:
+            m.ops.cache_size = size
+        states = m.initial_states([np.random.default_rng(s) for s in range(8)], amplitude=0.3,
+                                  bottom=np.linspace(0.6, 1.4, 8))
+        for _ in range(30):                      # spin-up into convection
+            m.advance(states, 1e-3)
+        built.clear()
+        steps = set()
+        for _ in range(20):
+            steps.update(m.advance(states, 1e-3)["steps"].tolist())
+        out[size] = (len(built), _bytes(states))
+    assert len(steps) > 4, steps                  # more distinct steps than an LRU of 4 holds
+    assert out[4][0] > 100 and out[None][0] < 0.05 * out[4][0], (out[None][0], out[4][0])
+    assert out[None][1] == out[4][1]
