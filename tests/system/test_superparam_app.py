@@ -11,7 +11,9 @@ import pytest
 from conftest import ROOT, hmmpar_lines, run_mpi
 
 CONFIG = ROOT / "drivers" / "configs" / "superparam.toml"
-SMALL = ("macro.t_end=0.002", "micro.nx=16", "micro.nz=19", "model.ra=2e4", "output.plots=false",
+# the demo config made small and fast: columns of width 1, free-slip walls, short steps
+SMALL = ("macro.lx=8.0", "macro.dt=2e-4", "model.walls=free-slip",
+         "macro.t_end=0.002", "micro.nx=16", "micro.nz=19", "model.ra=2e4", "output.plots=false",
          "run.progress_interval=0", "coupling.rebalance_every=3",
          "output.average_from=0.0008")
 
