@@ -55,8 +55,9 @@ every step from the velocities of the step's first stage; if the planned step ex
 the rest of the call is re-planned into more equal steps, so a call still ends exactly at
 its duration.
 
-Determinism: every operation on a column is element-wise, a per-row FFT (numpy's
-pocketfft transforms rows one at a time), a compiled kernel with a fixed loop order
+Determinism: every operation on a column is element-wise, a per-row FFT (``scipy.fft``
+with ``workers=1``: pocketfft applies the same arithmetic to every row, whether it handles
+several rows at once in SIMD lanes or one at a time), a compiled kernel with a fixed loop order
 (:mod:`.operators`), or a reduction along the column's own contiguous rows; the inverses
 depend only on the step. A column's trajectory is therefore bitwise the same alone or in
 any batch (tested).
@@ -66,13 +67,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import scipy.fft as sfft
 
 from hmmpar.core.errors import HmmparError
 
 from .chebyshev import clenshaw_curtis_weights, diff_matrix, local_spacing, nodes
 from .diagnostics import diag_dtype, hmean, parseval_weights, zint
 from .imex import TABLEAUX
-from .operators import ModeOperators, apply_matrix, as_real
+from .operators import ModeOperators, advection, as_real, matvec_rows
 from .params import ConvectionParams
 
 #: smallest time step accepted before a column counts as blown up
@@ -229,13 +231,13 @@ class ConvectionModel:
 
     def _dz_real(self, a: np.ndarray) -> np.ndarray:
         """D_z of real profiles (n, nz)."""
-        src = np.ascontiguousarray(a)[:, :, None]
-        out = np.empty_like(src)
-        apply_matrix(self.dz, src, out)
-        return out[:, :, 0]
+        out = np.empty((a.shape[0], self.nz))
+        matvec_rows(self.dz, a, out)
+        return out
 
     def _modes(self, op, r: np.ndarray) -> np.ndarray:
-        """Apply a per-mode operator (:class:`.operators.Folded` or ``Dense``) to complex r (n, m, nk)."""
+        """Apply a per-mode operator (:class:`.operators.Folded`, ``Dense`` or
+        ``VorticityStream``) to complex r (n, m, nk)."""
         src = as_real(np.ascontiguousarray(r))
         out = np.empty((r.shape[0], op.rows, 2 * self.nk))
         op.apply(src, out)
@@ -256,45 +258,46 @@ class ConvectionModel:
         return psi
 
     # ------------------------------------------------------------------ explicit part
-    def _explicit(self, T, om, psi, U, fT, fU):
-        """N(y) for a batch; also the velocity limit rate and stage diagnostics."""
+    def _explicit(self, T, om, psi, U, fT, fU, want_rate=True):
+        """N(y) for a batch; also the velocity limit rate (zeros unless ``want_rate``) and stage
+        diagnostics."""
         p = self.params
         n = T.shape[0]
         nz, nk = self.nz, self.nk
         ik = self.ik
-        if self.finite_pr:
+        fin = self.finite_pr
+        # spectral fields u, w, T_x, T_z[, omega_x, omega_z]; the 3/2 padding is done by irfft
+        spec = np.empty((n, 6 if fin else 4, nz, nk), dtype=np.complex128)
+        if fin:
             d = self._dz(np.stack([psi, om, T], axis=1))
-            dpsi, dom, dT = d[:, 0], d[:, 1], d[:, 2]
-            u_hat = dpsi
+            u_hat, dom, dT = d[:, 0], d[:, 1], d[:, 2]
             u_hat[:, :, 0] = U
             om_full = om.copy()
-            om_full[:, :, 0] = self._dz_real(U)
-            dom[:, :, 0] = self._dz_real(om_full[:, :, 0].real)
-            fields = [u_hat, -ik * psi, ik * om, dom, ik * T, dT]
+            dU = self._dz_real(U)
+            om_full[:, :, 0] = dU
+            dom[:, :, 0] = self._dz_real(dU)
+            np.multiply(ik, om, out=spec[:, 4])
+            spec[:, 5] = dom
         else:
             d = self._dz(np.stack([psi, T], axis=1))
             u_hat, dT = d[:, 0], d[:, 1]
             om_full = om
-            fields = [u_hat, -ik * psi, ik * T, dT]
-        w_hat = fields[1]
-        spec = np.zeros((n, len(fields), nz, self.nkp), dtype=np.complex128)
-        for i, f in enumerate(fields):
-            spec[:, i, :, :nk] = f
-        phys = np.fft.irfft(spec, n=self.nxp, axis=-1, norm="forward")
-        u, w = phys[:, 0], phys[:, 1]
-        if self.finite_pr:
-            prod = np.stack([-(u * phys[:, 4] + w * phys[:, 5]), -(u * phys[:, 2] + w * phys[:, 3])], axis=1)
-        else:
-            prod = -(u * phys[:, 2] + w * phys[:, 3])[:, None]
-        nl = np.fft.rfft(prod, axis=-1, norm="forward")[..., :nk]
+        spec[:, 0] = u_hat
+        w_hat = spec[:, 1]
+        np.multiply(-ik, psi, out=w_hat)
+        np.multiply(ik, T, out=spec[:, 2])
+        spec[:, 3] = dT
+        phys = sfft.irfft(spec, n=self.nxp, axis=-1, norm="forward", workers=1)
+        prod = np.empty((n, 2 if fin else 1, nz, self.nxp))
+        rate = advection(phys, prod, self._dxinv, self._hzinv, want_rate)
+        nl = sfft.rfft(prod, axis=-1, norm="forward", workers=1)[..., :nk]
         nl[..., -1] = 0.0
         NT = nl[:, 0]
         NT[:, :, 0] += fT
-        rate = (np.abs(u) * self._dxinv + np.abs(w) * self._hzinv[:, None]).max(axis=(1, 2))
         wT = hmean(w_hat, T, self._c)
         diss = zint(hmean(om_full, om_full, self._c), self.quadrature_weights)
         work = p.ra * zint(wT, self.quadrature_weights)
-        if self.finite_pr:
+        if fin:
             Nom = nl[:, 1] - (p.pr * p.ra * ik) * T
             NU = fU - self._dz_real(hmean(u_hat, w_hat, self._c))
             work = p.pr * work
@@ -465,74 +468,96 @@ class ConvectionModel:
         """One IMEX step of the active columns ``a`` (arrays indexed by column, updated)."""
         tab = self.tableau
         s = tab.stages
-        nz = self.nz
+        nz, nk = self.nz, self.nk
         g = tab.gamma
         fin = self.finite_pr
+        na = len(a)
         dta = dt[a]
         d3 = dta[:, None, None]
         d2 = dta[:, None]
+        bca = bc[a]
         y_T = T[a][:, 1:-1, :]
         y_om = om[a][:, 1:-1, :] if fin else None
         y_U = U[a][:, 1:-1] if fin else None
         NT, NO, NU, LT, LO, LU = [N0[0]], [N0[1]], [N0[2]], [None], [None], [None]
         stage_diag = [N0[4]]
         groups = [(d, np.nonzero(dta == d)[0]) for d in np.unique(dta)]
+        one = len(groups) == 1
+        scale = 1.0 / (g * d3)
         for i in range(1, s + 1):
-            rT = y_T.copy()
+            # right-hand sides; the temperature one is assembled in place with its wall rows
+            full_T = np.empty((na, nz, nk), dtype=np.complex128)
+            full_T[:, 0, :] = bca
+            full_T[:, -1, :] = 0.0
+            rT = full_T[:, 1:-1, :]
+            rT[...] = y_T
             rO = y_om.copy() if fin else None
             rU = y_U.copy() if fin else None
             for j in range(i):
                 ae, ai = tab.a_exp[i, j], tab.a_imp[i, j]
                 if ae != 0.0:
-                    rT = rT + (d3 * ae) * NT[j][:, 1:-1, :]
+                    c3 = d3 * ae
+                    rT += c3 * NT[j][:, 1:-1, :]
                     if fin:
-                        rO = rO + (d3 * ae) * NO[j][:, 1:-1, :]
-                        rU = rU + (d2 * ae) * NU[j][:, 1:-1]
+                        rO += c3 * NO[j][:, 1:-1, :]
+                        rU += (d2 * ae) * NU[j][:, 1:-1]
                 if ai != 0.0 and j > 0:
-                    rT = rT + (d3 * ai) * LT[j]
+                    c3 = d3 * ai
+                    rT += c3 * LT[j]
                     if fin:
-                        rO = rO + (d3 * ai) * LO[j]
-                        rU = rU + (d2 * ai) * LU[j]
+                        rO += c3 * LO[j]
+                        rU += (d2 * ai) * LU[j]
             # implicit solves, grouped by step
-            full_T = np.empty((len(a), nz, self.nk), dtype=np.complex128)
-            full_T[:, 1:-1, :] = rT
-            full_T[:, 0, :] = bc[a]
-            full_T[:, -1, :] = 0.0
-            newT = np.empty_like(full_T)
-            if fin:
-                newO = np.empty_like(full_T)
-                newP = np.empty_like(full_T)
-                newU = np.empty((len(a), nz))
-            for d, sel in groups:
-                vort, temp, mean = self.ops.stage(g * d)
-                one = len(groups) == 1
-                newT[sel] = self._modes(temp, full_T if one else full_T[sel])
+            if one:
+                vort, temp, mean = self.ops.stage(g * groups[0][0])
+                newT = self._modes(temp, full_T)
                 if fin:
-                    sol = self._modes(vort, rO if one else rO[sel])
-                    sol[:, :, 0] = 0.0
-                    newO[sel] = sol[:, :nz]
-                    newP[sel] = sol[:, nz:]
-                    src = np.ascontiguousarray((rU if one else rU[sel])[:, :, None])
-                    outU = np.empty((src.shape[0], nz, 1))
-                    apply_matrix(mean[:, :, 0], src, outU)
-                    newU[sel] = outU[:, :, 0]
+                    sol = self._modes(vort, rO)
+                    newO, newP = sol[:, :nz], sol[:, nz:]
+                    newU = np.empty((na, nz))
+                    matvec_rows(mean[:, :, 0], rU, newU)
+            else:
+                newT = np.empty_like(full_T)
+                if fin:
+                    newO = np.empty_like(full_T)
+                    newP = np.empty_like(full_T)
+                    newU = np.empty((na, nz))
+                for d, sel in groups:
+                    vort, temp, mean = self.ops.stage(g * d)
+                    newT[sel] = self._modes(temp, full_T[sel])
+                    if fin:
+                        sol = self._modes(vort, rO[sel])
+                        newO[sel] = sol[:, :nz]
+                        newP[sel] = sol[:, nz:]
+                        outU = np.empty((len(sel), nz))
+                        matvec_rows(mean[:, :, 0], rU[sel], outU)
+                        newU[sel] = outU
             # the wall rows are identity rows: set their values exactly (the inverse gives them
             # to rounding error only)
             newT[:, -1, :] = 0.0
             if not self.ops.flux_bottom:
-                newT[:, 0, :] = bc[a]
+                newT[:, 0, :] = bca
             if fin:
-                newP[:, [0, -1], :] = 0.0
+                newO[:, :, 0] = 0.0
+                newP[:, :, 0] = 0.0
+                newP[:, 0, :] = 0.0
+                newP[:, -1, :] = 0.0
                 if self.ops.no_slip:
-                    newU[:, [0, -1]] = 0.0
+                    newU[:, 0] = 0.0
+                    newU[:, -1] = 0.0
                 else:
-                    newO[:, [0, -1], :] = 0.0
-            scale = 1.0 / (g * d3)
-            LT.append((newT[:, 1:-1, :] - rT) * scale)
-            if fin:
-                LO.append((newO[:, 1:-1, :] - rO) * scale)
-                LU.append((newU[:, 1:-1] - rU) * scale[:, :, 0])
-            else:
+                    newO[:, 0, :] = 0.0
+                    newO[:, -1, :] = 0.0
+            if i < s:
+                lt = newT[:, 1:-1, :] - rT
+                lt *= scale
+                LT.append(lt)
+                if fin:
+                    lo = newO[:, 1:-1, :] - rO
+                    lo *= scale
+                    LO.append(lo)
+                    LU.append((newU[:, 1:-1] - rU) * scale[:, :, 0])
+            if not fin:
                 newO, newP = self._stokes(newT)
                 newU = None
             # wall fluxes at the implicit stages
@@ -540,7 +565,7 @@ class ConvectionModel:
             acc["nu_bottom"][a] += dta * tab.b_imp[i] * (-dT0[:, 0])
             acc["nu_top"][a] += dta * tab.b_imp[i] * (-dT0[:, -1])
             if i < s:
-                Ni = self._explicit(newT, newO, newP, newU, fT[a], fU[a])
+                Ni = self._explicit(newT, newO, newP, newU, fT[a], fU[a], want_rate=False)
                 NT.append(Ni[0]), NO.append(Ni[1]), NU.append(Ni[2])
                 stage_diag.append(Ni[4])
         T[a] = newT

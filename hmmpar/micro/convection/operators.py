@@ -16,7 +16,9 @@ coefficient :math:`a = a_{ii}\,\Delta t` solves, per mode,
   (free-slip: :math:`\partial_z^2\psi = 0`) or :math:`D_z\hat\psi = 0` (no-slip) at both
   walls. For no-slip the wall vorticity is an unknown fixed by the no-slip rows (the
   collocation analogue of the influence-matrix method; Canuto, Hussaini, Quarteroni & Zang,
-  *Spectral Methods in Fluid Dynamics*, Springer 1988, §7.3). For :math:`\mathrm{Pr} = \infty`
+  *Spectral Methods in Fluid Dynamics*, Springer 1988, §7.3). For free slip the block is
+  lower triangular and is solved as the vorticity problem followed by the Poisson problem
+  below (:class:`VorticityStream`). For :math:`\mathrm{Pr} = \infty`
   the first row is :math:`\Delta_k\hat\omega = r` (Stokes; no time step in it);
 * temperature: :math:`(I - a\Delta_k)\hat T = r` at interior z, the top row
   :math:`\hat T = 0`, the bottom row :math:`\hat T = \hat T_b` or
@@ -30,8 +32,9 @@ The matrices are real, so the real and imaginary parts of a mode share one inver
 Only the columns of the inverse that meet a non-zero right-hand side are kept, and they are
 stored as ``(rows, cols, 2 * nk)`` with each mode's value repeated for the real and the
 imaginary part: :func:`apply_modes` then runs over the interleaved complex data with the
-mode index innermost (vectorised, and a column's result does not depend on the other
-columns of the batch: every loop has a fixed order).
+mode index innermost (blocked so that each output sum stays in a register over the whole
+sum, and a column's result does not depend on the other columns of the batch: every loop
+has a fixed order).
 
 Inverses are formed by a compiled LU factorisation with partial pivoting
 (:func:`inverse_columns`), not by LAPACK: OpenBLAS may split a factorisation between
@@ -120,58 +123,36 @@ def _axpy(o, x, c):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _axpy2(o0, o1, x, c0, c1):
-    """``o0 += c0 x``, ``o1 += c1 x`` (contiguous 1-d rows; a separate loop so LLVM vectorises it)."""
-    for q in range(x.shape[0]):
-        v = x[q]
-        o0[q] += c0 * v
-        o1[q] += c1 * v
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _gxpy(o, g, x):
-    """``o += g * x`` element-wise (contiguous 1-d rows)."""
-    for q in range(x.shape[0]):
-        o[q] += g[q] * x[q]
-
-
-@numba.njit(cache=True, error_model="numpy")
 def apply_modes(g, r, out):
     r"""``out[b, i, q] = sum_j g[i, j, q] r[b, j, q]`` (per-mode matrices, interleaved complex).
 
     Each output element is summed over j in increasing order from zero, whatever the batch
-    (the q loop is the vectorised one: independent elements, no reassociation)."""
-    nb = r.shape[0]
-    n, m = g.shape[0], g.shape[1]
-    for b in range(nb):
-        for i in range(n):
-            o = out[b, i]
-            o[:] = 0.0
-            for j in range(m):
-                _gxpy(o, g[i, j], r[b, j])
+    (:func:`_modes_one`: no reassociation)."""
+    for b in range(r.shape[0]):
+        _modes_one(g, r[b], out[b])
 
 
 @numba.njit(cache=True, error_model="numpy")
 def apply_matrix(d, r, out):
     """``out[b, i, q] = sum_j d[i, j] r[b, j, q]`` (one matrix for every mode).
 
-    Rows are taken in pairs so that each row of r is loaded once for two outputs; each
-    output element is still summed over j in increasing order from zero."""
-    nb = r.shape[0]
+    Each output element is summed over j in increasing order from zero (:func:`_matrix_one`)."""
+    for b in range(r.shape[0]):
+        _matrix_one(d, r[b], out[b])
+
+
+@numba.njit(cache=True, error_model="numpy")
+def matvec_rows(d, x, out):
+    """``out[b, i] = sum_j d[i, j] x[b, j]`` for real profiles x (nb, m) (any strides), summed
+    over j in increasing order from zero (as :func:`apply_matrix`)."""
+    nb = x.shape[0]
     n, m = d.shape
     for b in range(nb):
-        for i in range(0, n - 1, 2):
-            o0 = out[b, i]
-            o1 = out[b, i + 1]
-            o0[:] = 0.0
-            o1[:] = 0.0
+        for i in range(n):
+            acc = 0.0
             for j in range(m):
-                _axpy2(o0, o1, r[b, j], d[i, j], d[i + 1, j])
-        if n % 2:
-            o0 = out[b, n - 1]
-            o0[:] = 0.0
-            for j in range(m):
-                _axpy(o0, r[b, j], d[n - 1, j])
+                acc += d[i, j] * x[b, j]
+            out[b, i] = acc
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -250,28 +231,149 @@ def apply_folded_matrix(de, do, r, out):
 
 @numba.njit(cache=True, error_model="numpy")
 def _modes_one(g, r, out):
-    for i in range(g.shape[0]):
-        o = out[i]
-        o[:] = 0.0
-        for j in range(g.shape[1]):
-            _gxpy(o, g[i, j], r[j])
+    """``out[i, q] = sum_j g[i, j, q] r[j, q]``: two output rows and four q at a time, the
+    eight sums held in registers over the whole j loop (each summed over j in increasing
+    order from zero, so the result is that of the plain loop)."""
+    ni, nj, nq = g.shape
+    for i in range(0, ni - 1, 2):
+        g0 = g[i]
+        g1 = g[i + 1]
+        o0 = out[i]
+        o1 = out[i + 1]
+        q = 0
+        while q + 4 <= nq:
+            a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = 0.0
+            for j in range(nj):
+                x = r[j]
+                h0 = g0[j]
+                h1 = g1[j]
+                x0 = x[q]
+                x1 = x[q + 1]
+                x2 = x[q + 2]
+                x3 = x[q + 3]
+                a0 += h0[q] * x0
+                a1 += h0[q + 1] * x1
+                a2 += h0[q + 2] * x2
+                a3 += h0[q + 3] * x3
+                b0 += h1[q] * x0
+                b1 += h1[q + 1] * x1
+                b2 += h1[q + 2] * x2
+                b3 += h1[q + 3] * x3
+            o0[q] = a0
+            o0[q + 1] = a1
+            o0[q + 2] = a2
+            o0[q + 3] = a3
+            o1[q] = b0
+            o1[q + 1] = b1
+            o1[q + 2] = b2
+            o1[q + 3] = b3
+            q += 4
+        for qq in range(q, nq):
+            a = 0.0
+            b = 0.0
+            for j in range(nj):
+                a += g0[j, qq] * r[j, qq]
+                b += g1[j, qq] * r[j, qq]
+            o0[qq] = a
+            o1[qq] = b
+    if ni % 2:
+        i = ni - 1
+        for qq in range(nq):
+            a = 0.0
+            for j in range(nj):
+                a += g[i, j, qq] * r[j, qq]
+            out[i, qq] = a
 
 
 @numba.njit(cache=True, error_model="numpy")
 def _matrix_one(d, r, out):
+    """``out[i, q] = sum_j d[i, j] r[j, q]``, blocked as :func:`_modes_one` (same sums)."""
     n, m = d.shape
+    nq = r.shape[1]
     for i in range(0, n - 1, 2):
         o0 = out[i]
         o1 = out[i + 1]
-        o0[:] = 0.0
-        o1[:] = 0.0
-        for j in range(m):
-            _axpy2(o0, o1, r[j], d[i, j], d[i + 1, j])
+        q = 0
+        while q + 4 <= nq:
+            a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = 0.0
+            for j in range(m):
+                x = r[j]
+                c0 = d[i, j]
+                c1 = d[i + 1, j]
+                x0 = x[q]
+                x1 = x[q + 1]
+                x2 = x[q + 2]
+                x3 = x[q + 3]
+                a0 += c0 * x0
+                a1 += c0 * x1
+                a2 += c0 * x2
+                a3 += c0 * x3
+                b0 += c1 * x0
+                b1 += c1 * x1
+                b2 += c1 * x2
+                b3 += c1 * x3
+            o0[q] = a0
+            o0[q + 1] = a1
+            o0[q + 2] = a2
+            o0[q + 3] = a3
+            o1[q] = b0
+            o1[q + 1] = b1
+            o1[q + 2] = b2
+            o1[q + 3] = b3
+            q += 4
+        for qq in range(q, nq):
+            a = 0.0
+            b = 0.0
+            for j in range(m):
+                a += d[i, j] * r[j, qq]
+                b += d[i + 1, j] * r[j, qq]
+            o0[qq] = a
+            o1[qq] = b
     if n % 2:
-        o0 = out[n - 1]
-        o0[:] = 0.0
-        for j in range(m):
-            _axpy(o0, r[j], d[n - 1, j])
+        i = n - 1
+        for qq in range(nq):
+            a = 0.0
+            for j in range(m):
+                a += d[i, j] * r[j, qq]
+            out[i, qq] = a
+
+
+@numba.njit(cache=True, error_model="numpy")
+def advection(phys, prod, dxinv, hzinv, want_rate):
+    r"""Advection terms on the padded grid and the velocity limit rate, per column b.
+
+    ``phys[b]`` holds u, w and the x and z derivatives of the advected fields
+    (u, w, f1_x, f1_z, f2_x, f2_z, ...), each (nz, nxp); ``prod[b, p] = -(u f_x + w f_z)``
+    of field p. With ``want_rate``, returns :math:`\max_{z,x}(|u|\,\mathrm{dxinv} +
+    |w|\,\mathrm{hzinv}_z)` per column (NaN if any term is NaN), else zeros."""
+    nb, nzp, nx = phys.shape[0], phys.shape[2], phys.shape[3]
+    npr = prod.shape[1]
+    rate = np.zeros(nb)
+    for b in range(nb):
+        for p in range(npr):
+            for i in range(nzp):
+                u = phys[b, 0, i]
+                w = phys[b, 1, i]
+                fx = phys[b, 2 + 2 * p, i]
+                fz = phys[b, 3 + 2 * p, i]
+                o = prod[b, p, i]
+                for q in range(nx):
+                    o[q] = -(u[q] * fx[q] + w[q] * fz[q])
+        if want_rate:
+            big = 0.0
+            bad = False
+            for i in range(nzp):
+                u = phys[b, 0, i]
+                w = phys[b, 1, i]
+                h = hzinv[i]
+                for q in range(nx):
+                    v = abs(u[q]) * dxinv + abs(w[q]) * h
+                    if v > big:
+                        big = v
+                    elif v != v:
+                        bad = True
+            rate[b] = np.nan if bad else big
+    return rate
 
 
 def fold_columns(g: np.ndarray, nf: int, flips: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -361,17 +463,16 @@ def fold_matrices(mats: np.ndarray, nf: int, sign: int) -> np.ndarray:
     its equations: :math:`M^\pm_{ic} = M_{ic} \pm M_{i,n-1-c}`, and :math:`M_{ic}` for the
     middle point of odd n.
     """
+    nk = mats.shape[0]
     n = mats.shape[1] // nf
     h = (n + 1) // 2 if sign > 0 else n // 2
     mid = n // 2 if n % 2 else -1
-    rows = np.concatenate([f * n + np.arange(h) for f in range(nf)])
-    cols = rows
-    mirror = np.concatenate([f * n + n - 1 - np.arange(h) for f in range(nf)])
-    out = mats[:, rows][:, :, cols] + sign * mats[:, rows][:, :, mirror]
+    # (mode, row field, row, column field, column) views instead of fancy indexing
+    m5 = mats.reshape(nk, nf, n, nf, n)[:, :, :h]
+    out = m5[..., :h] + sign * m5[..., ::-1][..., :h]
     if mid >= 0 and sign > 0:
-        for f in range(nf):
-            out[:, :, f * h + mid] = mats[:, rows, f * n + mid]
-    return out
+        out[..., mid] = m5[..., mid]
+    return out.reshape(nk, nf * h, nf * h)
 
 
 def folded_inverse(mats: np.ndarray, nf: int, points: np.ndarray) -> Folded:
@@ -393,6 +494,41 @@ def folded_inverse(mats: np.ndarray, nf: int, points: np.ndarray) -> Folded:
             scale[-1] = 1.0
         parts.append(g * scale[None, :, None])
     return Folded(parts[0], parts[1], nf, nf * n)
+
+
+class VorticityStream:
+    r"""The free-slip (vorticity, stream function) solve as two chained per-mode maps.
+
+    With free-slip walls (:math:`\hat\omega = \hat\psi = 0` there) the block problem of
+    :meth:`ModeOperators.stage` is block lower-triangular: the vorticity rows involve only
+    :math:`\hat\omega`, so :math:`\hat\omega = A^{-1}r` with
+    :math:`A = I - a\,\mathrm{Pr}\,\Delta_k` (Dirichlet rows at the walls), then
+    :math:`\hat\psi = P^{-1}\hat\omega` with the Poisson inverse P (interior rows of
+    :math:`\hat\omega` as its right-hand side). The same solution as the block inverse (up to
+    rounding), from an LU of half the size; applying it costs the same.
+
+    Parameters
+    ----------
+    vort
+        :class:`Folded` (nz, nz - 2, 2 nk): interior right-hand side -> vorticity.
+    poisson
+        :class:`Folded` (nz, nz - 2, 2 nk): interior vorticity -> stream function.
+    """
+
+    def __init__(self, vort: Folded, poisson: Folded) -> None:
+        self.vort, self.poisson = vort, poisson
+        self.nz = vort.rows
+        self.rows = 2 * self.nz
+
+    def apply(self, r: np.ndarray, out: np.ndarray) -> None:
+        """``out[b] = (omega, psi)`` (nb, 2 nz, q) for the interior right-hand sides r (nb, nz - 2, q)."""
+        nz = self.nz
+        om = np.empty((r.shape[0], nz, r.shape[2]))
+        self.vort.apply(r, om)
+        psi = np.empty_like(om)
+        self.poisson.apply(np.ascontiguousarray(om[:, 1:-1]), psi)
+        out[:, :nz] = om
+        out[:, nz:] = psi
 
 
 class Dense:
@@ -496,6 +632,16 @@ class ModeOperators:
         mats[0] = np.eye(2 * nz)                                    # mode 0: the mean flow U instead
         return mats
 
+    def _vorticity_mats(self, a: float) -> np.ndarray:
+        """Free-slip vorticity problem per mode: :math:`I - a\,\mathrm{Pr}\,\Delta_k`, omega = 0 at the walls."""
+        nz = self.nz
+        mats = np.eye(nz)[None, :, :] - a * self.pr * self._lap
+        for row in (0, nz - 1):
+            mats[:, row, :] = 0.0
+            mats[:, row, row] = 1.0
+        mats[0] = np.eye(nz)                                        # mode 0: the mean flow U instead
+        return mats
+
     def _temperature_mats(self, a: float) -> np.ndarray:
         nz = self.nz
         eye = np.eye(nz)
@@ -526,8 +672,9 @@ class ModeOperators:
         Returns
         -------
         (vort, temp, mean)
-            ``vort`` (a :class:`Folded` (2 nz, nz - 2, 2 nk)) maps the interior vorticity
-            right-hand side to (omega, psi) (None for Pr = inf); ``temp`` (nz, nz, 2 nk;
+            ``vort`` maps the interior vorticity right-hand side to (omega, psi), 2 nz rows
+            (None for Pr = inf): for no-slip a :class:`Folded` (2 nz, nz - 2, 2 nk) of the
+            block inverse, for free slip a :class:`VorticityStream`; ``temp`` (nz, nz, 2 nk;
             :class:`Folded`, or :class:`Dense` for a flux bottom) maps the full temperature
             right-hand side (bottom row: the boundary value) to T; ``mean``
             (nz, nz - 2, 2) maps the interior mean-flow right-hand side to U (None for Pr = inf).
@@ -544,7 +691,10 @@ class ModeOperators:
         if np.isinf(self.pr):
             vort = mean = None
         else:
-            vort = folded_inverse(self._block_mats(a), 2, self.interior)
+            if self.no_slip:
+                vort = folded_inverse(self._block_mats(a), 2, self.interior)
+            else:
+                vort = VorticityStream(folded_inverse(self._vorticity_mats(a), 1, self.interior), self.poisson)
             mean = inverse_columns(self._mean_flow_mat(a), self.interior)
         hit = (vort, temp, mean)
         self._cache[a] = hit
