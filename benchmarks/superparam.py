@@ -27,7 +27,7 @@ mirror image (column j with column n - 1 - j) before comparing.
 
 Costs are core-seconds (wall time x ranks) of the time stepping.
 
-    .venv/bin/python benchmarks/superparam.py            # default, ~10-15 min on 2 cores
+    .venv/bin/python benchmarks/superparam.py            # default, ~3 min on 2 cores
     .venv/bin/python benchmarks/superparam.py --quick    # smoke run (< 1 min)
 
 Writes ``benchmarks/results/superparam.json`` and ``superparam.png`` (``superparam_quick.*``).
