@@ -71,6 +71,7 @@ bench: setup
 	$(PYTHON) benchmarks/superparam.py
 	$(PYTHON) benchmarks/md.py
 	$(PYTHON) benchmarks/gas_dynamics.py
+	$(PYTHON) benchmarks/couplers.py
 
 # hmmpar's SSA against GillesPy2's compiled solver; installs GillesPy2 into its own venv
 # (benchmarks/.venv-gillespy2: needs PyPI and g++ on the first run), about 6 minutes

@@ -122,6 +122,9 @@ RUN: dict[str, Run] = {
     "mpirun -n 2 .venv/bin/python drivers/gas_dynamics.py drivers/configs/gas_dynamics_2d.toml":
         Run(GAS_2D, outputs=outputs("runs/gas_dynamics_2d", *GAS_FILES),
             summary={"runs/gas_dynamics_2d/summary.json": {"dim": 2, "time": 0.1}}),
+    ".venv/bin/python couplers_example.py":
+        Run(files={"couplers_example.py": ("docs/couplers.md", "micro = SlowFastODE(")},
+            stdout="X(1) = 1.153811 with 8000 micro steps"),
     "mpirun --oversubscribe -n 3 .venv/bin/python example.py":
         Run(files={"example.py": ("docs/farm.md", "farm = Farm(comm")}),
     '.venv/bin/python -c "import hmmpar, h5py; ' + H5PY_MPI: Run(stdout="True"),
@@ -134,7 +137,7 @@ RUN: dict[str, Run] = {
 
 BENCH = [f".venv/bin/python benchmarks/{name}.py"
          for name in ("farm", "elliptic", "md_noise", "ssa_engines", "ssa_nested", "scaling", "superparam_scaling", "md",
-                      "gas_dynamics")]
+                      "gas_dynamics", "couplers")]
 TEST = [".venv/bin/python -m pytest -q -p no:cacheprovider --with-mpi tests",
         *(f"mpirun --oversubscribe -n {n} .venv/bin/python -m pytest -q -p no:cacheprovider --with-mpi tests/mpi"
           for n in (2, 3))]
@@ -209,6 +212,8 @@ SKIP: dict[str, str] = {
     ".venv/bin/python benchmarks/superparam.py --quick": BENCHMARK,
     ".venv/bin/python benchmarks/superparam.py --amplitude 0.2": BENCHMARK,
     ".venv/bin/python benchmarks/superparam.py --walls free-slip --lx 16 --dt 2e-4": BENCHMARK,
+    ".venv/bin/python benchmarks/couplers.py": BENCHMARK,
+    ".venv/bin/python benchmarks/couplers.py --quick": BENCHMARK,
     ".venv/bin/python benchmarks/ssa_engines.py --repeats 7": BENCHMARK,
     ".venv/bin/python benchmarks/ssa_gillespy2.py --repeats 5": BENCHMARK,
     ".venv/bin/python benchmarks/ssa_nested.py": BENCHMARK,

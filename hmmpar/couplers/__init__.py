@@ -1,0 +1,21 @@
+"""Time-scale couplers that need nothing from a micro model but a time-stepper (issue 14).
+
+* :mod:`.stepper`: the protocol a micro model implements (:class:`MicroStepper`) and the
+  window of estimator samples it returns (:class:`Window`);
+* :mod:`.slow_fast`: a micro stepper for slow--fast ODE systems given as numba functions;
+* :mod:`.hmm`: the seamless HMM (E, Ren & Vanden-Eijnden 2009) and, for comparison, the
+  classical HMM that re-initialises the micro model every macro step;
+* :mod:`.projective`: equation-free projective forward Euler (Gear & Kevrekidis 2003) and
+  projective Runge--Kutta (Lee & Gear 2007) over a lift / evolve / restrict stepper
+  (:class:`FreeStepper`).
+
+Status (issue 14, first increment): the methods and their validation; not yet an app, the
+farm, checkpoints, patches or continuation (docs/couplers.md).
+"""
+from .hmm import HMMResult, classical_hmm, seamless_hmm
+from .projective import EulerODE, FreeStepper, LinearEuler, ProjectiveResult, amplification, projective_euler, projective_rk
+from .slow_fast import SlowFastODE
+from .stepper import MicroStepper, Window
+
+__all__ = ["EulerODE", "FreeStepper", "HMMResult", "LinearEuler", "MicroStepper", "ProjectiveResult", "SlowFastODE", "Window",
+           "amplification", "classical_hmm", "projective_euler", "projective_rk", "seamless_hmm"]
