@@ -7,15 +7,19 @@
   classical HMM that re-initialises the micro model every macro step;
 * :mod:`.projective`: equation-free projective forward Euler (Gear & Kevrekidis 2003) and
   projective Runge--Kutta (Lee & Gear 2007) over a lift / evolve / restrict stepper
-  (:class:`FreeStepper`).
+  (:class:`FreeStepper`);
+* :mod:`.patches`: the gap-tooth scheme and patch dynamics with buffers in 1D (Samaey,
+  Roose & Kevrekidis 2005, 2006) for heterogeneous diffusion (:class:`PatchDiffusion`).
 
 Status (issue 14, first increment): the methods and their validation; not yet an app, the
-farm, checkpoints, patches or continuation (docs/couplers.md).
+farm, checkpoints, 2D patches or continuation (docs/couplers.md).
 """
 from .hmm import HMMResult, classical_hmm, seamless_hmm
+from .patches import PatchDiffusion, gap_tooth, harmonic_mean, macro_rate, patch_dynamics
 from .projective import EulerODE, FreeStepper, LinearEuler, ProjectiveResult, amplification, projective_euler, projective_rk
 from .slow_fast import SlowFastODE
 from .stepper import MicroStepper, Window
 
-__all__ = ["EulerODE", "FreeStepper", "HMMResult", "LinearEuler", "MicroStepper", "ProjectiveResult", "SlowFastODE", "Window",
-           "amplification", "classical_hmm", "projective_euler", "projective_rk", "seamless_hmm"]
+__all__ = ["EulerODE", "FreeStepper", "HMMResult", "LinearEuler", "MicroStepper", "PatchDiffusion", "ProjectiveResult",
+           "SlowFastODE", "Window", "amplification", "classical_hmm", "gap_tooth", "harmonic_mean", "macro_rate",
+           "patch_dynamics", "projective_euler", "projective_rk", "seamless_hmm"]
