@@ -9,17 +9,21 @@
   projective Runge--Kutta (Lee & Gear 2007) over a lift / evolve / restrict stepper
   (:class:`FreeStepper`);
 * :mod:`.patches`: the gap-tooth scheme and patch dynamics with buffers in 1D (Samaey,
-  Roose & Kevrekidis 2005, 2006) for heterogeneous diffusion (:class:`PatchDiffusion`).
+  Roose & Kevrekidis 2005, 2006) for heterogeneous diffusion (:class:`PatchDiffusion`);
+* :mod:`.ssa_stepper`: an SSA ensemble as a :class:`FreeStepper` (the ensemble mean as the
+  macro state) and projective Euler with a least-squares slope (:func:`projective_euler_fit`).
 
 Status (issue 14, first increment): the methods and their validation; not yet an app, the
-farm, checkpoints, 2D patches or continuation (docs/couplers.md).
+farm, checkpoints, 2D patches, continuation or the OU/convection/MD steppers
+(docs/couplers.md).
 """
 from .hmm import HMMResult, classical_hmm, seamless_hmm
 from .patches import PatchDiffusion, gap_tooth, harmonic_mean, macro_rate, patch_dynamics
 from .projective import EulerODE, FreeStepper, LinearEuler, ProjectiveResult, amplification, projective_euler, projective_rk
 from .slow_fast import SlowFastODE
+from .ssa_stepper import SSAEnsembleStepper, projective_euler_fit
 from .stepper import MicroStepper, Window
 
 __all__ = ["EulerODE", "FreeStepper", "HMMResult", "LinearEuler", "MicroStepper", "PatchDiffusion", "ProjectiveResult",
-           "SlowFastODE", "Window", "amplification", "classical_hmm", "gap_tooth", "harmonic_mean", "macro_rate",
-           "patch_dynamics", "projective_euler", "projective_rk", "seamless_hmm"]
+           "SSAEnsembleStepper", "SlowFastODE", "Window", "amplification", "classical_hmm", "gap_tooth", "harmonic_mean", "macro_rate",
+           "patch_dynamics", "projective_euler", "projective_euler_fit", "projective_rk", "seamless_hmm"]
