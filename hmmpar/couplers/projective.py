@@ -53,7 +53,7 @@ from typing import Protocol, runtime_checkable
 import numba
 import numpy as np
 
-__all__ = ["EulerODE", "FreeStepper", "LinearEuler", "ProjectiveResult", "TABLEAUX", "amplification", "projective_euler",
+__all__ = ["EulerODE", "FreeStepper", "LinearEuler", "ProjectiveResult", "ProjectiveStepper", "telescopic_amplification", "TABLEAUX", "amplification", "projective_euler",
            "projective_rk"]
 
 
@@ -292,3 +292,50 @@ def _prk_step(stepper: FreeStepper, tab: Tableau, U: np.ndarray, t: float, dt: f
         start = base + (cs * dt - lead) * direction
         slopes.append(_damped_slope(stepper, start, t + cs * dt, K)[1])
     return base + (dt - lead) * sum(tab.b[s] * slopes[s] for s in range(len(tab.b)))
+
+
+class ProjectiveStepper:
+    r"""One outer step of projective forward Euler as the inner step of another level:
+    telescopic projective integration (Gear & Kevrekidis, *Telescopic projective methods for
+    parabolic differential equations*, J. Comput. Phys. 187 (2003) 95--109).
+
+    ``evolve(states, t, steps)`` takes ``steps`` outer steps of :func:`projective_euler` with
+    ``(k, M)`` over ``inner``, each of length :math:`h' = (k + 1 + M)\,h`; ``lift`` and
+    ``restrict`` are ``inner``'s (the states are ``inner``'s micro states, re-lifted from the
+    extrapolated macro state after every outer step, as projective_euler does). Nesting L
+    levels with :math:`(k_l, M_l)` multiplies a mode by the composition
+    :math:`\sigma_L(\cdots\sigma_1(\rho))` (:func:`telescopic_amplification`): the inner
+    levels damp the fastest modes, the outer ones take long steps over the slow ones.
+    """
+
+    def __init__(self, inner: FreeStepper, k: int, M: float) -> None:
+        if int(k) != k or k < 0:
+            raise ValueError(f"k must be a whole number >= 0, got {k!r}")
+        if not (math.isfinite(M) and M >= 0):
+            raise ValueError(f"M must be a finite number >= 0, got {M!r}")
+        self.inner, self.k, self.M = inner, int(k), float(M)
+        self.h = (self.k + 1 + self.M) * inner.h
+        #: steps of ``inner`` taken so far (the work of this level; nest to count the innermost)
+        self.inner_steps = 0
+
+    def lift(self, U: np.ndarray, t: float) -> np.ndarray:
+        return self.inner.lift(U, t)
+
+    def evolve(self, states: np.ndarray, t: float, steps: int) -> None:
+        for n in range(int(steps)):
+            U = self.inner.restrict(states)
+            before, after = _last_two(self.inner, U, t + n * self.h, self.k)
+            states[...] = self.inner.lift(after + self.M * (after - before), t + (n + 1) * self.h)
+            self.inner_steps += self.k + 1
+
+    def restrict(self, states: np.ndarray) -> np.ndarray:
+        return self.inner.restrict(states)
+
+
+def telescopic_amplification(rho: np.ndarray | complex, levels: list[tuple[int, float]]) -> np.ndarray:
+    r""":math:`\sigma_L(\cdots\sigma_1(\rho))` for levels ``[(k_1, M_1), ..., (k_L, M_L)]``,
+    innermost first (:func:`amplification` at each level)."""
+    s = np.asarray(rho)
+    for k, M in levels:
+        s = amplification(s, k, M)
+    return s
