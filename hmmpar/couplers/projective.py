@@ -168,6 +168,17 @@ class ProjectiveResult:
     inner_steps: int
 
 
+def check_projective(k: int, M: float, outer_steps: int | None = None) -> None:
+    """One-line ValueErrors for a bad inner-step count ``k``, extrapolation length ``M`` or
+    number of outer steps (shared by the projective methods)."""
+    if outer_steps is not None and (int(outer_steps) != outer_steps or outer_steps < 1):
+        raise ValueError(f"outer_steps must be a whole number >= 1, got {outer_steps!r}")
+    if int(k) != k or k < 0:
+        raise ValueError(f"k must be a whole number >= 0, got {k!r}")
+    if not (math.isfinite(M) and M >= 0):
+        raise ValueError(f"M must be a finite number >= 0, got {M!r}")
+
+
 def projective_euler(stepper: FreeStepper, U0: np.ndarray, t0: float, outer_steps: int, k: int,
                      M: float) -> ProjectiveResult:
     """``outer_steps`` steps of projective forward Euler (module docstring) from ``U0`` at ``t0``.
@@ -179,12 +190,7 @@ def projective_euler(stepper: FreeStepper, U0: np.ndarray, t0: float, outer_step
     M
         Extrapolation length in inner steps (M >= 0; M = 0 is the inner integrator alone).
     """
-    if int(outer_steps) != outer_steps or outer_steps < 1:
-        raise ValueError(f"outer_steps must be a whole number >= 1, got {outer_steps!r}")
-    if int(k) != k or k < 0:
-        raise ValueError(f"k must be a whole number >= 0, got {k!r}")
-    if not (math.isfinite(M) and M >= 0):
-        raise ValueError(f"M must be a finite number >= 0, got {M!r}")
+    check_projective(k, M, outer_steps)
     h = stepper.h
     U = np.atleast_2d(np.asarray(U0, dtype=float)).copy()
     out = np.empty((int(outer_steps) + 1,) + U.shape)
@@ -309,10 +315,7 @@ class ProjectiveStepper:
     """
 
     def __init__(self, inner: FreeStepper, k: int, M: float) -> None:
-        if int(k) != k or k < 0:
-            raise ValueError(f"k must be a whole number >= 0, got {k!r}")
-        if not (math.isfinite(M) and M >= 0):
-            raise ValueError(f"M must be a finite number >= 0, got {M!r}")
+        check_projective(k, M)
         self.inner, self.k, self.M = inner, int(k), float(M)
         self.h = (self.k + 1 + self.M) * inner.h
         #: steps of ``inner`` taken so far (the work of this level; nest to count the innermost)

@@ -85,7 +85,7 @@ import numpy as np
 from ..micro.ssa.direct import MAX_EVENTS, METHODS, NEGATIVE_COUNT, OK, SSAError, ssa_kernel, status_message
 from ..micro.ssa.model import ReactionNetwork
 from ..micro.ssa.streams import seed_stream, sub_key
-from .projective import FreeStepper, ProjectiveResult
+from .projective import FreeStepper, ProjectiveResult, check_projective
 
 __all__ = ["LIFTINGS", "SSAEnsembleStepper", "fit_weights", "projective_euler_fit"]
 
@@ -313,12 +313,7 @@ def projective_euler_fit(stepper: FreeStepper, U0: np.ndarray, t0: float, outer_
     window
         Restricted values in the fit, 2 .. k + 1 (default k + 1: all of them).
     """
-    if int(outer_steps) != outer_steps or outer_steps < 1:
-        raise ValueError(f"outer_steps must be a whole number >= 1, got {outer_steps!r}")
-    if int(k) != k or k < 0:
-        raise ValueError(f"k must be a whole number >= 0, got {k!r}")
-    if not (math.isfinite(M) and M >= 0):
-        raise ValueError(f"M must be a finite number >= 0, got {M!r}")
+    check_projective(k, M, outer_steps)
     k = int(k)
     window = k + 1 if window is None else window
     if int(window) != window or not 2 <= window <= k + 1:
