@@ -232,7 +232,15 @@ TABLEAUX = {
 
 
 def _last_two(stepper: FreeStepper, U: np.ndarray, t: float, K: int) -> tuple[np.ndarray, np.ndarray]:
-    """Lift ``U``, ``K + 1`` inner steps; the restricted states before and after the last one."""
+    """Lift ``U``, ``K + 1`` inner steps; the restricted states before and after the last one.
+
+    This is the coarse time-stepper every projective method is built on. A stepper that
+    computes it elsewhere (its micro states spread over the ranks as farm tasks,
+    :mod:`hmmpar.couplers.farmed`) offers it as ``stepper.last_two(U, t, K)``, which is then
+    used instead of lift / evolve / restrict."""
+    own = getattr(stepper, "last_two", None)
+    if own is not None:
+        return own(U, t, K)
     S = stepper.lift(U, t)
     if K:
         stepper.evolve(S, t, K)
