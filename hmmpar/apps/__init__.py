@@ -8,6 +8,7 @@ from hmmpar.core.errors import ConfigError
 #: run.app name -> "module:Class"
 APPS = {
     "convection": "hmmpar.apps.convection:Convection",
+    "couplers": "hmmpar.apps.couplers:Couplers",
     "elliptic": "hmmpar.apps.elliptic:Elliptic",
     "gas_dynamics": "hmmpar.apps.gas_dynamics:GasDynamics",
     "ou_averaging": "hmmpar.apps.ou_averaging:OUAveraging",

@@ -57,6 +57,11 @@ class Application:
     #: :class:`~hmmpar.core.instances.InstancePool`: the runner calls :meth:`advance`
     #: once per step (no farm, no :meth:`tasks` / :meth:`solve` / :meth:`absorb`)
     persistent_instances: ClassVar[bool] = False
+    #: the application calls the farm itself from :meth:`advance` (``self.farm``, set by
+    #: the runner before ``initialize`` / ``load_checkpoint``): a coupler whose solver asks
+    #: for micro work through callbacks (a Newton--Krylov solve, the stages of a projective
+    #: method), so the runner's tasks / solve / absorb rounds do not fit it
+    drives_farm: ClassVar[bool] = False
 
     def __init__(self, config: Config, comm, timers: Timers) -> None:
         self.config = config
@@ -71,6 +76,8 @@ class Application:
         #: rank-0 log lines (the runner gives the application the run's log, which obeys
         #: ``--quiet``)
         self.log = RankLog(comm)
+        #: the run's farm (set by the runner; used by applications that set :attr:`drives_farm`)
+        self.farm = None
 
     def memory_estimate(self) -> int:
         """Bytes this rank will allocate at its peak (default 0: not estimated).
@@ -123,7 +130,8 @@ class Application:
     def advance(self, step: int) -> int:
         """One macro step of an application with :attr:`persistent_instances`
         (collective): the macro model, the instances' step through the pool, the macro
-        model again. Returns the number of micro instances this rank stepped."""
+        model again. Returns the number of micro instances this rank stepped (with
+        :attr:`drives_farm`: the micro tasks this rank submitted to the farm)."""
         raise NotImplementedError
 
     # checkpoints

@@ -180,7 +180,7 @@ def _toml_string(text: str) -> str:
 
 
 def _toml_value(value: Any) -> str:
-    """A config value (bool, int, float, str or a list of them) as TOML text."""
+    """A config value (bool, int, float, str, a list or a table of them) as TOML text."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -195,6 +195,8 @@ def _toml_value(value: Any) -> str:
         return _toml_string(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table (a user function's parameters)
+        return "{" + ", ".join(f"{_toml_string(str(k))} = {_toml_value(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"cannot write {type(value).__name__} as TOML")
 
 

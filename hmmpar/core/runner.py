@@ -172,6 +172,7 @@ def _run(cfg: Config, comm, app, timers: Timers, wall0: float, *, restart: str |
         (outdir / "run_config.toml").write_text(cfg.dumps())
     farm = Farm(comm, mode=cfg["farm.mode"], retry=cfg["farm.retry"], min_chunk=cfg["farm.min_chunk"],
                 task_time_limit=cfg["farm.task_time_limit"], stats=stats)
+    app.farm = farm  # an application that drives the farm itself (app.drives_farm) calls it from advance
     ck = Checkpointer(comm, checkpoint_directory(cfg), keep=cfg["checkpoint.keep"],
                       every_steps=cfg["checkpoint.every_steps"],
                       every_seconds=cfg["checkpoint.every_seconds"], signals=STOP_SIGNALS)
@@ -211,7 +212,7 @@ def _run(cfg: Config, comm, app, timers: Timers, wall0: float, *, restart: str |
     unsaved = False  # a step since the last checkpoint changed the checkpointed state
     step = first
     while app.more_steps(step):
-        if app.persistent_instances:
+        if app.persistent_instances or app.drives_farm:
             t_farm = time.perf_counter()
             tasks_done = comm.allreduce(int(app.advance(step)))
             timers.add("farm_total", time.perf_counter() - t_farm)

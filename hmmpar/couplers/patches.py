@@ -71,7 +71,7 @@ from collections.abc import Callable
 import numba
 import numpy as np
 
-from .projective import TABLEAUX, ProjectiveResult, _damped_slope, projective_euler
+from .projective import TABLEAUX, ProjectiveResult, Tableau, _damped_slope, projective_euler
 
 __all__ = ["BUFFER_FACTOR", "HEALING_FACTOR", "PatchDiffusion", "gap_tooth", "harmonic_mean", "macro_rate",
            "patch_dynamics", "slope"]
@@ -125,20 +125,32 @@ def macro_rate(k: float, a_star: float, Dx: float, h: float, order: int) -> floa
 
 
 @numba.njit
+def _diffuse_row(u, ci, steps):
+    """``steps`` explicit steps of one patch ``u``; ``u[0]`` and ``u[-1]`` are the fixed
+    boundary values, ``ci[f]`` the face factors dt * a / (dx * dist)."""
+    n2 = u.shape[0]
+    for _ in range(steps):
+        flux_l = ci[0] * (u[1] - u[0])
+        for j in range(1, n2 - 1):
+            flux_r = ci[j] * (u[j + 1] - u[j])  # u[j], u[j + 1] not yet updated
+            u[j] += flux_r - flux_l
+            flux_l = flux_r
+
+
+@numba.njit
 def _diffuse(S, c, steps):
-    """``steps`` explicit steps on every patch; ``S[b, i, 0]`` and ``S[b, i, -1]`` are the
-    fixed boundary values, ``c[i, f]`` the face factors dt * a / (dx * dist)."""
+    """``steps`` explicit steps on every patch ``S[b, i]`` (face factors ``c[i]``)."""
     nb, N, n2 = S.shape
     for b in range(nb):
         for i in range(N):
-            u = S[b, i]
-            ci = c[i]
-            for _ in range(steps):
-                flux_l = ci[0] * (u[1] - u[0])
-                for j in range(1, n2 - 1):
-                    flux_r = ci[j] * (u[j + 1] - u[j])  # u[j], u[j + 1] not yet updated
-                    u[j] += flux_r - flux_l
-                    flux_l = flux_r
+            _diffuse_row(S[b, i], c[i], steps)
+
+
+@numba.njit
+def _diffuse_units(S, c, patch, steps):
+    """``steps`` explicit steps on patches ``S[r]`` of patch indices ``patch[r]``."""
+    for r in range(S.shape[0]):
+        _diffuse_row(S[r], c[patch[r]], steps)
 
 
 class PatchDiffusion:
@@ -262,6 +274,23 @@ class PatchDiffusion:
         lo = 1 + self.n_buf
         return states[..., lo:lo + self.n_in].mean(axis=-1)
 
+    # every patch of every batch member is a unit of the farm (hmmpar.couplers.farmed)
+    #: leading axes of a lifted state that index units: batch member and patch
+    unit_axes = 2
+
+    def evolve_units(self, states: np.ndarray, index: np.ndarray, t: float, steps: int) -> None:
+        """``steps`` fine steps of single patches ``states`` ``(n, n_fine + 2)`` whose flat unit
+        indices (member * N + patch) are ``index``."""
+        _diffuse_units(states, self._c, np.asarray(index, dtype=np.int64) % self.N, int(steps))
+
+    def restrict_units(self, states: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """The patch averages ``(n, 1)`` of single patches."""
+        return self.restrict(states)[:, None]
+
+    def join_units(self, values: np.ndarray, nb: int) -> np.ndarray:
+        """Unit values ``(nb * N, 1)`` in unit order as macro states ``(nb, N)``."""
+        return values.reshape(nb, self.N)
+
 
 def gap_tooth(stepper: PatchDiffusion, U0: np.ndarray, t0: float, outer_steps: int) -> ProjectiveResult:
     r"""``outer_steps`` gap-tooth steps of :math:`\Delta t = \tau` (``stepper.micro_time``):
@@ -274,6 +303,15 @@ def slope(stepper: PatchDiffusion, U: np.ndarray, t: float) -> np.ndarray:
     :math:`\tau`, and the chord of the last fine step,
     :math:`(R(u(\tau)) - R(u(\tau - \delta t)))/\delta t` (after the lifted profile has healed)."""
     return _damped_slope(stepper, np.atleast_2d(np.asarray(U, dtype=float)), t, stepper.steps_per_lift - 1)[1]
+
+
+def patch_step(stepper: PatchDiffusion, tab: Tableau, U: np.ndarray, t: float, dt: float) -> np.ndarray:
+    """One step of :func:`patch_dynamics` with the tableau ``tab`` from ``U`` at ``t``."""
+    ks: list[np.ndarray] = []
+    for s in range(len(tab.b)):
+        Y = U + dt * sum((tab.a[s, l] * ks[l] for l in range(s) if tab.a[s, l] != 0.0), np.zeros_like(U))
+        ks.append(slope(stepper, Y, t + tab.c[s] * dt))
+    return U + dt * sum(b * k for b, k in zip(tab.b, ks))
 
 
 def patch_dynamics(stepper: PatchDiffusion, U0: np.ndarray, t0: float, outer_steps: int, dt: float,
@@ -305,11 +343,7 @@ def patch_dynamics(stepper: PatchDiffusion, U0: np.ndarray, t0: float, outer_ste
     out[0] = U
     for n in range(int(outer_steps)):
         t = t0 + n * dt
-        ks: list[np.ndarray] = []
-        for s in range(len(tab.b)):
-            Y = U + dt * sum((tab.a[s, l] * ks[l] for l in range(s) if tab.a[s, l] != 0.0), np.zeros_like(U))
-            ks.append(slope(stepper, Y, t + tab.c[s] * dt))
-        U = U + dt * sum(b * k for b, k in zip(tab.b, ks))
+        U = patch_step(stepper, tab, U, t, dt)
         if not np.all(np.isfinite(U)):
             raise FloatingPointError(f"patch dynamics: the macro state is not finite at t = {t + dt:.6g} (outer step "
                                      f"{n + 1}); dt is too large for the macro scheme's stiffest mode")

@@ -60,8 +60,15 @@ def convection_state(out) -> bytes:
     return json.dumps([s["series"], s["time"], s["sub_steps"]]).encode() + fields
 
 
+def couplers_state(out) -> bytes:
+    """The macro state after every outer step."""
+    with h5py.File(out / "couplers.h5", "r") as f:
+        return f["U"][()].tobytes()
+
+
 #: driver -> (the options of the short run, its final state)
 SHORT = {
+    "couplers": (["--set", "output.plots=false"], couplers_state),
     "convection": (["--set", "time.t_end=0.05", "--set", "output.plots=false"], convection_state),
     "superparam": (["--set", "macro.t_end=0.004", "--set", "output.average_from=0", "--set", "output.plots=false"],
                    superparam_state),
@@ -70,7 +77,8 @@ SHORT = {
 
 @pytest.mark.parametrize("app", sorted(SHORT))
 def test_convection_and_superparam_jobs_match_a_direct_run(tmp_path, app):
-    """sbatch slurm/convection.sbatch (one task) and slurm/superparam.sbatch (two) with the
+    """sbatch slurm/convection.sbatch (one task), slurm/superparam.sbatch and
+    slurm/couplers.sbatch (two) with the
     driver's default config, shortened, complete and give bitwise the final state of the
     same driver and options under a plain ``mpirun -n 2``."""
     options, final_state = SHORT[app]
@@ -83,8 +91,8 @@ def test_convection_and_superparam_jobs_match_a_direct_run(tmp_path, app):
     p = mpirun(2, [f"drivers/{app}.py", *options, "--set", f'run.output_dir="{direct}"'])
     assert p.returncode == 0, p.stderr
     assert final_state(out) == final_state(direct)
-    assert json.loads((out / "summary.json").read_text())["time"] == pytest.approx(0.05 if app == "convection"
-                                                                                    else 0.004, rel=1e-12)
+    end = {"convection": 0.05, "superparam": 0.004, "couplers": 0.048}[app]
+    assert json.loads((out / "summary.json").read_text())["time"] == pytest.approx(end, rel=1e-12)
 
 
 OU = ["--set", "macro.t_end=0.8", "--set", "checkpoint.every_steps=1", "--set", "checkpoint.keep=3"]

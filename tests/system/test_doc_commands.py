@@ -81,6 +81,10 @@ H5PY_MPI = 'print(h5py.get_config().mpi)"'
 MD_STATE = ".venv/bin/hmmpar md state --rho 0.5 --temperature 2.0 --shift --atoms 256 --equilibrate 2 --time 10"
 
 RUN: dict[str, Run] = {
+    "mpirun -n 2 .venv/bin/python drivers/couplers.py":
+        Run(sets("run.progress_interval=0"),
+            outputs=outputs("runs/couplers", "couplers.h5", "couplers.png", "checkpoints/ckpt_00000012.h5"),
+            summary={"runs/couplers/summary.json": {"time": 0.048, "method": "patch_dynamics"}}),
     "mpirun -n 2 .venv/bin/python drivers/superparam.py":
         Run(sets("macro.t_end=0.002", "output.average_from=0.001", "run.progress_interval=0"),
             outputs=outputs("runs/superparam", "superparam.png", "superparam.xdmf", "snapshots/superparam_00000.h5"),
@@ -230,6 +234,7 @@ SKIP: dict[str, str] = {
     "scancel --signal=USR1 --batch JOBID": SLURM,
     "sbatch --dependency=afterany:$SLURM_JOB_ID": FRAGMENT,
     "sbatch slurm/elliptic.sbatch": SLURM,
+    "sbatch slurm/couplers.sbatch": SLURM,
     "sbatch slurm/gas_dynamics.sbatch": SLURM,
     "sbatch --ntasks=64 --time=04:00:00 slurm/elliptic.sbatch my.toml --set micro.n=48": SLURM,
     "OUT=runs/big NTASKS=64 LAUNCHER=srun sbatch --ntasks=64 slurm/elliptic.sbatch my.toml": SLURM,

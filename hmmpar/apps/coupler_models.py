@@ -1,0 +1,175 @@
+r"""The micro models the ``couplers`` application can drive, built from its config.
+
+* ``seed``, ``dissipative``: the slow--fast ODE examples of :mod:`hmmpar.couplers.examples`
+  over ``model.points`` initial values :math:`X_0 \in [x_{0,\min}, x_{0,\max}]`; a
+  :class:`~hmmpar.couplers.SlowFastODE` (RK4 in fast time) for the HMM methods, the full
+  system's forward Euler steps (:class:`~hmmpar.couplers.EulerODE`, :math:`h =
+  \delta\tau\,\varepsilon`) for the projective ones. The averaged solution is the reference:
+  :math:`X(t) = X_0 + t` (seed), :math:`\dot X = -X^3 + \cos t + \sin(\sqrt2\,t)` solved to
+  1e-12 by SciPy (dissipative).
+* ``homogenization``: :class:`~hmmpar.couplers.PatchDiffusion`, patches with buffers of
+  :math:`u_t = (a(x/\varepsilon)u_x)_x`, :math:`a(y) = \bar a + A\sin 2\pi y`, periodic on
+  [0, 1], :math:`u(0) = \sin 2\pi m x`; the reference is the homogenized solution
+  :math:`e^{-a^*(2\pi m)^2 t}\sin 2\pi m x` with the harmonic mean
+  :math:`a^* = \sqrt{\bar a^2 - A^2}`.
+* ``user``: ``model.function`` (``module:function`` or ``file.py:function``: user code,
+  trusted, run on every rank) called as ``function(params) -> (stepper, U0)`` with the
+  table ``model.params``; the stepper is a :class:`~hmmpar.couplers.MicroStepper` (for
+  ``seamless`` / ``classical``) or a :class:`~hmmpar.couplers.FreeStepper` (the rest).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from hmmpar.core.errors import ConfigError, one_line
+
+#: built-in models
+MODELS = ("seed", "dissipative", "homogenization", "user")
+#: the methods that need a constrained stepper with an estimator (MicroStepper)
+HMM_METHODS = ("seamless", "classical")
+
+
+@dataclass
+class CouplerModel:
+    """A built micro model: the stepper, the initial macro state ``U0`` ``(nb, nu)``, and the
+    reference solution ``exact(t) -> (nb, nu)`` of the macro variables it has (or None)."""
+
+    stepper: object
+    U0: np.ndarray
+    exact: Callable[[float], np.ndarray] | None = None
+    #: the macro components compared with ``exact`` (the slow part of a full ODE state)
+    compare: slice = field(default_factory=lambda: slice(None))
+    #: the full right-hand side ``rhs(t, u, out)`` (ODE models: the predicted stability check)
+    rhs: Callable | None = None
+    info: dict = field(default_factory=dict)
+
+
+def initial_points(points: int, lo: float, hi: float) -> np.ndarray:
+    """``points`` initial values evenly spaced in ``[lo, hi]``."""
+    return np.linspace(lo, hi, points) if points > 1 else np.array([lo])
+
+
+def averaged_dissipative(X0: np.ndarray) -> Callable[[float], np.ndarray]:
+    r"""The reference of the dissipative example: :math:`\dot X = -X^3 + \cos t + \sin(\sqrt2 t)`
+    from every :math:`X_0`, by SciPy's DOP853 at rtol 1e-12 (an ODE oracle, not our code)."""
+    from scipy.integrate import solve_ivp
+
+    def exact(t: float) -> np.ndarray:
+        if t == 0.0:
+            return X0[:, None].copy()
+        sol = solve_ivp(lambda s, x: -x ** 3 + math.cos(s) + math.sin(math.sqrt(2.0) * s), (0.0, t), X0,
+                        method="DOP853", rtol=1e-12, atol=1e-14)
+        return sol.y[:, -1][:, None]
+    return exact
+
+
+def build(config, comm, method: str) -> CouplerModel:
+    """The micro model of config section ``model`` for ``method`` (ConfigErrors name the key)."""
+    m = config.section("model")
+    name = m["name"]
+    if name in ("seed", "dissipative"):
+        return _slow_fast(m, name, method)
+    if name == "homogenization":
+        return _patches(config.section("patches"))
+    return _user(config, comm, method)
+
+
+def _slow_fast(m: dict, name: str, method: str) -> CouplerModel:
+    from hmmpar.couplers import EulerODE, SlowFastODE
+    from hmmpar.couplers import examples as ex
+    if m["x0_max"] < m["x0_min"]:
+        raise ConfigError("config key model.x0_max must be >= model.x0_min")
+    X0 = initial_points(m["points"], m["x0_min"], m["x0_max"])
+    eps, dtau = m["eps"], m["dtau"]
+    if name == "seed":
+        exact = lambda t: (X0 + t)[:, None]  # noqa: E731 - the averaged equation X' = 1
+        if method in HMM_METHODS:
+            return CouplerModel(SlowFastODE(ex.f_seed, ex.g_seed, 1, 2, eps, dtau, ex.SEED_Y0), X0[:, None], exact)
+        U0 = np.column_stack([X0, np.tile(ex.SEED_Y0, (X0.size, 1))])
+        return CouplerModel(EulerODE(ex.full_rhs_seed(eps), dtau * eps), U0, exact, slice(0, 1),
+                            ex.full_rhs_seed(eps))
+    exact = averaged_dissipative(X0)
+    if method in HMM_METHODS:
+        return CouplerModel(SlowFastODE(ex.f_dissipative, ex.g_dissipative, 1, 1, eps, dtau, _relaxed_y),
+                            X0[:, None], exact)
+    U0 = np.column_stack([X0, X0])
+    rhs = ex.full_rhs_dissipative(eps)
+    return CouplerModel(EulerODE(rhs, dtau * eps), U0, exact, slice(0, 1), rhs)
+
+
+def _numba_relaxed_y():
+    import numba
+
+    @numba.njit
+    def relaxed_y(t, x, out):  # the dissipative example's fast variable starts at y = x
+        out[0] = x[0]
+    return relaxed_y
+
+
+_relaxed_y = _numba_relaxed_y()
+
+#: PatchDiffusion's argument names -> config keys (its ValueErrors name the argument)
+_PATCH_KEYS = {"eps": "patches.eps", "n_patches": "patches.n_patches", "patch_width": "patches.patch_periods",
+               "buffer_width": "patches.buffer_periods", "micro_time": "patches.micro_time",
+               "points_per_period": "patches.points_per_period", "order": "patches.order"}
+
+
+def _patches(p: dict) -> CouplerModel:
+    from hmmpar.couplers import PatchDiffusion
+    mean, amp = p["mean"], p["amplitude"]
+    if not abs(amp) < mean:
+        raise ConfigError(f"config keys patches.mean = {mean:g}, patches.amplitude = {amp:g}: a(y) = mean + "
+                          "amplitude sin(2 pi y) must stay positive (|amplitude| < mean)")
+    eps = p["eps"]
+
+    def a(y):
+        return mean + amp * np.sin(2.0 * np.pi * y)
+    try:
+        st = PatchDiffusion(a, eps, p["n_patches"], p["patch_periods"] * eps, p["buffer_periods"] * eps,
+                            p["micro_time"] * eps * eps, p["points_per_period"], p["order"])
+    except ValueError as exc:
+        text = str(exc)
+        arg = text.split(" ", 1)[0]
+        key = _PATCH_KEYS.get(arg)
+        raise ConfigError(f"config key {key}: {text} (widths in periods eps, micro_time in eps^2)" if key
+                          else f"config section patches: {text}") from None
+    a_star = math.sqrt(mean * mean - amp * amp)
+    k = 2.0 * math.pi * p["mode"]
+    x = st.centres
+    U0 = np.sin(k * x)[None, :]
+
+    def exact(t: float) -> np.ndarray:
+        return math.exp(-a_star * k * k * t) * U0
+    return CouplerModel(st, U0, exact, info={"a_hom": a_star, "decay_rate_hom": a_star * k * k,
+                                             "decay_rate_arithmetic": mean * k * k,
+                                             "domain_fraction": st.domain_fraction, "wavenumber": k})
+
+
+def _user(config, comm, method: str) -> CouplerModel:
+    from hmmpar.couplers import FreeStepper, MicroStepper
+    from hmmpar.io.user_code import load_user_function
+    if not config["model.function"]:
+        raise ConfigError("config key model.function: model.name = 'user' needs 'module:function' or "
+                          "'file.py:function'")
+    fn = load_user_function(comm, config, "model.function")
+    try:
+        made = fn(dict(config["model.params"]))
+        stepper, U0 = made
+    except Exception as exc:  # noqa: BLE001 - user code may raise anything
+        raise ConfigError(f"config key model.function = {config['model.function']!r}: calling it with "
+                          f"model.params raised {one_line(exc)} (it must return (stepper, U0))") from None
+    want = MicroStepper if method in HMM_METHODS else FreeStepper
+    missing = [a for a in (("nx", "dtau", "lift", "advance", "restrict") if want is MicroStepper
+                           else ("h", "lift", "evolve", "restrict")) if not hasattr(stepper, a)]
+    if missing:
+        kind = "a MicroStepper" if want is MicroStepper else "a FreeStepper"
+        raise ConfigError(f"config key model.function: coupler.method = {method!r} needs {kind}; the stepper "
+                          f"returned has no {', '.join(missing)}")
+    U0 = np.atleast_2d(np.asarray(U0, dtype=float))
+    if not np.all(np.isfinite(U0)):
+        raise ConfigError("config key model.function: the initial macro state U0 it returned is not finite")
+    return CouplerModel(stepper, U0)

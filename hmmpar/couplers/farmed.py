@@ -1,0 +1,215 @@
+r"""The couplers' micro work spread over MPI ranks by the farm.
+
+A coupler only ever asks a micro model for two things, both of them batches of
+independent micro simulations:
+
+* the coarse time-stepper of the equation-free methods, :math:`U \mapsto
+  (R\,u_{K}, R\,u_{K+1})` with :math:`u_0 = L(U)` and :math:`u_{j+1}` one inner step of
+  :math:`u_j` (``_last_two`` in :mod:`.projective`; projective Euler, projective
+  Runge--Kutta, telescopic levels, patch dynamics and the coarse Newton--Krylov solves are
+  built on it);
+* the constrained micro run of the (seamless or classical) HMM,
+  :meth:`~.stepper.MicroStepper.advance`, whose micro states persist between calls.
+
+:class:`FarmedStepper` and :class:`FarmedMicroStepper` wrap a serial stepper and compute
+these on every rank of a communicator: the lifted micro state is cut into *units* (the
+members of the batch, or, for patches, every patch of every member), rank ``r`` takes the
+contiguous block ``[n r / P, n (r + 1) / P)`` of the ``n`` units as farm tasks (the farm
+moves them to idle ranks, :class:`hmmpar.core.farm.Farm`), and the restricted results are
+gathered on every rank in unit order. Every unit's result depends only on its own data,
+and the coarse state is held whole on every rank, so a run is bitwise the same on any
+number of ranks (and the coarse solvers above it, replicated, take the same path).
+
+Units
+-----
+A stepper whose batch members are independent needs nothing more (unit = member:
+``evolve`` and ``restrict`` are called on sub-batches). A stepper whose members are
+themselves split into independent pieces (patches) says so with
+
+* ``unit_axes``: the number of leading axes of a lifted state array that index units
+  (2 for patches: member and patch);
+* ``evolve_units(states, index, t, steps)``: advance units ``states`` ``(n, ...)`` whose
+  flat unit indices are ``index``;
+* ``restrict_units(states, index) -> (n, m)`` and ``join_units(values, nb) -> (nb, nu)``:
+  the restriction of single units and how the unit values make a macro state.
+"""
+from __future__ import annotations
+
+import numpy as np
+from mpi4py import MPI
+
+from hmmpar.core.farm import Farm, TaskContext
+from hmmpar.couplers.stepper import MicroStepper, Window
+
+
+def unit_block(n: int, rank: int, size: int) -> tuple[int, int]:
+    """The contiguous block of ``n`` units rank ``rank`` of ``size`` submits."""
+    return n * rank // size, n * (rank + 1) // size
+
+
+def allgather_rows(comm, rows: np.ndarray, n: int) -> np.ndarray:
+    """Every rank's ``rows`` (the blocks of :func:`unit_block`) on every rank, in rank
+    order, as raw bytes (no pickling)."""
+    out = np.empty(n, dtype=rows.dtype)
+    if comm.size == 1:
+        out[...] = rows
+        return out
+    counts = np.array([unit_block(n, r, comm.size)[1] - unit_block(n, r, comm.size)[0]
+                       for r in range(comm.size)], dtype=np.int64) * rows.dtype.itemsize
+    displs = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    comm.Allgatherv([rows.view(np.uint8), MPI.BYTE],
+                    [out.view(np.uint8), counts.astype(np.int32), displs.astype(np.int32), MPI.BYTE])
+    return out
+
+
+class _Counting:
+    """Work and farm-call bookkeeping shared by the two wrappers."""
+
+    def __init__(self, farm: Farm, seed: int) -> None:
+        self.farm, self.comm, self.seed = farm, farm.comm, int(seed)
+        #: farm calls so far: the ``step`` key of the random streams of the next one (a
+        #: restart must restore it to continue bitwise)
+        self.calls = 0
+        #: micro steps taken, summed over all units (the same on every rank)
+        self.unit_steps = 0
+        #: units this rank submitted (the farm may have run them elsewhere)
+        self.submitted = 0
+
+    def _map(self, solve, rows: np.ndarray, dtype: np.dtype, n: int) -> np.ndarray:
+        lo, hi = unit_block(n, self.comm.rank, self.comm.size)
+        mine = rows[lo:hi]
+        res = self.farm.map(solve, mine, dtype, step=self.calls, seed=self.seed)
+        self.calls += 1
+        self.submitted += hi - lo
+        return allgather_rows(self.comm, np.ascontiguousarray(res), n)
+
+
+class FarmedStepper(_Counting):
+    r"""A :class:`~.projective.FreeStepper`'s coarse time-stepper computed by the farm
+    (module docstring).
+
+    To the couplers it is a free stepper whose micro state is the macro state itself:
+    ``lift`` and ``restrict`` copy, and ``last_two(U, t, K)`` lifts ``U`` with the wrapped
+    stepper, runs ``K + 1`` inner steps of every unit as farm tasks and returns the
+    restrictions before and after the last one. Since restriction after lifting is the
+    identity here, a :class:`~.projective.ProjectiveStepper` over it (a telescopic level)
+    re-lifts from the extrapolated macro state exactly as over the wrapped stepper.
+
+    Parameters
+    ----------
+    stepper
+        The serial free stepper (every rank builds the same one).
+    farm
+        The farm over the run's communicator.
+    seed
+        Run seed (keys the farm's random streams with the call counter).
+    """
+
+    def __init__(self, stepper, farm: Farm, seed: int = 0) -> None:
+        super().__init__(farm, seed)
+        self.stepper = stepper
+        self.h = float(stepper.h)
+        self.unit_axes = int(getattr(stepper, "unit_axes", 1))
+        for name in ("steps_per_lift", "micro_time"):  # patch dynamics' slope and the gap-tooth step
+            if hasattr(stepper, name):
+                setattr(self, name, getattr(stepper, name))
+
+    def lift(self, U: np.ndarray, t: float) -> np.ndarray:
+        return np.atleast_2d(np.asarray(U, dtype=float)).copy()
+
+    def restrict(self, states: np.ndarray) -> np.ndarray:
+        return np.array(states, dtype=float)
+
+    def evolve(self, states: np.ndarray, t: float, steps: int) -> None:
+        raise NotImplementedError("a FarmedStepper runs its micro steps inside last_two (the coarse time-stepper)")
+
+    def last_two(self, U: np.ndarray, t: float, K: int) -> tuple[np.ndarray, np.ndarray]:
+        st = self.stepper
+        S = np.ascontiguousarray(st.lift(np.atleast_2d(np.asarray(U, dtype=float)), t))
+        lead = S.shape[:self.unit_axes]
+        nb, n = S.shape[0], int(np.prod(lead))
+        unit_shape = S.shape[self.unit_axes:]
+        flat = S.reshape(n, -1)
+        own_evolve = getattr(st, "evolve_units", None)
+        own_restrict = getattr(st, "restrict_units", None)
+
+        def evolve(u, index, tt, steps):
+            if own_evolve is not None:
+                own_evolve(u, index, tt, steps)
+            else:
+                st.evolve(u, tt, steps)
+
+        def restrict(u, index):
+            return own_restrict(u, index) if own_restrict is not None else st.restrict(u)
+
+        m = np.asarray(restrict(flat[:1].reshape((1,) + unit_shape).copy(), np.zeros(1, np.int64))).reshape(1, -1).shape[1]
+        task = np.dtype([("task_id", "i8"), ("state", "f8", (flat.shape[1],))])
+        result = np.dtype([("before", "f8", (m,)), ("after", "f8", (m,))])
+        rows = np.empty(n, dtype=task)
+        rows["task_id"] = np.arange(n)
+        rows["state"] = flat
+        t, K = float(t), int(K)
+
+        def solve(r: np.ndarray, ctx: TaskContext) -> np.ndarray:
+            index = r["task_id"].astype(np.int64)
+            u = np.ascontiguousarray(r["state"]).reshape((r.shape[0],) + unit_shape)
+            out = np.empty(r.shape[0], dtype=result)
+            if K:
+                evolve(u, index, t, K)
+            out["before"] = np.asarray(restrict(u, index)).reshape(r.shape[0], m)
+            evolve(u, index, t + K * self.h, 1)
+            out["after"] = np.asarray(restrict(u, index)).reshape(r.shape[0], m)
+            return out
+
+        res = self._map(solve, rows, result, n)
+        self.unit_steps += n * (K + 1)
+        join = getattr(st, "join_units", None)
+        if join is not None:
+            return join(res["before"], nb), join(res["after"], nb)
+        return res["before"].reshape(nb, m), res["after"].reshape(nb, m)
+
+
+class FarmedMicroStepper(_Counting):
+    """A :class:`~.stepper.MicroStepper` whose batch members run as farm tasks.
+
+    The micro states persist between calls (the seamless HMM never re-initialises them):
+    they are held whole on every rank, sent with their macro constraint in the task rows,
+    and the advanced states come back with the estimator's samples. The wrapped stepper's
+    batch members must be independent (its ``advance`` on a sub-batch gives the same rows
+    as on the whole batch).
+    """
+
+    def __init__(self, stepper: MicroStepper, farm: Farm, seed: int = 0) -> None:
+        super().__init__(farm, seed)
+        self.stepper = stepper
+        self.nx, self.dtau = int(stepper.nx), float(stepper.dtau)
+
+    def lift(self, X: np.ndarray, t: float) -> np.ndarray:
+        return self.stepper.lift(X, t)
+
+    def restrict(self, states: np.ndarray) -> np.ndarray:
+        return self.stepper.restrict(states)
+
+    def advance(self, states: np.ndarray, X: np.ndarray, t: float, steps: int) -> Window:
+        nb = states.shape[0]
+        shape = states.shape[1:]
+        X = np.atleast_2d(np.asarray(X, dtype=float))
+        task = np.dtype([("task_id", "i8"), ("state", states.dtype, shape), ("X", "f8", (self.nx,))])
+        result = np.dtype([("state", states.dtype, shape), ("mean", "f8", (self.nx,)), ("last", "f8", (self.nx,))])
+        rows = np.empty(nb, dtype=task)
+        rows["task_id"] = np.arange(nb)
+        rows["state"] = states
+        rows["X"] = X
+        t, steps, st = float(t), int(steps), self.stepper
+
+        def solve(r: np.ndarray, ctx: TaskContext) -> np.ndarray:
+            s = np.ascontiguousarray(r["state"])
+            w = st.advance(s, np.ascontiguousarray(r["X"]), t, steps)
+            out = np.empty(r.shape[0], dtype=result)
+            out["state"], out["mean"], out["last"] = s, w.mean, w.last
+            return out
+
+        res = self._map(solve, rows, result, nb)
+        states[...] = res["state"]
+        self.unit_steps += nb * steps
+        return Window(res["mean"].copy(), res["last"].copy(), steps)

@@ -1,0 +1,195 @@
+"""The couplers app (run.app = "couplers"): the farmed methods give the serial library's
+answers bitwise on 1, 2 and 3 ranks and across a restart on another rank count; the default
+config reproduces the homogenized decay rate; bad input is one line before any micro work."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, hmmpar_lines, run_mpi
+
+CONFIG = ROOT / "drivers" / "configs" / "couplers.toml"
+SEAMLESS = ("model.name=\"dissipative\"", "coupler.method=\"seamless\"", "coupler.dt=0.05", "coupler.t_end=0.5",
+            "coupler.steps=200", "model.points=5")
+
+
+def run(n, out: Path, *sets: str, restart: bool = False, config: Path = CONFIG):
+    args = ["-m", "hmmpar.cli", "run", str(config), "--set", f'run.output_dir="{out}"',
+            "--set", "run.progress_interval=0", "--set", "output.plots=false",
+            *[a for s in sets for a in ("--set", s)]]
+    if restart:
+        args += ["--restart", "latest"]
+    return run_mpi(n, args, timeout=300)
+
+
+def summary(out: Path) -> dict:
+    return json.loads((out / "summary.json").read_text())
+
+
+def trajectory(out: Path) -> np.ndarray:
+    import hmmpar  # noqa: F401 - Debian's MPI h5py
+    import h5py
+    with h5py.File(out / "couplers.h5") as f:
+        return f["U"][()]
+
+
+def test_default_config_reproduces_the_homogenized_decay_rate(tmp_path):
+    """The default config is the validation problem of
+    tests/validation/couplers/test_patch_dynamics.py (its error budget: -0.20 % against
+    a* (2 pi)^2 = 18.0913, all terms known to within 1 %), now with every patch a farm task;
+    its trajectory is bitwise the serial patch_dynamics'."""
+    from hmmpar.couplers import PatchDiffusion, patch_dynamics
+    out = tmp_path / "patch"
+    p = run(2, out)
+    assert p.returncode == 0, p.stderr
+    s = summary(out)
+    a_star = math.sqrt(1.1 ** 2 - 1.0)
+    assert s["decay_rate_hom"] == pytest.approx(a_star * (2 * math.pi) ** 2, rel=1e-12)
+    assert abs(s["decay_rate_rel_error_vs_hom"]) < 0.01
+    assert s["decay_rate"] < 0.5 * s["decay_rate_arithmetic"]
+    assert s["domain_fraction"] == pytest.approx(0.3125)
+    eps = 1 / 512
+    st = PatchDiffusion(lambda y: 1.1 + np.sin(2 * np.pi * y), eps, 16, 2 * eps, 4 * eps, 0.5 * eps ** 2, 16, 4)
+    ref = patch_dynamics(st, np.sin(2 * np.pi * st.centres)[None], 0.0, 12, 4e-3, "rk4")
+    assert trajectory(out).tobytes() == ref.U.tobytes()
+
+
+@pytest.mark.parametrize("sets", [(), SEAMLESS], ids=["patch_dynamics", "seamless"])
+def test_one_two_three_ranks_and_a_restart_are_bitwise_equal(tmp_path, sets):
+    """The seamless run checkpoints its micro states (never re-lifted): the restart on
+    another rank count continues them bitwise."""
+    t_end = "0.5" if sets else "0.048"
+    half = "0.25" if sets else "0.024"
+    runs = {}
+    for n in (1, 3):
+        out = tmp_path / f"r{n}"
+        p = run(n, out, *sets)
+        assert p.returncode == 0, p.stderr
+        runs[n] = trajectory(out)
+    split = tmp_path / "split"
+    p = run(1, split, *sets, f"coupler.t_end={half}", "checkpoint.every_steps=2")
+    assert p.returncode == 0, p.stderr
+    p = run(2, split, *sets, f"coupler.t_end={t_end}", restart=True)
+    assert p.returncode == 0, p.stderr
+    assert "restarted from" in p.stdout
+    runs["split"] = trajectory(split)
+    assert runs[1].tobytes() == runs[3].tobytes() == runs["split"].tobytes()
+    assert summary(split)["micro_unit_steps"] == summary(tmp_path / "r1")["micro_unit_steps"]
+
+
+def test_seamless_app_is_the_library_seamless_hmm(tmp_path):
+    """Same micro states, same estimator: the farmed run equals hmm.seamless_hmm bitwise,
+    and its error against the averaged equation is the library's (validated in
+    tests/validation/couplers/test_seamless_hmm.py)."""
+    from hmmpar.apps.coupler_models import _relaxed_y, averaged_dissipative
+    from hmmpar.couplers import SlowFastODE, seamless_hmm
+    from hmmpar.couplers import examples as ex
+    out = tmp_path / "s"
+    p = run(2, out, *SEAMLESS)
+    assert p.returncode == 0, p.stderr
+    X0 = np.linspace(0.5, 1.5, 5)
+    st = SlowFastODE(ex.f_dissipative, ex.g_dissipative, 1, 1, 1e-6, 0.05, _relaxed_y)
+    ref = seamless_hmm(st, X0[:, None], 0.0, 0.5, 0.05, 200)
+    assert trajectory(out).tobytes() == ref.X.tobytes()
+    err = np.max(np.abs(ref.X[-1, :, 0] - averaged_dissipative(X0)(0.5)[:, 0]))
+    assert summary(out)["max_abs_error_vs_reference"] == pytest.approx(err, rel=1e-9)
+
+
+def test_projective_rk_and_telescopic_apps_match_the_library(tmp_path):
+    from hmmpar.couplers import EulerODE, ProjectiveStepper, projective_euler, projective_rk
+    from hmmpar.couplers import examples as ex
+    X0 = np.linspace(0.5, 1.5, 3)
+    U0 = np.column_stack([X0, X0])
+    st = EulerODE(ex.full_rhs_dissipative(1e-5), 0.5e-5)
+    out = tmp_path / "prk"
+    p = run(2, out, 'model.name="dissipative"', 'coupler.method="projective_rk"', "coupler.dt=0.01",
+            "coupler.t_end=0.1", "model.dtau=0.5", "model.eps=1e-5", "coupler.K=12", "model.points=3")
+    assert p.returncode == 0, p.stderr
+    ref = projective_rk(st, U0, 0.0, 10, 0.01, 12, "rk4")
+    assert trajectory(out).tobytes() == ref.U.tobytes()
+    out = tmp_path / "tel"
+    p = run(3, out, 'model.name="dissipative"', 'coupler.method="telescopic"', "coupler.k=3", "coupler.M=6",
+            "coupler.k_outer=2", "coupler.M_outer=5", "coupler.t_end=0.0032", "model.dtau=0.5", "model.eps=1e-5",
+            "model.points=3")
+    assert p.returncode == 0, p.stderr
+    assert "predicted unstable" not in p.stderr
+    ref = projective_euler(ProjectiveStepper(EulerODE(ex.full_rhs_dissipative(1e-5), 0.5e-5), 3, 6.0), U0, 0.0,
+                           8, 2, 5.0)
+    assert trajectory(out).tobytes() == ref.U.tobytes()
+
+
+def user_module() -> str:
+    """The user-stepper example of docs/couplers.md (so the page's code is what runs)."""
+    text = (ROOT / "docs" / "couplers.md").read_text()
+    start = text.index("```python\nimport numpy as np\nfrom hmmpar.couplers import LinearEuler")
+    return text[start + len("```python\n"):text.index("```", start + 10)]
+
+
+def test_user_stepper_follows_the_projective_amplification_exactly(tmp_path):
+    """The docs' user FreeStepper (file.py:function, trusted code): u' = lam u with forward Euler
+    steps of h; projective Euler multiplies every mode by rho^k ((M + 1) rho - M),
+    rho = 1 + h lam (Gear & Kevrekidis 2003), so after N steps U = sigma^N exactly (to
+    rounding, 1e-12)."""
+    (tmp_path / "mine.py").write_text(user_module())
+    cfg = tmp_path / "user.toml"
+    cfg.write_text(CONFIG.read_text().replace('name = "homogenization"', 'name = "user"\nfunction = "mine.py:make"\n'
+                                              'params = {lam = [-1.0, -800.0], h = 0.002}'))
+    out = tmp_path / "u"
+    p = run(2, out, 'coupler.method="projective_euler"', "coupler.k=2", "coupler.M=3.0", "coupler.t_end=0.06",
+            config=cfg)
+    assert p.returncode == 0, p.stderr
+    U = trajectory(out)
+    rho = 1 + 0.002 * np.array([-1.0, -800.0])
+    sigma = rho ** 2 * (4 * rho - 3)
+    n = np.arange(U.shape[0])[:, None]
+    np.testing.assert_allclose(U[:, 0, :], sigma[None, :] ** n, rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("sets, key", [
+    (("coupler.t_end=0.05",), "coupler.t_end"),
+    (('model.name="dissipative"', 'coupler.method="patch_dynamics"'), "coupler.method"),
+    (("patches.buffer_periods=2.0",), "patches.buffer_periods"),
+    (("patches.amplitude=1.2",), "patches.amplitude"),
+    (("coupler.dt=1e-6",), "coupler.dt"),
+    (('model.name="user"',), "model.function"),
+    (('model.name="dissipative"', 'coupler.method="projective_rk"', "coupler.dt=1e-7", "coupler.K=1000"),
+     "coupler.dt"),
+])
+def test_bad_input_is_a_config_error_naming_the_key(sets, key):
+    """Found while the application is built (``hmmpar validate``, before any micro work);
+    the command-line path (one line, exit 2) is the next test's."""
+    from mpi4py import MPI
+
+    from hmmpar.core.config import load_config
+    from hmmpar.core.errors import ConfigError
+    from hmmpar.core.preflight import prepare
+    cfg = load_config(CONFIG, sets)
+    with pytest.raises(ConfigError) as err:
+        prepare(cfg, MPI.COMM_SELF)
+    assert key in str(err.value) and "\n" not in str(err.value)
+
+
+def test_no_spectral_gap_is_one_line_and_exit_2(tmp_path):
+    out = tmp_path / "bad"
+    p = run(1, out, 'model.name="seed"', 'coupler.method="projective_rk"', "coupler.dt=0.01", "coupler.t_end=0.1")
+    assert p.returncode == 2, p.stderr
+    lines = hmmpar_lines(p.stderr)
+    assert len(lines) == 1 and "no spectral gap" in lines[0] and "coupler.method" in lines[0], p.stderr
+    assert not (out / "summary.json").exists()
+
+
+def test_an_unstable_k_m_is_warned_with_the_predicted_growth_and_the_blow_up_named(tmp_path):
+    """(k, M) = (0, 5) with h lambda = -0.5 on the fast mode: sigma = 6 (0.5) - 5 = -2
+    (amplification formula), so the run is warned at start-up and the blow-up, when it
+    comes, is one line naming the outer step."""
+    out = tmp_path / "unstable"
+    p = run(1, out, 'model.name="dissipative"', 'coupler.method="projective_euler"', "coupler.k=0",
+            "coupler.M=5.0", "model.dtau=0.5", "coupler.t_end=6e-4", "model.points=1")
+    lines = hmmpar_lines(p.stderr)
+    assert any("predicted unstable" in x and "|sigma| = 2 " in x for x in lines), p.stderr
+    assert p.returncode == 1, p.stderr
+    assert "outer step" in lines[-1] and "unstable" in lines[-1], p.stderr
