@@ -37,9 +37,14 @@ linear, so exact), by the same SNES. Through a fold the bordered Jacobian stays 
 :math:`\partial F/\partial U` is singular. A failed corrector halves :math:`\Delta s` (at most
 ``max_halvings`` times, then :class:`ContinuationError`); ``grow`` lengthens it after easy steps.
 
-*Folds.* :math:`d\lambda/ds` changes sign between two branch points; :math:`\lambda_c` is
+*Folds.* :math:`d\lambda/ds` changes sign between two branch points. A first estimate is
 the vertex of the parabola :math:`\lambda(s)` through the three points around the largest (or
-smallest) :math:`\lambda` (error :math:`O(\Delta s^3)` in :math:`\lambda_c`).
+smallest) :math:`\lambda`; it is refined by bordered solves on four hyperplanes
+:math:`\langle t, X - X_j\rangle = \sigma` spaced :math:`h \ll \Delta s` around the estimate
+(centred secant :math:`t`), re-centred on the extremum of the cubic :math:`\lambda(\sigma)`
+through them until it lies inside (error :math:`O(h^4)` in :math:`\lambda_c`,
+:math:`O(h^3)` in the fold's location); the fold point itself is solved once more and its
+leading eigenvalue reported (zero up to the differencing error).
 
 *Eigenvalues* of :math:`\partial F/\partial U` at each branch point, of the same differenced
 operator: SLEPc's Krylov--Schur (Hernandez, Roman & Vidal, ACM TOMS 31 (2005) 351--362) on a
@@ -457,9 +462,9 @@ def pseudo_arclength(F: Residual, U0: np.ndarray, lam0: float, dlam: float, ds: 
     fd_step, atol, rtol, max_it
         As in :func:`coarse_newton`, for every corrector.
     refine
-        If nonzero, each fold's :math:`\lambda_c` is refined by three bordered solves spaced
-        ``refine`` times the branch spacing (:func:`_refine`); 0 keeps the parabola through the
-        branch points (``lam_coarse`` holds it either way).
+        If nonzero, each fold's :math:`\lambda_c` is refined by rounds of four bordered solves
+        spaced ``refine`` times the branch spacing (:func:`_refine`); 0 keeps the parabola
+        through the branch points (``lam_coarse`` holds it either way).
 
     Raises
     ------
@@ -481,6 +486,10 @@ def pseudo_arclength(F: Residual, U0: np.ndarray, lam0: float, dlam: float, ds: 
         raise ValueError(f"points must be a whole number >= 3, got {points!r}")
     if int(max_halvings) != max_halvings or max_halvings < 0:
         raise ValueError(f"max_halvings must be a whole number >= 0, got {max_halvings!r}")
+    if eig_method not in ("auto", "slepc", "arpack"):
+        raise ValueError(f"eig_method must be 'auto', 'slepc' or 'arpack', got {eig_method!r}")
+    if int(easy) != easy or easy < 0:
+        raise ValueError(f"easy must be a whole number >= 0, got {easy!r}")
     if not (math.isfinite(refine) and 0 <= refine < 1):
         raise ValueError(f"refine must be in [0, 1), got {refine!r}")
     if not (math.isfinite(grow) and grow >= 1):

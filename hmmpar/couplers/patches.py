@@ -176,10 +176,14 @@ class PatchDiffusion:
     The lifting stencils near the ends use ghost averages from the odd reflection of :math:`u`
     about each end, :math:`U_0 = 0`, :math:`U_{-m} = -U_m` (and the same at :math:`x = L`):
     exact box averages of the odd extension, which is :math:`C^1` but has a jump of
-    :math:`u''` unless :math:`u''` vanishes at the end (for :math:`u_t = 0` it does not when
-    :math:`f(0) \ne 0`), so near the ends the order-4 lifting is only second order; the
-    steady branch converges at :math:`O(\Delta x^2)` with either order. Every patch and its
-    buffers must lie in :math:`[0, L]`.
+    :math:`u''` unless :math:`u''` vanishes at the end (for a steady state it does not when
+    :math:`f(0) \ne 0`). With ``order = 2`` only :math:`U_0 = 0` enters, and the scheme is the
+    3-point scheme with the boundary value (exact for a quadratic, tested). With ``order = 4``
+    the ghost :math:`U_{-1}` is then off by :math:`O(\Delta x^2)`, an :math:`O(1)` truncation
+    error in the slope of the patch next to each end, i.e. (expected, not measured)
+    :math:`O(\Delta x^2)` in a steady state: no better than ``order = 2``. For profiles odd
+    about the ends (e.g. :math:`\sin\pi x`) the quartic lifting keeps its order (tested).
+    Every patch and its buffers must lie in :math:`[0, L]`.
 
     *Reaction*: ``reaction`` is a ``numba.njit`` function ``f(u, p) -> float`` (e.g.
     :func:`bratu`), added explicitly in every fine cell of every step, :math:`u_j \mathrel{+}=

@@ -256,8 +256,9 @@ def test_dirichlet_quartic_lifting_is_fourth_order_for_an_odd_profile():
     """sin(pi x) is odd about both ends, so the ghost averages U_{-m} = -U_m are exact and the
     quartic lifting keeps its order up to the ends: the error of the lifted cell averages (against
     the exact ones) drops by about 2^5 per halving of Dx (interpolation error O(Dx^5) at fixed
-    h / Dx would be 2^5; here the lifted region is fixed, 2^4; measured 18.1). A ghost that breaks
-    the smoothness (a kink at the end) would make it second order there: a ratio near 4."""
+    h / Dx would be 2^5; here the lifted region is fixed, 2^4; measured 18.1). For a profile whose u''
+    does not vanish at the ends the odd reflection has a kink there (measured for x(1 - x): a
+    ratio of 2.0), which this test would catch."""
     errs = []
     for n in (7, 15):
         eps = 1.0 / 256
