@@ -8,6 +8,17 @@ coarse time derivative or a coarse-map residual, e.g. a patch-dynamics evaluatio
 runs the same deterministic solve on ``PETSc.COMM_SELF`` (``F`` itself may farm its work
 over the ranks, as long as it returns the same array on every rank).
 
+*Which residual for patch dynamics.* The time derivative (the chord slope after healing,
+:func:`~hmmpar.couplers.patches.steady_residual`), not the fixed-point residual
+:math:`U - \Phi_T(U)` of the coarse time-:math:`T` map (Shroff & Keller, SIAM J. Numer. Anal.
+30 (1993) 1099--1120; Kevrekidis et al. 2003): one gap-tooth step carries the healing change of
+the patch averages, a fixed amount per lift, which shifts the fixed points of :math:`\Phi_\tau`
+by that amount over :math:`\tau \sim \varepsilon^2` (0.18 in rate units against terms of
+1.45 on the Bratu validation case), and diluting it with a long :math:`T`
+needs buffers :math:`\propto\sqrt T`. The slope's zeros are the patch-dynamics steady states
+and the eigenvalues of its Jacobian cross zero at a fold (those of :math:`\Phi_T` would cross
+one); its rounding noise (a one-step difference over :math:`\delta t`) sets ``fd_step``.
+
 *Coarse Newton--Krylov* (Kelley, Kevrekidis & Qiao 2004; Kevrekidis et al., *Equation-free,
 coarse-grained multiscale computation*, Commun. Math. Sci. 1 (2003) 715--762): PETSc SNES
 (``newtonls``) whose Jacobian is a python shell matrix applying the forward difference
@@ -165,6 +176,7 @@ def _snes_solve(G: Callable[[np.ndarray], np.ndarray], X0: np.ndarray, fd_step: 
     on ``G(X) = 0`` from ``X0``; raises :class:`CoarseNewtonError` naming ``what``."""
     n = X0.size
     cache: dict[str, np.ndarray] = {}
+    nonfinite = [0]
 
     def G_cached(X: np.ndarray) -> np.ndarray:
         r = G(X)
@@ -176,6 +188,7 @@ def _snes_solve(G: Callable[[np.ndarray], np.ndarray], X0: np.ndarray, fd_step: 
     def function(snes, x, f) -> None:
         r = G_cached(x.getArray(readonly=True))
         if not np.all(np.isfinite(r)):
+            nonfinite[0] += 1
             r = np.full_like(r, np.inf)  # SNES stops with DIVERGED_FNORM_NAN / line search failure
         f.setArray(r)
 
@@ -211,7 +224,8 @@ def _snes_solve(G: Callable[[np.ndarray], np.ndarray], X0: np.ndarray, fd_step: 
             o.destroy()
     if reason <= 0:
         raise CoarseNewtonError(f"coarse Newton did not converge at {what}: {its} iterations, residual norm "
-                                f"{norm:.3e} (atol {atol:g}), PETSc reason {_REASONS.get(reason, reason)}")
+                                f"{norm:.3e} (atol {atol:g}), PETSc reason {_REASONS.get(reason, reason)}"
+                                + (f"; F was not finite at {nonfinite[0]} trial points" if nonfinite[0] else ""))
     return X, its, norm, lits
 
 
