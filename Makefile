@@ -10,6 +10,9 @@ DEBS := python3-petsc4py python3-mpi4py python3-h5py-mpi python3-numba python3-s
 # python3-lammps: the second MD engine (micro.engine = "lammps", tests, benchmarks/md.py); with
 # --no-install-recommends it adds liblammps0, libkim-api2 and libvoro++1 (16 MB installed). Its Python
 # module opens "liblammps.so", which only liblammps-dev ships (bookworm's liblammps0 has the .so.0).
+# python3-slepc4py: eigenvalues of the coarse Jacobian (hmmpar/couplers/continuation.py, else ARPACK); its .pth
+# finds the module through the /usr/lib/slepc alternative, which only libslepc-real-dev sets (with its ARPACK -dev packages, ~6 MB).
+DEBS += python3-slepc4py libslepc-real-dev
 TEST_PIPS := pytest pytest-mpi
 # Independent equations of state, the oracles of the MD validation tests (tests/validation/micro/md):
 # prebuilt wheels (teqp: C++, feos and its si-units: Rust) that need only numpy at run time and

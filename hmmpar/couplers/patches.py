@@ -58,6 +58,14 @@ Runge--Kutta method takes macro steps :math:`\Delta t \gg \tau` with it
 so for a mode decaying at rate :math:`\lambda` it lags by the exact factor
 :math:`e^{-\lambda\tau}` (relative error :math:`\lambda\tau`, 1.4e-4 in the validation).
 
+*Dirichlet ends and a reaction* (``boundary="dirichlet"``, ``reaction``): on :math:`(0, L)` with
+:math:`u = 0` at both ends the patches sit at the interior points :math:`x_i = iL/(N + 1)` and
+the lifting stencils take ghost averages from the odd reflection of :math:`u` about the ends
+(:class:`PatchDiffusion`); a numba reaction :math:`f(u; p)` is added explicitly in every fine
+cell, its parameter changeable between calls. :func:`steady_residual` is the patch-dynamics
+slope as a residual :math:`F(U, p)` for coarse steady states and continuation
+(:mod:`hmmpar.couplers.continuation`; why the slope and not :math:`U - \Phi_T(U)`: there).
+
 For a homogeneous medium the patch-averaged time derivative is
 :math:`a^* \langle p_i''\rangle_{\text{patch}}`, so the scheme is a finite-difference
 scheme for the homogenized equation: for :math:`\bar u = e^{ikx}` its rate is
@@ -73,8 +81,8 @@ import numpy as np
 
 from .projective import TABLEAUX, ProjectiveResult, Tableau, _damped_slope, projective_euler
 
-__all__ = ["BUFFER_FACTOR", "HEALING_FACTOR", "PatchDiffusion", "gap_tooth", "harmonic_mean", "macro_rate",
-           "patch_dynamics", "slope"]
+__all__ = ["BUFFER_FACTOR", "HEALING_FACTOR", "PatchDiffusion", "bratu", "gap_tooth", "harmonic_mean", "macro_rate",
+           "patch_dynamics", "slope", "steady_residual"]
 
 #: minimum buffer width in units of :math:`\sqrt{\max a\,\tau}` (module docstring)
 BUFFER_FACTOR = 3.0
@@ -153,10 +161,55 @@ def _diffuse_units(S, c, patch, steps):
         _diffuse_row(S[r], c[patch[r]], steps)
 
 
+@numba.njit
+def bratu(u, p):
+    r"""The Bratu (Gelfand) reaction :math:`f(u; \lambda) = \lambda e^u`, ``p`` = :math:`\lambda`."""
+    return p * math.exp(u)
+
+
+@numba.njit
+def _diffuse_react(S, c, steps, f, p, h):
+    """:func:`_diffuse` plus the explicit reaction ``h * f(u_j, p)`` in every cell (``f`` a numba
+    function, evaluated at the old value like the fluxes)."""
+    nb, N, n2 = S.shape
+    for b in range(nb):
+        for i in range(N):
+            u = S[b, i]
+            ci = c[i]
+            for _ in range(steps):
+                flux_l = ci[0] * (u[1] - u[0])
+                for j in range(1, n2 - 1):
+                    flux_r = ci[j] * (u[j + 1] - u[j])  # u[j], u[j + 1] not yet updated
+                    u[j] += flux_r - flux_l + h * f(u[j], p)
+                    flux_l = flux_r
+
+
 class PatchDiffusion:
-    r"""Patches with buffers of :math:`u_t = (a(x/\varepsilon)u_x)_x` on a periodic domain,
-    a :class:`~hmmpar.couplers.projective.FreeStepper` whose macro state is the row of patch
-    averages (module docstring).
+    r"""Patches with buffers of :math:`u_t = (a(x/\varepsilon)u_x)_x + f(u; p)` on a periodic
+    domain or on :math:`(0, L)` with :math:`u = 0` at both ends, a
+    :class:`~hmmpar.couplers.projective.FreeStepper` whose macro state is the row of patch
+    averages (module docstring; the reaction :math:`f` is optional).
+
+    *Dirichlet* (``boundary="dirichlet"``): the macro unknowns are the averages around the
+    interior points :math:`x_i = i\,\Delta x`, :math:`i = 1, \dots, N`, :math:`\Delta x =
+    L/(N + 1)` (``n_patches`` = :math:`N`, so :math:`U_0 = U_{N+1} = 0` are the boundary values).
+    The lifting stencils near the ends use ghost averages from the odd reflection of :math:`u`
+    about each end, :math:`U_0 = 0`, :math:`U_{-m} = -U_m` (and the same at :math:`x = L`):
+    exact box averages of the odd extension, which is :math:`C^1` but has a jump of
+    :math:`u''` unless :math:`u''` vanishes at the end (for a steady state it does not when
+    :math:`f(0) \ne 0`). With ``order = 2`` only :math:`U_0 = 0` enters, and the scheme is the
+    3-point scheme with the boundary value (exact for a quadratic, tested). With ``order = 4``
+    the ghost :math:`U_{-1}` is then off by :math:`O(\Delta x^2)`, an :math:`O(1)` truncation
+    error in the slope of the patch next to each end, i.e. (expected, not measured)
+    :math:`O(\Delta x^2)` in a steady state: no better than ``order = 2``. For profiles odd
+    about the ends (e.g. :math:`\sin\pi x`) the quartic lifting keeps its order (tested).
+    Every patch and its buffers must lie in :math:`[0, L]`.
+
+    *Reaction*: ``reaction`` is a ``numba.njit`` function ``f(u, p) -> float`` (e.g.
+    :func:`bratu`), added explicitly in every fine cell of every step, :math:`u_j \mathrel{+}=
+    \delta t\, f(u_j, p)`; its parameter is the attribute :attr:`reaction_parameter`, which
+    may be changed between calls without rebuilding the stepper (continuation changes it at
+    every evaluation).
 
     States are ``(nb, n_patches, n_fine + 2)`` arrays: the fine cells of patch and buffers,
     framed by the two Dirichlet values held fixed. ``h`` (the protocol's inner step) is the
@@ -185,11 +238,25 @@ class PatchDiffusion:
         Domain length :math:`L`.
     check_buffer
         ``False`` skips the buffer check (to study buffers that are too small).
+    boundary
+        ``"periodic"`` (``x_i = i L / N``) or ``"dirichlet"`` (``u = 0`` at 0 and L,
+        ``x_i = i L / (N + 1)``, ``i = 1..N``).
+    reaction
+        ``None`` or a ``numba.njit`` function ``f(u, p)``.
+    reaction_parameter
+        Initial :math:`p` (the attribute :attr:`reaction_parameter`).
     """
 
     def __init__(self, a: Callable[[np.ndarray], np.ndarray], eps: float, n_patches: int, patch_width: float,
                  buffer_width: float, micro_time: float, points_per_period: int = 16, order: int = 2,
-                 length: float = 1.0, check_buffer: bool = True) -> None:
+                 length: float = 1.0, check_buffer: bool = True, boundary: str = "periodic",
+                 reaction: Callable[[float, float], float] | None = None, reaction_parameter: float = 0.0) -> None:
+        if boundary not in ("periodic", "dirichlet"):
+            raise ValueError(f"boundary must be 'periodic' or 'dirichlet', got {boundary!r}")
+        if reaction is not None and not isinstance(reaction, numba.core.registry.CPUDispatcher):
+            raise ValueError(f"reaction must be None or a numba.njit function f(u, p), got {reaction!r}")
+        if not math.isfinite(reaction_parameter):
+            raise ValueError(f"reaction_parameter must be a finite number, got {reaction_parameter!r}")
         if not (math.isfinite(eps) and eps > 0):
             raise ValueError(f"eps must be a positive finite number, got {eps!r}")
         if int(n_patches) != n_patches or n_patches < 3:
@@ -206,7 +273,7 @@ class PatchDiffusion:
         if not (math.isfinite(micro_time) and micro_time > 0):
             raise ValueError(f"micro_time must be a positive finite number, got {micro_time!r}")
         N = int(n_patches)
-        Dx = length / N
+        Dx = length / N if boundary == "periodic" else length / (N + 1)
         dx = eps / int(points_per_period)
         if not (math.isfinite(patch_width) and 0 < patch_width < Dx):
             raise ValueError(f"patch_width must be in (0, macro spacing {Dx:g}), got {patch_width!r}")
@@ -239,7 +306,11 @@ class PatchDiffusion:
         self.n_in, self.n_buf = n_in, n_buf
         self.nf = n_in + 2 * n_buf
         half = self.nf * dx / 2
-        self.centres = np.arange(N) * Dx
+        if boundary == "dirichlet" and half > Dx * (1 + 1e-12):
+            raise ValueError(f"patch_width + 2 buffer_width must be <= 2 Dx = {2 * Dx:g} for the patches next to "
+                             f"the Dirichlet ends to lie in [0, L], got {2 * half:g}")
+        self.boundary, self.reaction, self.reaction_parameter = boundary, reaction, float(reaction_parameter)
+        self.centres = np.arange(N) * Dx if boundary == "periodic" else np.arange(1, N + 1) * Dx
         # local coordinates: cell faces and centres of the patch + buffers
         faces = -half + dx * np.arange(self.nf + 1)
         xf = (self.centres[:, None] + faces[None, :]) / eps
@@ -264,11 +335,20 @@ class PatchDiffusion:
         if U.shape[1] != self.N:
             raise ValueError(f"U must have {self.N} macro values per state, got shape {U.shape}")
         q = self.order // 2
-        stencil = np.stack([np.roll(U, -j, axis=1) for j in range(-q, q + 1)], axis=-1)  # (nb, N, 2q+1)
+        if self.boundary == "periodic":
+            stencil = np.stack([np.roll(U, -j, axis=1) for j in range(-q, q + 1)], axis=-1)  # (nb, N, 2q+1)
+        else:  # ghosts U_0 = 0, U_{-m} = -U_m (odd reflection), the same at the right end
+            zero = np.zeros((U.shape[0], 1))
+            ext = np.hstack([-U[:, q - 2::-1] if q > 1 else zero[:, :0], zero, U, zero,
+                             -U[:, :-q:-1] if q > 1 else zero[:, :0]])
+            stencil = np.lib.stride_tricks.sliding_window_view(ext, 2 * q + 1, axis=1)
         return np.ascontiguousarray(stencil @ self._lift.T)
 
     def evolve(self, states: np.ndarray, t: float, steps: int) -> None:
-        _diffuse(states, self._c, int(steps))
+        if self.reaction is None:
+            _diffuse(states, self._c, int(steps))
+        else:
+            _diffuse_react(states, self._c, int(steps), self.reaction, float(self.reaction_parameter), self.h)
 
     def restrict(self, states: np.ndarray) -> np.ndarray:
         lo = 1 + self.n_buf
@@ -350,3 +430,31 @@ def patch_dynamics(stepper: PatchDiffusion, U0: np.ndarray, t0: float, outer_ste
         out[n + 1] = U
     return ProjectiveResult(t0 + dt * np.arange(int(outer_steps) + 1), out,
                             int(outer_steps) * len(tab.b) * stepper.steps_per_lift)
+
+
+def steady_residual(stepper: PatchDiffusion) -> Callable[[np.ndarray, float], np.ndarray]:
+    r"""The coarse residual :math:`F(U, p)` whose zeros are the steady states of patch dynamics:
+    the :func:`slope` at ``U`` with the reaction parameter set to ``p`` (a 1D ``U`` of the
+    macro values in, a 1D slope out).
+
+    Why the slope and not :math:`U - \Phi_T(U)` (the gap-tooth map over a time :math:`T`, the
+    fixed-point form of Shroff & Keller's recursive projection method as used by Kevrekidis
+    et al. 2003): one gap-tooth step carries, besides :math:`T\,\dot U`, the change of the
+    patch averages while the lifted profile heals, a fixed amount per lift (module
+    docstring), so the fixed points of :math:`\Phi_\tau` are shifted by that bias divided by
+    :math:`\tau` -- large, as :math:`\tau \sim \varepsilon^2` (measured on the Bratu validation
+case, :math:`\varepsilon = 1/512`, :math:`\tau = \varepsilon^2/2`, :math:`\lambda = 1`: at the
+slope's steady state :math:`\lVert\Phi_\tau(U) - U\rVert_\infty/\tau = 0.18`, against
+:math:`\lambda e^U \le 1.45`, the terms balanced there); making :math:`T` long enough to
+    dilute it needs buffers growing like :math:`\sqrt T` and a cost :math:`\propto T^{3/2}`.
+    The chord after healing is free of that bias (it is the validated patch-dynamics time
+    derivative), its zeros are the steady states of the homogenized scheme, and the
+    eigenvalues of :math:`\partial F/\partial U` are those of the coarse time derivative's
+    Jacobian (times the lag :math:`e^{\mu\tau}`, a factor near 1), so they cross zero at a fold.
+    The price: the chord divides a one-step difference by :math:`\delta t`, so :math:`F` carries
+    rounding noise of relative size about :math:`10^{-16}/(\delta t\,|\dot U|)`, and the
+    Jacobian-vector products need a differencing step near the square root of that."""
+    def F(U: np.ndarray, p: float) -> np.ndarray:
+        stepper.reaction_parameter = float(p)
+        return slope(stepper, np.asarray(U, dtype=float)[None], 0.0)[0]
+    return F
