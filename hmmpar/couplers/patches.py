@@ -133,32 +133,9 @@ def macro_rate(k: float, a_star: float, Dx: float, h: float, order: int) -> floa
 
 
 @numba.njit
-def _diffuse_row(u, ci, steps):
-    """``steps`` explicit steps of one patch ``u``; ``u[0]`` and ``u[-1]`` are the fixed
-    boundary values, ``ci[f]`` the face factors dt * a / (dx * dist)."""
-    n2 = u.shape[0]
-    for _ in range(steps):
-        flux_l = ci[0] * (u[1] - u[0])
-        for j in range(1, n2 - 1):
-            flux_r = ci[j] * (u[j + 1] - u[j])  # u[j], u[j + 1] not yet updated
-            u[j] += flux_r - flux_l
-            flux_l = flux_r
-
-
-@numba.njit
-def _diffuse(S, c, steps):
-    """``steps`` explicit steps on every patch ``S[b, i]`` (face factors ``c[i]``)."""
-    nb, N, n2 = S.shape
-    for b in range(nb):
-        for i in range(N):
-            _diffuse_row(S[b, i], c[i], steps)
-
-
-@numba.njit
-def _diffuse_units(S, c, patch, steps):
-    """``steps`` explicit steps on patches ``S[r]`` of patch indices ``patch[r]``."""
-    for r in range(S.shape[0]):
-        _diffuse_row(S[r], c[patch[r]], steps)
+def no_reaction(u, p):
+    """The zero reaction (pure diffusion): adding ``h * 0.0`` leaves every update bitwise unchanged."""
+    return 0.0
 
 
 @numba.njit
@@ -168,20 +145,33 @@ def bratu(u, p):
 
 
 @numba.njit
-def _diffuse_react(S, c, steps, f, p, h):
-    """:func:`_diffuse` plus the explicit reaction ``h * f(u_j, p)`` in every cell (``f`` a numba
-    function, evaluated at the old value like the fluxes)."""
+def _diffuse_row(u, ci, steps, f, p, h):
+    """``steps`` explicit steps of one patch ``u``: fluxes with the face factors ``ci[f]`` =
+    dt * a / (dx * dist) plus the reaction ``h * f(u_j, p)`` (``f`` a numba function, evaluated
+    at the old value like the fluxes); ``u[0]`` and ``u[-1]`` are the fixed boundary values."""
+    n2 = u.shape[0]
+    for _ in range(steps):
+        flux_l = ci[0] * (u[1] - u[0])
+        for j in range(1, n2 - 1):
+            flux_r = ci[j] * (u[j + 1] - u[j])  # u[j], u[j + 1] not yet updated
+            u[j] += flux_r - flux_l + h * f(u[j], p)
+            flux_l = flux_r
+
+
+@numba.njit
+def _diffuse(S, c, steps, f, p, h):
+    """``steps`` explicit steps on every patch ``S[b, i]`` (face factors ``c[i]``)."""
     nb, N, n2 = S.shape
     for b in range(nb):
         for i in range(N):
-            u = S[b, i]
-            ci = c[i]
-            for _ in range(steps):
-                flux_l = ci[0] * (u[1] - u[0])
-                for j in range(1, n2 - 1):
-                    flux_r = ci[j] * (u[j + 1] - u[j])  # u[j], u[j + 1] not yet updated
-                    u[j] += flux_r - flux_l + h * f(u[j], p)
-                    flux_l = flux_r
+            _diffuse_row(S[b, i], c[i], steps, f, p, h)
+
+
+@numba.njit
+def _diffuse_units(S, c, patch, steps, f, p, h):
+    """``steps`` explicit steps on patches ``S[r]`` of patch indices ``patch[r]``."""
+    for r in range(S.shape[0]):
+        _diffuse_row(S[r], c[patch[r]], steps, f, p, h)
 
 
 class PatchDiffusion:
@@ -345,10 +335,7 @@ class PatchDiffusion:
         return np.ascontiguousarray(stencil @ self._lift.T)
 
     def evolve(self, states: np.ndarray, t: float, steps: int) -> None:
-        if self.reaction is None:
-            _diffuse(states, self._c, int(steps))
-        else:
-            _diffuse_react(states, self._c, int(steps), self.reaction, float(self.reaction_parameter), self.h)
+        _diffuse(states, self._c, int(steps), (no_reaction if self.reaction is None else self.reaction), float(self.reaction_parameter), self.h)
 
     def restrict(self, states: np.ndarray) -> np.ndarray:
         lo = 1 + self.n_buf
@@ -361,7 +348,8 @@ class PatchDiffusion:
     def evolve_units(self, states: np.ndarray, index: np.ndarray, t: float, steps: int) -> None:
         """``steps`` fine steps of single patches ``states`` ``(n, n_fine + 2)`` whose flat unit
         indices (member * N + patch) are ``index``."""
-        _diffuse_units(states, self._c, np.asarray(index, dtype=np.int64) % self.N, int(steps))
+        _diffuse_units(states, self._c, np.asarray(index, dtype=np.int64) % self.N, int(steps),
+                       (no_reaction if self.reaction is None else self.reaction), float(self.reaction_parameter), self.h)
 
     def restrict_units(self, states: np.ndarray, index: np.ndarray) -> np.ndarray:
         """The patch averages ``(n, 1)`` of single patches."""
