@@ -12,6 +12,11 @@ r"""The micro models the ``couplers`` application can drive, built from its conf
   [0, 1], :math:`u(0) = \sin 2\pi m x`; the reference is the homogenized solution
   :math:`e^{-a^*(2\pi m)^2 t}\sin 2\pi m x` with the harmonic mean
   :math:`a^* = \sqrt{\bar a^2 - A^2}`.
+* ``bratu``: the same patches on (0, 1) with :math:`u = 0` at both ends and the reaction
+  :math:`\lambda e^u` (``boundary="dirichlet"``, :func:`~hmmpar.couplers.patches.bratu`),
+  for ``coupler.method = "continuation"`` in :math:`\lambda`; the reference is the
+  homogenized fold :math:`\lambda_c = 3.513830719\,a^*` (the 1D Bratu turning point,
+  :func:`~hmmpar.couplers.continuation.bratu_fold`, scaled by :math:`a^*`).
 * ``user``: ``model.function`` (``module:function`` or ``file.py:function``: user code,
   trusted, run on every rank) called as ``function(params) -> (stepper, U0)`` with the
   table ``model.params``; the stepper is a :class:`~hmmpar.couplers.MicroStepper` (for
@@ -28,7 +33,7 @@ import numpy as np
 from hmmpar.core.errors import ConfigError, one_line
 
 #: built-in models
-MODELS = ("seed", "dissipative", "homogenization", "user")
+MODELS = ("seed", "dissipative", "homogenization", "bratu", "user")
 #: the methods that need a constrained stepper with an estimator (MicroStepper)
 HMM_METHODS = ("seamless", "classical")
 
@@ -73,8 +78,8 @@ def build(config, comm, method: str) -> CouplerModel:
     name = m["name"]
     if name in ("seed", "dissipative"):
         return _slow_fast(m, name, method)
-    if name == "homogenization":
-        return _patches(config.section("patches"))
+    if name in ("homogenization", "bratu"):
+        return _patches(config.section("patches"), bratu=name == "bratu")
     return _user(config, comm, method)
 
 
@@ -118,8 +123,10 @@ _PATCH_KEYS = {"eps": "patches.eps", "n_patches": "patches.n_patches", "patch_wi
                "points_per_period": "patches.points_per_period", "order": "patches.order"}
 
 
-def _patches(p: dict) -> CouplerModel:
+def _patches(p: dict, bratu: bool = False) -> CouplerModel:
     from hmmpar.couplers import PatchDiffusion
+    from hmmpar.couplers.continuation import bratu_fold
+    from hmmpar.couplers.patches import bratu as bratu_reaction
     mean, amp = p["mean"], p["amplitude"]
     if not abs(amp) < mean:
         raise ConfigError(f"config keys patches.mean = {mean:g}, patches.amplitude = {amp:g}: a(y) = mean + "
@@ -130,7 +137,8 @@ def _patches(p: dict) -> CouplerModel:
         return mean + amp * np.sin(2.0 * np.pi * y)
     try:
         st = PatchDiffusion(a, eps, p["n_patches"], p["patch_periods"] * eps, p["buffer_periods"] * eps,
-                            p["micro_time"] * eps * eps, p["points_per_period"], p["order"])
+                            p["micro_time"] * eps * eps, p["points_per_period"], p["order"],
+                            boundary="dirichlet" if bratu else "periodic", reaction=bratu_reaction if bratu else None)
     except ValueError as exc:
         text = str(exc)
         arg = text.split(" ", 1)[0]
@@ -138,6 +146,9 @@ def _patches(p: dict) -> CouplerModel:
         raise ConfigError(f"config key {key}: {text} (widths in periods eps, micro_time in eps^2)" if key
                           else f"config section patches: {text}") from None
     a_star = math.sqrt(mean * mean - amp * amp)
+    if bratu:
+        return CouplerModel(st, np.zeros((1, st.N)), info={"a_hom": a_star, "lam_c_hom": bratu_fold()[0] * a_star,
+                                                           "domain_fraction": st.domain_fraction})
     k = 2.0 * math.pi * p["mode"]
     x = st.centres
     U0 = np.sin(k * x)[None, :]

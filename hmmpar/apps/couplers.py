@@ -43,7 +43,7 @@ from hmmpar.core.config import Field
 from hmmpar.core.errors import CheckpointError, ConfigError, HmmparError, TaskError
 
 METHODS = ("seamless", "classical", "projective_euler", "telescopic", "projective_rk", "patch_dynamics",
-           "gap_tooth")
+           "gap_tooth", "continuation")
 #: most outer steps of a run (the history of macro states is kept whole)
 MAX_STEPS = 1_000_000
 
@@ -93,6 +93,29 @@ class Couplers(FixedSteps, Application):
                               "function(params) -> (stepper, U0); runs user code", path="code", user_code=True),
             "params": Field(dict, {}, "user: the table passed to model.function"),
         },
+        "continuation": {
+            "lam0": Field(float, 0.18, "continuation: the parameter of the first branch point"),
+            "dlam": Field(float, 0.18, "continuation: parameter step to the second point (its sign: the direction)"),
+            "ds": Field(float, 0.4, "continuation: first arclength step (norm sqrt(mean U^2 + lambda^2))",
+                        min=0.0, min_exclusive=True),
+            "points": Field(int, 30, "continuation: most branch points", min=3, max=100000, physics=False),
+            "after_fold": Field(int, 2, "continuation: stop this many points after the first fold (0: never)",
+                                min=0, max=100000, physics=False),
+            "lam_min": Field(float, -1e300, "continuation: stop when lambda leaves [lam_min, lam_max]", physics=False),
+            "lam_max": Field(float, 1e300, "continuation: stop when lambda leaves [lam_min, lam_max]", physics=False),
+            "eigenvalues": Field(int, 1, "continuation: leading eigenvalues of the coarse Jacobian per point",
+                                 min=0, max=1000),
+            "eig_method": Field(str, "auto", "continuation: SLEPc (Krylov-Schur) or ARPACK; auto: SLEPc if "
+                                "installed", choices=("auto", "slepc", "arpack")),
+            "fd_step": Field(float, 1e-4, "continuation: relative differencing step of J v (about the square "
+                             "root of the residual's relative noise)", min=0.0, min_exclusive=True, max=0.5),
+            "atol": Field(float, 1e-5, "continuation: Newton tolerance on the residual norm", min=0.0,
+                          min_exclusive=True),
+            "max_halvings": Field(int, 5, "continuation: halvings of ds after failed correctors before the "
+                                  "error", min=0, max=60),
+            "refine": Field(float, 0.05, "continuation: fold refinement spacing over the branch spacing (0: "
+                            "the parabola through the branch points)", min=0.0, max=0.5),
+        },
         "patches": {
             "mean": Field(float, 1.1, "a(y) = mean + amplitude sin(2 pi y)", min=0.0, min_exclusive=True),
             "amplitude": Field(float, 1.0, "a(y) = mean + amplitude sin(2 pi y)"),
@@ -117,6 +140,9 @@ class Couplers(FixedSteps, Application):
         if self.method in ("patch_dynamics", "gap_tooth") and not self.is_patch:
             raise ConfigError(f"config key coupler.method = {self.method!r} needs a patch model "
                               f"(model.name = 'homogenization'), not model.name = {config['model.name']!r}")
+        if self.method == "continuation":
+            self._init_continuation(config)
+            return
         self.dt = self._outer_step(c)
         ratio = c["t_end"] / self.dt
         self.steps = max(1, round(ratio))
@@ -133,6 +159,69 @@ class Couplers(FixedSteps, Application):
         self.step = 0
 
     # ------------------------------------------------------------------ set-up
+    def _init_continuation(self, config) -> None:
+        st = self.model.stepper
+        if not (self.is_patch and getattr(st, "reaction", None) is not None):
+            raise ConfigError(f"config key coupler.method = 'continuation' needs a patch model with a parameter "
+                              f"(model.name = 'bratu'), not model.name = {config['model.name']!r}")
+        k = config.section("continuation")
+        if k["dlam"] == 0:
+            raise ConfigError("config key continuation.dlam must be nonzero")
+        if not k["lam_min"] <= k["lam0"] <= k["lam_max"] or not k["lam_min"] < k["lam_max"]:
+            raise ConfigError(f"config keys continuation.lam_min = {k['lam_min']:g} < lam_max = {k['lam_max']:g} must "
+                              f"contain continuation.lam0 = {k['lam0']:g}")
+        if not k["eigenvalues"] <= st.N - 2:
+            raise ConfigError(f"config key continuation.eigenvalues = {k['eigenvalues']} must be <= n_patches - 2 = "
+                              f"{st.N - 2}")
+        if k["eig_method"] == "slepc":
+            from hmmpar.couplers.continuation import slepc_available
+            if not slepc_available():
+                raise ConfigError("config key continuation.eig_method = 'slepc': slepc4py does not import here "
+                                  "(Debian: python3-slepc4py libslepc-real-dev); use 'auto' or 'arpack'")
+        self.steps = k["points"]
+        self.steps_estimated = True
+        self.dt = 1.0
+        self.U = self.model.U0.copy()
+        self.S = None
+        self.history = []
+        self.wrapped = None
+        self.cont = None
+        self.folds: list[dict] = []
+        self.step = 0
+
+    def _continuation(self):
+        """The continuation over the farmed patch-dynamics slope (every rank the same)."""
+        from hmmpar.couplers.continuation import Continuation
+        from hmmpar.couplers.patches import slope
+        k = self.config.section("continuation")
+        st, w = self.model.stepper, self.wrapped
+
+        def F(U: np.ndarray, p: float) -> np.ndarray:
+            st.reaction_parameter = float(p)  # every rank sets it before the farm runs the patches
+            return slope(w, np.asarray(U, dtype=float)[None], 0.0)[0]
+        return Continuation(F, self.model.U0[0], k["lam0"], k["dlam"], k["ds"], points=k["points"],
+                            lam_range=(k["lam_min"], k["lam_max"]), after_fold=k["after_fold"] or None,
+                            eigenvalues=k["eigenvalues"], eig_method=k["eig_method"], fd_step=k["fd_step"],
+                            atol=k["atol"], max_halvings=k["max_halvings"], refine=k["refine"])
+
+    @property
+    def n_steps(self) -> int:
+        if self.method == "continuation" and self.cont is not None and self.cont.done:
+            return len(self.cont.Xs)
+        return self.steps
+
+    @property
+    def sim_time(self) -> float:
+        """Simulated time; for a continuation the parameter lambda of the last branch point."""
+        if self.method == "continuation":
+            return float(self.cont.Xs[-1][-1]) if self.cont is not None and self.cont.Xs else 0.0
+        return self.step * self.dt
+
+    def more_steps(self, done: int) -> bool:
+        if self.method == "continuation":
+            return not self.cont.done
+        return done < self.steps
+
     def _step_keys(self) -> str:
         return {"projective_euler": "the step is (k + 1 + M) h: set coupler.k, coupler.M or model.dtau",
                 "telescopic": "the step is (k_outer + 1 + M_outer)(k + 1 + M) h",
@@ -201,11 +290,17 @@ class Couplers(FixedSteps, Application):
     # ------------------------------------------------------------------ the run
     def initialize(self) -> None:
         self._wrap()
+        if self.method == "continuation":
+            self.cont = self._continuation()
+            self.step = 0
+            return
         self.U = self.model.U0.copy()
         self.history = [self.U.copy()]
         self.step = 0
 
     def advance(self, step: int) -> int:
+        if self.method == "continuation":
+            return self._advance_continuation(step)
         c, w, U = self.config.section("coupler"), self.wrapped, self.U
         t = step * self.dt
         before_submitted = w.submitted
@@ -223,6 +318,19 @@ class Couplers(FixedSteps, Application):
         self.history.append(U.copy())
         self.step = step + 1
         return w.submitted - before_submitted
+
+    def _advance_continuation(self, step: int) -> int:
+        """One branch point; after the last, the folds (their refinement is more micro work)."""
+        from hmmpar.couplers.continuation import CoarseNewtonError, ContinuationError
+        before = self.wrapped.submitted
+        try:
+            self.cont.advance()
+            if self.cont.done:
+                self.folds = self.cont.branch().folds
+        except (ContinuationError, CoarseNewtonError) as exc:
+            raise HmmparError(f"continuation: {exc}") from None
+        self.step = step + 1
+        return self.wrapped.submitted - before
 
     def _outer_step_of(self, step: int, t: float, c: dict, w, U: np.ndarray) -> np.ndarray:
         """The macro state after outer step ``step`` of the configured method."""
@@ -261,6 +369,8 @@ class Couplers(FixedSteps, Application):
         return Block(np.ascontiguousarray(rows[lo:hi]), lo, rows.shape[0])
 
     def checkpoint_data(self) -> dict:
+        if self.method == "continuation":
+            return self._continuation_data()
         nb = self.U.shape[0]
         fields = {"U": self._block(self.U), "history": self._block(np.stack(self.history).reshape(len(self.history), -1))}
         if self.S is not None:
@@ -268,8 +378,40 @@ class Couplers(FixedSteps, Application):
         return {"fields": fields, "attrs": {"step": self.step, "farm_calls": self.wrapped.calls,
                                             "unit_steps": self.wrapped.unit_steps}}
 
+    def _continuation_data(self) -> dict:
+        c = self.cont.state()
+        E = c["eigenvalues"]
+        fields = {"branch": self._block(c["X"]), "branch_eigenvalues": self._block(np.concatenate([E.real, E.imag], axis=1)),
+                  "branch_counts": self._block(np.column_stack([c["iterations"], c["evaluations"]]))}
+        return {"fields": fields, "attrs": {"step": self.step, "farm_calls": self.wrapped.calls,
+                                            "unit_steps": self.wrapped.unit_steps, "ds": c["step"],
+                                            "fold_at": c["fold_at"], "evaluations": c["count"]}}
+
+    def _load_continuation(self, reader: CheckpointReader) -> None:
+        m = reader.rows("fields", "branch")
+        X = reader.read_block("fields", "branch", 0, m)
+        if X.ndim != 2 or X.shape[1] != self.model.stepper.N + 1:
+            raise CheckpointError(f"checkpoint {reader.path} holds a branch of {X.shape[-1] - 1} unknowns, this "
+                                  f"config {self.model.stepper.N} (patches.n_patches)")
+        E = reader.read_block("fields", "branch_eigenvalues", 0, m)
+        k = E.shape[1] // 2
+        counts = reader.read_block("fields", "branch_counts", 0, m)
+        a = reader.attrs
+        self.cont = self._continuation()
+        self.cont.restore({"X": X, "iterations": counts[:, 0], "evaluations": counts[:, 1],
+                           "eigenvalues": E[:, :k] + 1j * E[:, k:], "step": float(a["ds"]), "fold_at": int(a["fold_at"]),
+                           "count": int(a["evaluations"])})
+
     def load_checkpoint(self, reader: CheckpointReader) -> None:
         self._wrap()
+        if self.method == "continuation":
+            self._load_continuation(reader)
+            self.step = int(reader.attrs["step"])
+            self.wrapped.calls = int(reader.attrs["farm_calls"])
+            self.wrapped.unit_steps = int(reader.attrs["unit_steps"])
+            if self.cont.done:  # restarted at the end: the folds again (collective micro work)
+                self.folds = self.cont.branch().folds
+            return
         nb, nu = self.model.U0.shape
         if reader.rows("fields", "U") != nb:
             raise CheckpointError(f"checkpoint {reader.path} holds {reader.rows('fields', 'U')} macro states, this "
@@ -287,6 +429,8 @@ class Couplers(FixedSteps, Application):
     def finalize(self, outdir: Path) -> dict | None:
         if self.comm.rank != 0:
             return None
+        if self.method == "continuation":
+            return self._finalize_continuation(outdir)
         t = self.sim_time
         times = self.dt * np.arange(len(self.history))
         H = np.stack(self.history)
@@ -314,6 +458,60 @@ class Couplers(FixedSteps, Application):
         if self.config["output.plots"]:
             self._plot(outdir / "couplers.png", times, H, exact)
         return summary
+
+    def _finalize_continuation(self, outdir: Path) -> dict:
+        c = self.cont
+        lam = np.array([x[-1] for x in c.Xs])
+        U = np.array([x[:-1] for x in c.Xs])
+        E = np.array(c.eig) if c.eig else np.empty((len(lam), 0), dtype=complex)
+        summary = {"app": self.name, "method": self.method, "model": self.config["model.name"],
+                   "branch_points": len(lam), "F_evaluations": int(c.Fc.count),
+                   "micro_unit_steps": int(self.wrapped.unit_steps), "eigensolver": c.eig_method if c.eigenvalues else "",
+                   **self.model.info, "folds": []}
+        for f in self.folds:
+            entry = {"lam_c": f["lam"], "lam_c_branch_points": f["lam_coarse"], "eig_zero_lam": f["eig_zero_lam"]}
+            if "eig_at_fold" in f:
+                entry["leading_eigenvalue_at_fold"] = float(np.real(f["eig_at_fold"][0]))
+            if "lam_c_hom" in self.model.info:
+                entry["rel_error_vs_hom"] = f["lam"] / self.model.info["lam_c_hom"] - 1.0
+            summary["folds"].append(entry)
+        if summary["folds"]:
+            summary["lam_c"] = summary["folds"][0]["lam_c"]
+        summary["leading_eigenvalue_sign_changes"] = int(np.sum(np.diff(np.sign(E[:, 0].real)) != 0)) if E.size else 0
+        import h5py
+        with h5py.File(outdir / "couplers.h5", "w") as f:
+            f["lambda"], f["U"], f["eigenvalues"] = lam, U, E
+            f["x"] = self.model.stepper.centres
+            f.attrs["method"] = self.method
+        if self.config["output.plots"]:
+            self._plot_branch(outdir / "couplers.png", lam, U, E)
+        return summary
+
+    def _plot_branch(self, path: Path, lam: np.ndarray, U: np.ndarray, E: np.ndarray) -> None:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+        umax = np.abs(U).max(axis=1)
+        ax1.plot(lam, umax, "-", color="0.6")
+        if E.size:
+            stable = E[:, 0].real < 0
+            ax1.plot(lam[stable], umax[stable], "o", label="leading eigenvalue < 0 (stable)")
+            ax1.plot(lam[~stable], umax[~stable], "s", mfc="none", label="leading eigenvalue > 0")
+            ax2.plot(lam, E[:, 0].real, "o-")
+            ax2.axhline(0, color="k", lw=0.5)
+        ref = self.model.info.get("lam_c_hom")
+        for ax in (ax1, ax2):
+            if ref is not None:
+                ax.axvline(ref, color="k", ls=":", label=r"$3.5138\,a^*$ (homogenized fold)" if ax is ax1 else None)
+            for f in self.folds:
+                ax.axvline(f["lam"], color="r", lw=0.8, label="fold found" if ax is ax1 else None)
+        ax1.set(xlabel=r"$\lambda$", ylabel=r"$\max_i |U_i|$", title="steady branch (patches)")
+        ax1.legend(fontsize=8)
+        ax2.set(xlabel=r"$\lambda$", ylabel="leading eigenvalue of the coarse Jacobian")
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
 
     def _amplitudes(self, H: np.ndarray) -> np.ndarray:
         x = self.model.stepper.centres

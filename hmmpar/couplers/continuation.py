@@ -78,7 +78,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from petsc4py import PETSc
 
-__all__ = ["Branch", "ContinuationError", "CoarseNewtonError", "NewtonResult", "bratu_fold", "coarse_newton",
+__all__ = ["Branch", "Continuation", "ContinuationError", "CoarseNewtonError", "NewtonResult", "bratu_fold", "coarse_newton",
            "leading_eigenvalues", "pseudo_arclength", "slepc_available"]
 
 Residual = Callable[[np.ndarray, float], np.ndarray]
@@ -486,114 +486,189 @@ def pseudo_arclength(F: Residual, U0: np.ndarray, lam0: float, dlam: float, ds: 
         One line: the branch point and lambda where the step failed, the last ds and the
         Newton failure.
     """
-    _check_common(fd_step, atol, rtol, max_it)
-    U0 = _as_state(U0)
-    n = U0.size
-    for name, val in (("lam0", lam0), ("dlam", dlam), ("ds", ds)):
-        if not math.isfinite(val):
-            raise ValueError(f"{name} must be a finite number, got {val!r}")
-    if dlam == 0:
-        raise ValueError("dlam must be nonzero")
-    if not ds > 0:
-        raise ValueError(f"ds must be positive, got {ds!r}")
-    if int(points) != points or points < 3:
-        raise ValueError(f"points must be a whole number >= 3, got {points!r}")
-    if int(max_halvings) != max_halvings or max_halvings < 0:
-        raise ValueError(f"max_halvings must be a whole number >= 0, got {max_halvings!r}")
-    if eig_method not in ("auto", "slepc", "arpack"):
-        raise ValueError(f"eig_method must be 'auto', 'slepc' or 'arpack', got {eig_method!r}")
-    if int(easy) != easy or easy < 0:
-        raise ValueError(f"easy must be a whole number >= 0, got {easy!r}")
-    if not (math.isfinite(refine) and 0 <= refine < 1):
-        raise ValueError(f"refine must be in [0, 1), got {refine!r}")
-    if not (math.isfinite(grow) and grow >= 1):
-        raise ValueError(f"grow must be a finite number >= 1, got {grow!r}")
-    if int(eigenvalues) != eigenvalues or not 0 <= eigenvalues <= n - 2:
-        raise ValueError(f"eigenvalues must be a whole number in [0, n - 2] = [0, {n - 2}], got {eigenvalues!r}")
-    if after_fold is not None and (int(after_fold) != after_fold or after_fold < 1):
-        raise ValueError(f"after_fold must be None or a whole number >= 1, got {after_fold!r}")
-    lo, hi = lam_range
-    if not lo < hi or not lo <= lam0 <= hi:
-        raise ValueError(f"lam_range must be (lo, hi) with lo < hi containing lam0 = {lam0!r}, got {lam_range!r}")
-    ds_max = 4.0 * ds if ds_max is None else float(ds_max)
-    if eigenvalues and eig_method == "auto":
-        eig_method = "slepc" if slepc_available() else "arpack"
-    Fc = _Counted(F)
-    w = np.append(np.full(n, 1.0 / n), 1.0)                   # the inner product's weights
+    c = Continuation(F, U0, lam0, dlam, ds, points=points, lam_range=lam_range, ds_max=ds_max, grow=grow,
+                     easy=easy, max_halvings=max_halvings, after_fold=after_fold, eigenvalues=eigenvalues,
+                     eig_method=eig_method, fd_step=fd_step, atol=atol, rtol=rtol, max_it=max_it, refine=refine)
+    while not c.done:
+        c.advance()
+    return c.branch()
 
-    Xs: list[np.ndarray] = []
-    its: list[int] = []
-    evals: list[int] = []
-    eig: list[np.ndarray] = []
 
-    def eig_at(X: np.ndarray) -> np.ndarray:
-        return leading_eigenvalues(Fc, X[:n], X[n], int(eigenvalues), method=eig_method, fd_step=fd_step)
+class Continuation:
+    """:func:`pseudo_arclength` one branch point at a time, for a driver that checkpoints
+    between points (the ``couplers`` app): :meth:`advance` adds a point (the first two calls
+    the two starting Newton solves), :attr:`done` says when the branch ends, :meth:`branch`
+    finds and refines the folds. :meth:`state` / :meth:`restore` save and reload everything a
+    continuation carries, so a restarted one takes the same path bitwise. Parameters and
+    errors as :func:`pseudo_arclength`."""
 
-    def record(X: np.ndarray, it: int, before: int) -> None:
-        Xs.append(X)
-        its.append(it)
-        if eigenvalues:
-            eig.append(eig_at(X))
-        evals.append(Fc.count - before)
+    def __init__(self, F: Residual, U0: np.ndarray, lam0: float, dlam: float, ds: float, *, points: int = 40,
+                 lam_range: tuple[float, float] = (-math.inf, math.inf), ds_max: float | None = None,
+                 grow: float = 1.5, easy: int = 3, max_halvings: int = 5, after_fold: int | None = None,
+                 eigenvalues: int = 1, eig_method: str = "auto", fd_step: float = 1e-7, atol: float = 1e-9,
+                 rtol: float = 0.0, max_it: int = 10, refine: float = 0.05) -> None:
+        _check_common(fd_step, atol, rtol, max_it)
+        U0 = _as_state(U0)
+        n = U0.size
+        for name, val in (("lam0", lam0), ("dlam", dlam), ("ds", ds)):
+            if not math.isfinite(val):
+                raise ValueError(f"{name} must be a finite number, got {val!r}")
+        if dlam == 0:
+            raise ValueError("dlam must be nonzero")
+        if not ds > 0:
+            raise ValueError(f"ds must be positive, got {ds!r}")
+        if int(points) != points or points < 3:
+            raise ValueError(f"points must be a whole number >= 3, got {points!r}")
+        if int(max_halvings) != max_halvings or max_halvings < 0:
+            raise ValueError(f"max_halvings must be a whole number >= 0, got {max_halvings!r}")
+        if eig_method not in ("auto", "slepc", "arpack"):
+            raise ValueError(f"eig_method must be 'auto', 'slepc' or 'arpack', got {eig_method!r}")
+        if int(easy) != easy or easy < 0:
+            raise ValueError(f"easy must be a whole number >= 0, got {easy!r}")
+        if not (math.isfinite(refine) and 0 <= refine < 1):
+            raise ValueError(f"refine must be in [0, 1), got {refine!r}")
+        if not (math.isfinite(grow) and grow >= 1):
+            raise ValueError(f"grow must be a finite number >= 1, got {grow!r}")
+        if int(eigenvalues) != eigenvalues or not 0 <= eigenvalues <= n - 2:
+            raise ValueError(f"eigenvalues must be a whole number in [0, n - 2] = [0, {n - 2}], got {eigenvalues!r}")
+        if after_fold is not None and (int(after_fold) != after_fold or after_fold < 1):
+            raise ValueError(f"after_fold must be None or a whole number >= 1, got {after_fold!r}")
+        lo, hi = lam_range
+        if not lo < hi or not lo <= lam0 <= hi:
+            raise ValueError(f"lam_range must be (lo, hi) with lo < hi containing lam0 = {lam0!r}, got {lam_range!r}")
+        if eigenvalues and eig_method == "auto":
+            eig_method = "slepc" if slepc_available() else "arpack"
+        self.n, self.U0, self.lam0, self.dlam = n, U0, float(lam0), float(dlam)
+        self.points, self.lam_range, self.after_fold = int(points), (lo, hi), after_fold
+        self.ds_max = 4.0 * ds if ds_max is None else float(ds_max)
+        self.grow, self.easy, self.max_halvings = float(grow), int(easy), int(max_halvings)
+        self.eigenvalues, self.eig_method = int(eigenvalues), eig_method
+        self.fd_step, self.atol, self.rtol, self.max_it, self.refine = fd_step, atol, rtol, int(max_it), refine
+        self.Fc = _Counted(F)
+        self.w = np.append(np.full(n, 1.0 / n), 1.0)           # the inner product's weights
+        #: branch points (U, lam), Newton iterations and F evaluations per point, eigenvalues
+        self.Xs: list[np.ndarray] = []
+        self.its: list[int] = []
+        self.evals: list[int] = []
+        self.eig: list[np.ndarray] = []
+        #: the arclength step of the next corrector
+        self.step = float(ds)
+        self.fold_at: int | None = None
+        #: the branch has ended (``points`` reached, lambda left ``lam_range``, ``after_fold``)
+        self.done = False
 
-    for lam in (lam0, lam0 + dlam):
-        before = Fc.count
-        start = U0 if not Xs else Xs[-1][:n]
-        try:
-            U, it, _, _ = _snes_solve(lambda X, lam=lam: Fc(X, lam), start, fd_step, atol, rtol, int(max_it),
-                                      f"lambda = {lam:.8g}")
-        except CoarseNewtonError as err:
-            raise ContinuationError(f"continuation failed at its start point {len(Xs)} (lambda = {lam:.8g}): "
-                                    f"{err}") from None
-        record(np.append(U, lam), it, before)
+    def _eig_at(self, X: np.ndarray) -> np.ndarray:
+        n = self.n
+        return leading_eigenvalues(self.Fc, X[:n], X[n], self.eigenvalues, method=self.eig_method,
+                                   fd_step=self.fd_step)
 
-    def bordered(Xk: np.ndarray, tangent: np.ndarray, step: float) -> Callable[[np.ndarray], np.ndarray]:
+    def _record(self, X: np.ndarray, it: int, before: int) -> None:
+        self.Xs.append(X)
+        self.its.append(it)
+        if self.eigenvalues:
+            self.eig.append(self._eig_at(X))
+        self.evals.append(self.Fc.count - before)
+
+    def _bordered(self, Xk: np.ndarray, tangent: np.ndarray, step: float) -> Callable[[np.ndarray], np.ndarray]:
+        n, w, Fc = self.n, self.w, self.Fc
         return lambda X: np.append(Fc(X[:n], X[n]), np.dot(w * tangent, X - Xk) - step)
 
-    folds: list[dict] = []
-    fold_at: int | None = None
-    step = float(ds)
-    while len(Xs) < points:
+    def advance(self) -> None:
+        """Add one branch point (collective if ``F`` is); sets :attr:`done` at the end."""
+        if self.done:
+            raise ValueError("the continuation is done")
+        n, Xs, Fc = self.n, self.Xs, self.Fc
+        if len(Xs) < 2:  # the two natural-parameter starting points
+            lam = self.lam0 if not Xs else self.lam0 + self.dlam
+            before = Fc.count
+            start = self.U0 if not Xs else Xs[-1][:n]
+            try:
+                U, it, _, _ = _snes_solve(lambda X, lam=lam: Fc(X, lam), start, self.fd_step, self.atol, self.rtol,
+                                          self.max_it, f"lambda = {lam:.8g}")
+            except CoarseNewtonError as err:
+                raise ContinuationError(f"continuation failed at its start point {len(Xs)} (lambda = {lam:.8g}): "
+                                        f"{err}") from None
+            self._record(np.append(U, lam), it, before)
+            return
         Xk, Xprev = Xs[-1], Xs[-2]
         d = Xk - Xprev
-        tangent = d / math.sqrt(float(np.dot(w * d, d)))
+        tangent = d / math.sqrt(float(np.dot(self.w * d, d)))
         before = Fc.count
-        for halving in range(int(max_halvings) + 1):
+        step = self.step
+        for halving in range(self.max_halvings + 1):
             try:
-                X, it, _, _ = _snes_solve(bordered(Xk, tangent, step), Xk + step * tangent, fd_step, atol, rtol,
-                                          int(max_it), f"branch point {len(Xs)} (ds = {step:.4g})")
+                X, it, _, _ = _snes_solve(self._bordered(Xk, tangent, step), Xk + step * tangent, self.fd_step,
+                                          self.atol, self.rtol, self.max_it,
+                                          f"branch point {len(Xs)} (ds = {step:.4g})")
                 break
             except CoarseNewtonError as err:
                 last = err
                 step *= 0.5
         else:
             raise ContinuationError(f"continuation failed after branch point {len(Xs) - 1} (lambda = {Xk[n]:.8g}): "
-                                    f"the corrector did not converge with ds halved {max_halvings} times to "
+                                    f"the corrector did not converge with ds halved {self.max_halvings} times to "
                                     f"{2 * step:.4g}; last: {last}")
-        record(X, it, before)
-        if it <= easy:
-            step = min(step * grow, ds_max)
+        self._record(X, it, before)
+        self.step = min(step * self.grow, self.ds_max) if it <= self.easy else step
         lam = np.array([x[n] for x in Xs])
         m = len(lam)
-        if fold_at is None and m >= 3 and (lam[-1] - lam[-2]) * (lam[-2] - lam[-3]) < 0:
-            fold_at = m - 2
-        if fold_at is not None and after_fold is not None and m - 1 - fold_at >= after_fold:
-            break
-        if not lo <= X[n] <= hi:
-            break
+        if self.fold_at is None and m >= 3 and (lam[-1] - lam[-2]) * (lam[-2] - lam[-3]) < 0:
+            self.fold_at = m - 2
+        self.done = self._ended()
 
-    lam = np.array([x[n] for x in Xs])
-    Us = np.array([x[:n] for x in Xs])
-    s = np.concatenate([[0.0], np.cumsum([math.sqrt(float(np.dot(w * (b - a), b - a)))
-                                          for a, b in zip(Xs[:-1], Xs[1:])])])
-    E = np.array(eig) if eigenvalues else np.empty((len(Xs), 0), dtype=complex)
-    for j in range(1, len(lam) - 1):
-        if (lam[j + 1] - lam[j]) * (lam[j] - lam[j - 1]) < 0:
-            fold = _fold(s, lam, E if eigenvalues else None, j)
-            fold["lam_coarse"] = fold["lam"]
-            if refine:
-                fold.update(_refine(Xs, j, w, fold["s"] - s[j], refine * min(s[j + 1] - s[j], s[j] - s[j - 1]),
-                                    bordered, fd_step, atol, rtol, int(max_it), eig_at if eigenvalues else None))
-            folds.append(fold)
-    return Branch(lam, Us, s, np.abs(Us).max(axis=1), np.sqrt((Us ** 2).mean(axis=1)), E, np.array(its),
-                  np.array(evals), folds, eig_method if eigenvalues else "", Fc.count)
+    def _ended(self) -> bool:
+        """``points`` reached, lambda out of ``lam_range``, or ``after_fold`` points past the fold."""
+        m = len(self.Xs)
+        if m < 3:
+            return False
+        lo, hi = self.lam_range
+        return bool(m >= self.points or not lo <= self.Xs[-1][self.n] <= hi
+                    or (self.fold_at is not None and self.after_fold is not None
+                        and m - 1 - self.fold_at >= self.after_fold))
+
+    def state(self) -> dict[str, np.ndarray | float | int]:
+        """Everything :meth:`restore` needs (arrays and numbers; the eigenvalues complex)."""
+        k = self.eigenvalues
+        return {"X": np.array(self.Xs).reshape(len(self.Xs), self.n + 1), "iterations": np.array(self.its, dtype=np.int64),
+                "evaluations": np.array(self.evals, dtype=np.int64),
+                "eigenvalues": np.array(self.eig, dtype=complex).reshape(len(self.Xs), k) if k else
+                np.empty((len(self.Xs), 0), dtype=complex),
+                "step": self.step, "fold_at": -1 if self.fold_at is None else self.fold_at,
+                "count": self.Fc.count}
+
+    def restore(self, state: dict) -> None:
+        """Continue from :meth:`state`'s output."""
+        X = np.asarray(state["X"], dtype=float)
+        if X.ndim != 2 or X.shape[1] != self.n + 1:
+            raise ValueError(f"the saved branch has shape {X.shape}, this continuation {self.n + 1} unknowns")
+        self.Xs = [x.copy() for x in X]
+        self.its = [int(i) for i in state["iterations"]]
+        self.evals = [int(e) for e in state["evaluations"]]
+        self.eig = [np.asarray(e, dtype=complex) for e in state["eigenvalues"]] if self.eigenvalues else []
+        self.step = float(state["step"])
+        self.fold_at = None if int(state["fold_at"]) < 0 else int(state["fold_at"])
+        self.Fc.count = int(state["count"])
+        # the stopping rules are this continuation's (a restart may allow more points)
+        self.done = self._ended()
+
+    def branch(self) -> Branch:
+        """The branch so far, its folds found and (``refine``) refined (collective if ``F`` is)."""
+        n, Xs, w = self.n, self.Xs, self.w
+        lam = np.array([x[n] for x in Xs])
+        Us = np.array([x[:n] for x in Xs])
+        s = np.concatenate([[0.0], np.cumsum([math.sqrt(float(np.dot(w * (b - a), b - a)))
+                                              for a, b in zip(Xs[:-1], Xs[1:])])])
+        E = np.array(self.eig) if self.eigenvalues else np.empty((len(Xs), 0), dtype=complex)
+        folds: list[dict] = []
+        for j in range(1, len(lam) - 1):
+            if (lam[j + 1] - lam[j]) * (lam[j] - lam[j - 1]) < 0:
+                fold = _fold(s, lam, E if self.eigenvalues else None, j)
+                fold["lam_coarse"] = fold["lam"]
+                if self.refine:
+                    fold.update(_refine(Xs, j, w, fold["s"] - s[j],
+                                        self.refine * min(s[j + 1] - s[j], s[j] - s[j - 1]), self._bordered,
+                                        self.fd_step, self.atol, self.rtol, self.max_it,
+                                        self._eig_at if self.eigenvalues else None))
+                folds.append(fold)
+        return Branch(lam, Us, s, np.abs(Us).max(axis=1), np.sqrt((Us ** 2).mean(axis=1)), E, np.array(self.its),
+                      np.array(self.evals), folds, self.eig_method if self.eigenvalues else "", self.Fc.count)

@@ -62,6 +62,30 @@ def allgather_rows(comm, rows: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+def _mark_finite(out: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+    """Rows whose fields ``names`` hold NaN / Inf get ``finite = 0`` and zeros: a blown-up
+    micro simulation is the coupler's to report (the macro step, or a Newton trial point
+    the solver rejects), not a farm task failure."""
+    ok = np.ones(out.shape[0], dtype=bool)
+    for name in names:
+        if np.issubdtype(out.dtype[name].base, np.floating):
+            ok &= np.isfinite(out[name].reshape(out.shape[0], -1)).all(axis=1)
+    out["finite"] = ok
+    for name in names:
+        out[name][~ok] = 0
+    return out
+
+
+def _unmark(res: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+    """Inverse of :func:`_mark_finite`: NaN back into the marked rows (float fields)."""
+    bad = res["finite"] == 0
+    if bad.any():
+        for name in names:
+            if np.issubdtype(res.dtype[name].base, np.floating):
+                res[name][bad] = np.nan
+    return res
+
+
 class _Counting:
     """Work and farm-call bookkeeping shared by the two wrappers."""
 
@@ -144,7 +168,7 @@ class FarmedStepper(_Counting):
 
         m = np.asarray(restrict(flat[:1].reshape((1,) + unit_shape).copy(), np.zeros(1, np.int64))).reshape(1, -1).shape[1]
         task = np.dtype([("task_id", "i8"), ("state", "f8", (flat.shape[1],))])
-        result = np.dtype([("before", "f8", (m,)), ("after", "f8", (m,))])
+        result = np.dtype([("before", "f8", (m,)), ("after", "f8", (m,)), ("finite", "i1")])
         rows = np.empty(n, dtype=task)
         rows["task_id"] = np.arange(n)
         rows["state"] = flat
@@ -159,9 +183,9 @@ class FarmedStepper(_Counting):
             out["before"] = np.asarray(restrict(u, index)).reshape(r.shape[0], m)
             evolve(u, index, t + K * self.h, 1)
             out["after"] = np.asarray(restrict(u, index)).reshape(r.shape[0], m)
-            return out
+            return _mark_finite(out, ("before", "after"))
 
-        res = self._map(solve, rows, result, n)
+        res = _unmark(self._map(solve, rows, result, n), ("before", "after"))
         self.unit_steps += n * (K + 1)
         join = getattr(st, "join_units", None)
         if join is not None:
@@ -195,7 +219,8 @@ class FarmedMicroStepper(_Counting):
         shape = states.shape[1:]
         X = np.atleast_2d(np.asarray(X, dtype=float))
         task = np.dtype([("task_id", "i8"), ("state", states.dtype, shape), ("X", "f8", (self.nx,))])
-        result = np.dtype([("state", states.dtype, shape), ("mean", "f8", (self.nx,)), ("last", "f8", (self.nx,))])
+        result = np.dtype([("state", states.dtype, shape), ("mean", "f8", (self.nx,)), ("last", "f8", (self.nx,)),
+                           ("finite", "i1")])
         rows = np.empty(nb, dtype=task)
         rows["task_id"] = np.arange(nb)
         rows["state"] = states
@@ -207,9 +232,9 @@ class FarmedMicroStepper(_Counting):
             w = st.advance(s, np.ascontiguousarray(r["X"]), t, steps)
             out = np.empty(r.shape[0], dtype=result)
             out["state"], out["mean"], out["last"] = s, w.mean, w.last
-            return out
+            return _mark_finite(out, ("state", "mean", "last"))
 
-        res = self._map(solve, rows, result, nb)
+        res = _unmark(self._map(solve, rows, result, nb), ("state", "mean", "last"))
         states[...] = res["state"]
         self.unit_steps += nb * steps
         return Window(res["mean"].copy(), res["last"].copy(), steps)

@@ -122,6 +122,52 @@ def test_projective_rk_and_telescopic_apps_match_the_library(tmp_path):
     assert trajectory(out).tobytes() == ref.U.tobytes()
 
 
+BRATU = ROOT / "drivers" / "configs" / "couplers_bratu.toml"
+
+
+def branch(out: Path) -> tuple[np.ndarray, ...]:
+    import hmmpar  # noqa: F401 - Debian's MPI h5py
+    import h5py
+    with h5py.File(out / "couplers.h5") as f:
+        return f["lambda"][()], f["U"][()], f["eigenvalues"][()]
+
+
+def test_continuation_is_the_library_branch_on_1_2_3_ranks_and_across_a_restart(tmp_path):
+    """The coarse continuation (Newton-Krylov on the farmed patch-dynamics slope, SLEPc or
+    ARPACK eigenvalues) takes bitwise the path of the serial pseudo_arclength on the same
+    patches -- whose fold is validated against 3.513830719 a* in
+    tests/validation/couplers/test_coarse_bifurcation.py with these parameters -- on 1 and 3
+    ranks, and after a restart from 1 to 2 ranks that allows more points."""
+    from hmmpar.couplers import PatchDiffusion
+    from hmmpar.couplers.continuation import pseudo_arclength
+    from hmmpar.couplers.patches import bratu, steady_residual
+    runs = {}
+    for n in (1, 3):
+        out = tmp_path / f"r{n}"
+        p = run(n, out, "continuation.points=5", config=BRATU)
+        assert p.returncode == 0, p.stderr
+        runs[n] = branch(out)
+    split = tmp_path / "split"
+    p = run(1, split, "continuation.points=3", "checkpoint.every_steps=1", config=BRATU)
+    assert p.returncode == 0, p.stderr
+    p = run(2, split, "continuation.points=5", restart=True, config=BRATU)
+    assert p.returncode == 0, p.stderr
+    assert "restarted from" in p.stdout
+    runs["split"] = branch(split)
+    eps = 1 / 512
+    st = PatchDiffusion(lambda y: 1.1 + np.sin(2 * np.pi * y), eps, 15, 2 * eps, 4 * eps, 0.5 * eps ** 2, 16, 2,
+                        boundary="dirichlet", reaction=bratu)
+    import tomllib
+    lam0 = tomllib.loads(BRATU.read_text())["continuation"]["lam0"]
+    assert lam0 == pytest.approx(0.4 * math.sqrt(1.1 ** 2 - 1), rel=1e-15)
+    ref = pseudo_arclength(steady_residual(st), np.zeros(15), lam0, lam0, 0.4, points=5, after_fold=2, atol=1e-5,
+                           fd_step=1e-4)
+    for got in runs.values():
+        assert got[0].tobytes() == ref.lam.tobytes() and got[1].tobytes() == ref.U.tobytes()
+        assert got[2].tobytes() == ref.eigenvalues.tobytes()
+    assert summary(split)["F_evaluations"] == summary(tmp_path / "r1")["F_evaluations"] == ref.total_evaluations
+
+
 def user_module() -> str:
     """The user-stepper example of docs/couplers.md (so the page's code is what runs)."""
     text = (ROOT / "docs" / "couplers.md").read_text()
@@ -158,6 +204,10 @@ def test_user_stepper_follows_the_projective_amplification_exactly(tmp_path):
     (('model.name="user"',), "model.function"),
     (('model.name="dissipative"', 'coupler.method="projective_rk"', "coupler.dt=1e-7", "coupler.K=1000"),
      "coupler.dt"),
+    (('coupler.method="continuation"',), "coupler.method"),
+    (('coupler.method="continuation"', 'model.name="bratu"', "continuation.lam_max=0.1"), "continuation.lam0"),
+    (('coupler.method="continuation"', 'model.name="bratu"', "continuation.eigenvalues=20"),
+     "continuation.eigenvalues"),
 ])
 def test_bad_input_is_a_config_error_naming_the_key(sets, key):
     """Found while the application is built (``hmmpar validate``, before any micro work);
