@@ -4,8 +4,8 @@ The Nested SSA (E, Liu & Vanden-Eijnden, *Nested stochastic simulation algorithm
 chemical kinetic systems with disparate rates*, J. Chem. Phys. 123 (2005) 194107;
 :mod:`hmmpar.micro.ssa.nested`) already removes the fast time scale of a reaction network:
 its outer SSA fires the slow reactions at rates :math:`\tilde a_j` averaged over inner
-replicas of the fast reactions, so one trajectory costs :math:`O(1/\lambda^2)` inner events
-per slow event whatever :math:`\varepsilon`. What is left is the slow time scale itself,
+replicas of the fast reactions, about :math:`N(T_0 + T_f)\,a_0^F` inner events per slow event,
+which does not grow as :math:`\varepsilon \to 0` when :math:`T_0, T_f \propto \varepsilon`. What is left is the slow time scale itself,
 and the sampling noise. This stepper stacks equation-free projective integration (Gear &
 Kevrekidis, SIAM J. Sci. Comput. 24 (2003) 1091; Kevrekidis et al., Commun. Math. Sci. 1
 (2003) 715, section 2) on top: the coarse variable is the *ensemble mean of the slow
