@@ -13,7 +13,7 @@ t = 1.5, from four macro states y2(0) = 0, 30, 80, 100.
 Error budget of U2 at t = 1.5:
 
 * projective (deterministic): the mean is the exact linear flow, rho = e^{-h} per inner step,
-  so the deviation from 50 is multiplied by sigma = rho^k ((M+1) rho - M) = 0.5324 per outer step
+  so the deviation from 50 is multiplied by sigma = rho^k ((M+1) rho - M) = 0.5337 per outer step
   instead of e^{-0.5} = 0.6065: U_det - exact = (y2(0) - 50)(sigma^3 - e^{-1.5}) = 1.4 .. 3.6;
 * lifting: the lifted ensemble mean is the macro state to 1/(2R) (rounding), <= 0.0025 x 3;
 * statistics: per outer step, given the lifted counts, U2^+ = (M+1) ybar(2h) - M ybar(h) over R
