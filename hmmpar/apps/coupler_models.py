@@ -7,6 +7,10 @@ r"""The micro models the ``couplers`` application can drive, built from its conf
   \delta\tau\,\varepsilon`) for the projective ones. The averaged solution is the reference:
   :math:`X(t) = X_0 + t` (seed), :math:`\dot X = -X^3 + \cos t + \sin(\sqrt2\,t)` solved to
   1e-12 by SciPy (dissipative).
+* ``ou``: the runtime's averaging demo (:mod:`hmmpar.apps.ou_averaging`) as a
+  :class:`~hmmpar.couplers.ou_stepper.OUStepper` for the HMM methods: fast OU processes
+  sampled exactly, estimator :math:`-y^2 X`; the reference is the averaged equation's exact
+  solution :math:`X_0/\sqrt{(1 + X_0^2)e^{2t} - X_0^2}`.
 * ``homogenization``: :class:`~hmmpar.couplers.PatchDiffusion`, patches with buffers of
   :math:`u_t = (a(x/\varepsilon)u_x)_x`, :math:`a(y) = \bar a + A\sin 2\pi y`, periodic on
   [0, 1], :math:`u(0) = \sin 2\pi m x`; the reference is the homogenized solution
@@ -33,7 +37,7 @@ import numpy as np
 from hmmpar.core.errors import ConfigError, one_line
 
 #: built-in models
-MODELS = ("seed", "dissipative", "homogenization", "bratu", "user")
+MODELS = ("seed", "dissipative", "ou", "homogenization", "bratu", "user")
 #: the methods that need a constrained stepper with an estimator (MicroStepper)
 HMM_METHODS = ("seamless", "classical")
 
@@ -78,6 +82,8 @@ def build(config, comm, method: str) -> CouplerModel:
     name = m["name"]
     if name in ("seed", "dissipative"):
         return _slow_fast(m, name, method)
+    if name == "ou":
+        return _ou(m, method, config["run.seed"])
     if name in ("homogenization", "bratu"):
         return _patches(config.section("patches"), bratu=name == "bratu")
     return _user(config, comm, method)
@@ -104,6 +110,18 @@ def _slow_fast(m: dict, name: str, method: str) -> CouplerModel:
     U0 = np.column_stack([X0, X0])
     rhs = ex.full_rhs_dissipative(eps)
     return CouplerModel(EulerODE(rhs, dtau * eps), U0, exact, slice(0, 1), rhs)
+
+
+def _ou(m: dict, method: str, seed: int) -> CouplerModel:
+    from hmmpar.apps.ou_averaging import exact_solution
+    from hmmpar.couplers.ou_stepper import OUStepper
+    if method not in HMM_METHODS:
+        raise ConfigError(f"config key coupler.method = {method!r}: model 'ou' is a MicroStepper with an estimator "
+                          "(no free evolution of X); use 'seamless' or 'classical'")
+    if m["x0_max"] < m["x0_min"]:
+        raise ConfigError("config key model.x0_max must be >= model.x0_min")
+    X0 = initial_points(m["points"], m["x0_min"], m["x0_max"])
+    return CouplerModel(OUStepper(m["eps"], m["dtau"], seed), X0[:, None], lambda t: exact_solution(X0, t)[:, None])
 
 
 def _numba_relaxed_y():

@@ -81,12 +81,12 @@ class Couplers(FixedSteps, Application):
         },
         "model": {
             "name": Field(str, "homogenization", "micro model (hmmpar.apps.coupler_models)", choices=MODELS),
-            "points": Field(int, 8, "seed / dissipative: number of initial values X0", min=1, max=10**6),
-            "x0_min": Field(float, 0.5, "seed / dissipative: smallest X0"),
-            "x0_max": Field(float, 1.5, "seed / dissipative: largest X0"),
-            "eps": Field(float, 1e-6, "seed / dissipative: scale separation eps", min=0.0, min_exclusive=True,
+            "points": Field(int, 8, "seed / dissipative / ou: number of initial values X0", min=1, max=10**6),
+            "x0_min": Field(float, 0.5, "seed / dissipative / ou: smallest X0"),
+            "x0_max": Field(float, 1.5, "seed / dissipative / ou: largest X0"),
+            "eps": Field(float, 1e-6, "seed / dissipative / ou: scale separation eps", min=0.0, min_exclusive=True,
                          max=1.0),
-            "dtau": Field(float, 0.05, "seed / dissipative: micro step in fast time t/eps (RK4 for the HMM "
+            "dtau": Field(float, 0.05, "seed / dissipative / ou: micro step in fast time t/eps (RK4 for the HMM "
                           "methods; forward Euler h = dtau eps for the projective ones)", min=0.0,
                           min_exclusive=True, max=1e3),
             "function": Field(str, "", "user: module:function or file.py:function, called as "

@@ -200,7 +200,10 @@ class FarmedMicroStepper(_Counting):
     they are held whole on every rank, sent with their macro constraint in the task rows,
     and the advanced states come back with the estimator's samples. The wrapped stepper's
     batch members must be independent (its ``advance`` on a sub-batch gives the same rows
-    as on the whole batch).
+    as on the whole batch). A stochastic stepper offers
+    ``advance_units(states, X, t, steps, ids, ctx)``, drawing instance ``ids[r]``'s numbers
+    from the farm's stream ``ctx.rng(ids[r])`` (keyed by the run seed, the farm-call counter
+    and the instance), so that the draws do not depend on how the batch was cut.
     """
 
     def __init__(self, stepper: MicroStepper, farm: Farm, seed: int = 0) -> None:
@@ -226,10 +229,12 @@ class FarmedMicroStepper(_Counting):
         rows["state"] = states
         rows["X"] = X
         t, steps, st = float(t), int(steps), self.stepper
+        own = getattr(st, "advance_units", None)  # a stochastic stepper keys its streams by instance
 
         def solve(r: np.ndarray, ctx: TaskContext) -> np.ndarray:
             s = np.ascontiguousarray(r["state"])
-            w = st.advance(s, np.ascontiguousarray(r["X"]), t, steps)
+            X_r = np.ascontiguousarray(r["X"])
+            w = st.advance(s, X_r, t, steps) if own is None else own(s, X_r, t, steps, r["task_id"], ctx)
             out = np.empty(r.shape[0], dtype=result)
             out["state"], out["mean"], out["last"] = s, w.mean, w.last
             return _mark_finite(out, ("state", "mean", "last"))

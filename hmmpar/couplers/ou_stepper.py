@@ -143,6 +143,22 @@ class OUStepper:
         for b in range(X.shape[0]):
             xi[b] = task_rng(self.seed, self.calls, b).standard_normal(steps)
         self.calls += 1
+        return self._steps(states, X, xi)
+
+    def advance_units(self, states: np.ndarray, X: np.ndarray, t: float, steps: int, ids: np.ndarray,
+                      ctx) -> Window:
+        """:meth:`advance` of the instances ``ids`` of a farmed batch
+        (:class:`~hmmpar.couplers.farmed.FarmedMicroStepper`): instance ``b`` draws from the
+        farm task's stream ``ctx.rng(b)`` = ``task_rng(seed, c, b)`` of the farm's call ``c``,
+        the numbers :meth:`advance` gives row ``b`` at its ``c``-th call with the run's seed."""
+        X = np.atleast_2d(np.asarray(X, dtype=float))
+        xi = np.empty((X.shape[0], int(steps)))
+        for r, b in enumerate(np.asarray(ids)):
+            xi[r] = ctx.rng(int(b)).standard_normal(int(steps))
+        return self._steps(states, X, xi)
+
+    def _steps(self, states: np.ndarray, X: np.ndarray, xi: np.ndarray) -> Window:
+        steps = xi.shape[1]
         mean = np.empty_like(X)
         last = np.empty_like(X)
         _advance(X, states, self.a, xi, mean, last)

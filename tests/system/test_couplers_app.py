@@ -99,6 +99,22 @@ def test_seamless_app_is_the_library_seamless_hmm(tmp_path):
     assert summary(out)["max_abs_error_vs_reference"] == pytest.approx(err, rel=1e-9)
 
 
+def test_stochastic_ou_stepper_through_the_farm_is_the_library_run(tmp_path):
+    """The OU demo's stepper draws instance b's normals from the farm task's stream
+    (seed, call, b) however the batch is cut: 3 ranks give bitwise the serial seamless_hmm
+    (whose error against the exact averaged solution is validated in
+    tests/validation/couplers/test_ou_stepper.py)."""
+    from hmmpar.couplers import seamless_hmm
+    from hmmpar.couplers.ou_stepper import OUStepper
+    out = tmp_path / "ou"
+    p = run(3, out, 'model.name="ou"', 'coupler.method="seamless"', "coupler.dt=0.02", "coupler.t_end=1.0",
+            "coupler.steps=400", "model.dtau=0.5", "model.points=16", "model.x0_min=0.2", "model.x0_max=2.0")
+    assert p.returncode == 0, p.stderr
+    X0 = np.linspace(0.2, 2.0, 16)
+    ref = seamless_hmm(OUStepper(1e-6, 0.5, 2026), X0[:, None], 0.0, 1.0, 0.02, 400)
+    assert trajectory(out).tobytes() == ref.X.tobytes()
+
+
 def test_projective_rk_and_telescopic_apps_match_the_library(tmp_path):
     from hmmpar.couplers import EulerODE, ProjectiveStepper, projective_euler, projective_rk
     from hmmpar.couplers import examples as ex
@@ -205,6 +221,7 @@ def test_user_stepper_follows_the_projective_amplification_exactly(tmp_path):
     (('model.name="dissipative"', 'coupler.method="projective_rk"', "coupler.dt=1e-7", "coupler.K=1000"),
      "coupler.dt"),
     (('coupler.method="continuation"',), "coupler.method"),
+    (('model.name="ou"', 'coupler.method="projective_rk"'), "coupler.method"),
     (('coupler.method="continuation"', 'model.name="bratu"', "continuation.lam_max=0.1"), "continuation.lam0"),
     (('coupler.method="continuation"', 'model.name="bratu"', "continuation.eigenvalues=20"),
      "continuation.eigenvalues"),

@@ -81,6 +81,10 @@ H5PY_MPI = 'print(h5py.get_config().mpi)"'
 MD_STATE = ".venv/bin/hmmpar md state --rho 0.5 --temperature 2.0 --shift --atoms 256 --equilibrate 2 --time 10"
 
 RUN: dict[str, Run] = {
+    "mpirun -n 2 .venv/bin/python drivers/couplers.py drivers/configs/couplers_bratu.toml":
+        Run(sets("continuation.points=4", "run.progress_interval=0"),
+            outputs=outputs("runs/couplers_bratu", "couplers.h5", "couplers.png"),
+            summary={"runs/couplers_bratu/summary.json": {"method": "continuation", "branch_points": 4}}),
     "mpirun -n 2 .venv/bin/python drivers/couplers.py":
         Run(sets("run.progress_interval=0"),
             outputs=outputs("runs/couplers", "couplers.h5", "couplers.png", "checkpoints/ckpt_00000012.h5"),
