@@ -141,10 +141,59 @@ _PATCH_KEYS = {"eps": "patches.eps", "n_patches": "patches.n_patches", "patch_wi
                "points_per_period": "patches.points_per_period", "order": "patches.order"}
 
 
+def _patches_2d(p: dict) -> CouplerModel:
+    r"""Square patches on :math:`[0, 1]^2` (:class:`~hmmpar.couplers.PatchDiffusion2D`), initial
+    state :math:`\sin 2\pi m x_1`. Media with an exact homogenized tensor: the laminate
+    :math:`\bar a + A\sin 2\pi y_1`, :math:`A^* = \mathrm{diag}(\sqrt{\bar a^2 - A^2}, \bar a)`,
+    and the self-dual :math:`e^{s\sin 2\pi y_1\sin 2\pi y_2}`, :math:`A^* = I` (Keller 1964,
+    Dykhne 1970; docs/couplers.md)."""
+    from hmmpar.couplers import PatchDiffusion2D
+    eps, mean, amp = p["eps"], p["mean"], p["amplitude"]
+    if p["medium"] == "self_dual":
+        def a(y1, y2):
+            return np.exp(amp * np.sin(2.0 * np.pi * y1) * np.sin(2.0 * np.pi * y2))
+        a11 = 1.0
+    else:
+        if not abs(amp) < mean:
+            raise ConfigError(f"config keys patches.mean = {mean:g}, patches.amplitude = {amp:g}: a(y) = mean + "
+                              "amplitude sin(2 pi y1) must stay positive (|amplitude| < mean)")
+
+        def a(y1, y2):
+            return mean + amp * np.sin(2.0 * np.pi * y1) + 0.0 * y2
+        a11 = math.sqrt(mean * mean - amp * amp)
+    try:
+        st = PatchDiffusion2D(a, eps, p["n_patches"], p["patch_periods"] * eps, p["buffer_periods"] * eps,
+                              p["micro_time"] * eps ** 2, p["points_per_period"], p["order"])
+    except ValueError as exc:
+        text = str(exc)
+        key = _PATCH_KEYS.get(text.split(" ", 1)[0])
+        raise ConfigError(f"config key {key}: {text} (widths in periods eps, micro_time in eps^2)" if key
+                          else f"config section patches: {text}") from None
+    k = 2.0 * math.pi * p["mode"]
+    U0 = np.sin(k * st.points[:, 0])[None, :]
+
+    def exact(t: float) -> np.ndarray:
+        return math.exp(-a11 * k * k * t) * U0
+    from hmmpar.couplers import macro_rate_2d
+    return CouplerModel(st, U0, exact, info={"a_hom": a11, "decay_rate_hom": a11 * k * k,
+                                             "decay_rate_macro_scheme": macro_rate_2d(k, 0.0, a11, 1.0, st.Dx,
+                                                                                      st.patch_width, st.order),
+                                             "decay_rate_arithmetic": float(np.mean(a(*np.meshgrid(
+                                                 *(2 * [np.arange(256) / 256]))))) * k * k,
+                                             "domain_fraction": st.domain_fraction, "wavenumber": k,
+                                             "dimension": 2})
+
+
 def _patches(p: dict, bratu: bool = False) -> CouplerModel:
     from hmmpar.couplers import PatchDiffusion
     from hmmpar.couplers.continuation import bratu_fold
     from hmmpar.couplers.patches import bratu as bratu_reaction
+    if p["dimension"] == 2:
+        if bratu:
+            raise ConfigError("config key patches.dimension = 2: the bratu model is 1D (Dirichlet patches)")
+        return _patches_2d(p)
+    if p["medium"] != "sine":
+        raise ConfigError(f"config key patches.medium = {p['medium']!r} needs patches.dimension = 2")
     mean, amp = p["mean"], p["amplitude"]
     if not abs(amp) < mean:
         raise ConfigError(f"config keys patches.mean = {mean:g}, patches.amplitude = {amp:g}: a(y) = mean + "
@@ -155,7 +204,7 @@ def _patches(p: dict, bratu: bool = False) -> CouplerModel:
         return mean + amp * np.sin(2.0 * np.pi * y)
     try:
         st = PatchDiffusion(a, eps, p["n_patches"], p["patch_periods"] * eps, p["buffer_periods"] * eps,
-                            p["micro_time"] * eps * eps, p["points_per_period"], p["order"],
+                            p["micro_time"] * eps ** 2, p["points_per_period"], p["order"],
                             boundary="dirichlet" if bratu else "periodic", reaction=bratu_reaction if bratu else None)
     except ValueError as exc:
         text = str(exc)
@@ -173,7 +222,10 @@ def _patches(p: dict, bratu: bool = False) -> CouplerModel:
 
     def exact(t: float) -> np.ndarray:
         return math.exp(-a_star * k * k * t) * U0
+    from hmmpar.couplers import macro_rate
     return CouplerModel(st, U0, exact, info={"a_hom": a_star, "decay_rate_hom": a_star * k * k,
+                                             "decay_rate_macro_scheme": macro_rate(k, a_star, st.Dx, st.patch_width,
+                                                                                   st.order),
                                              "decay_rate_arithmetic": mean * k * k,
                                              "domain_fraction": st.domain_fraction, "wavenumber": k})
 

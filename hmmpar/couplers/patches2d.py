@@ -143,19 +143,18 @@ def macro_rate_2d(k1: float, k2: float, a11: float, a22: float, Dx: float, h: fl
 
 
 @numba.njit(parallel=True, cache=True)
-def _diffuse2d(S, cx, cy, steps):
-    """``steps`` explicit steps on every patch of ``S`` ``(nb, P, n + 2, n + 2)``, whose frame
-    (first and last row and column) holds the fixed boundary values; ``cx[p]`` ``(n + 1, n)``
-    and ``cy[p]`` ``(n, n + 1)`` are the face factors dt * a / (dx * dist) of patch ``p``."""
-    nb, P, m, _ = S.shape
+def _diffuse2d(S, cx, cy, patch, steps):
+    """``steps`` explicit steps on every patch ``S[r]`` ``(n + 2, n + 2)`` of ``S`` ``(R, n + 2,
+    n + 2)``, whose frame (first and last row and column) holds the fixed boundary values;
+    ``cx[patch[r]]`` ``(n + 1, n)`` and ``cy[patch[r]]`` ``(n, n + 1)`` are its face factors
+    dt * a / (dx * dist)."""
+    R, m, _ = S.shape
     n = m - 2
-    for t in numba.prange(nb * P):
-        b = t // P
-        p = t - b * P
-        u = S[b, p].copy()
+    for r in numba.prange(R):
+        u = S[r].copy()
         v = u.copy()
-        cxp = cx[p]
-        cyp = cy[p]
+        cxp = cx[patch[r]]
+        cyp = cy[patch[r]]
         for _ in range(steps):
             for i in range(1, n + 1):
                 for j in range(1, n + 1):
@@ -165,7 +164,7 @@ def _diffuse2d(S, cx, cy, steps):
             u, v = v, u
         for i in range(1, n + 1):
             for j in range(1, n + 1):
-                S[b, p, i, j] = u[i, j]
+                S[r, i, j] = u[i, j]
 
 
 class PatchDiffusion2D:
@@ -313,8 +312,32 @@ class PatchDiffusion2D:
         return np.ascontiguousarray(S.reshape(U.shape[0], N * N, self.nf + 2, self.nf + 2))
 
     def evolve(self, states: np.ndarray, t: float, steps: int) -> None:
-        _diffuse2d(states, self._cx, self._cy, int(steps))
+        nb, P, m, _ = states.shape
+        flat = states.reshape(nb * P, m, m)  # a view: the kernel updates ``states``
+        if not np.shares_memory(flat, states):
+            raise ValueError("states must be a C-contiguous array from lift()")
+        _diffuse2d(flat, self._cx, self._cy, np.tile(np.arange(P, dtype=np.int64), nb), int(steps))
 
     def restrict(self, states: np.ndarray) -> np.ndarray:
         lo = 1 + self.n_buf
-        return states[..., lo:lo + self.n_in, lo:lo + self.n_in].mean(axis=(-2, -1))
+        inner = states[..., lo:lo + self.n_in, lo:lo + self.n_in]
+        # one contiguous row per patch: the summation order is then the same whatever the
+        # batch's shape (a farmed sub-batch gives bitwise the whole batch's averages)
+        return inner.reshape(inner.shape[:-2] + (-1,)).mean(axis=-1)
+
+    # every patch of every batch member is a unit of the farm (hmmpar.couplers.farmed)
+    #: leading axes of a lifted state that index units: batch member and patch
+    unit_axes = 2
+
+    def evolve_units(self, states: np.ndarray, index: np.ndarray, t: float, steps: int) -> None:
+        """``steps`` fine steps of single patches ``states`` ``(n, n_fine + 2, n_fine + 2)``
+        whose flat unit indices (member * N^2 + patch) are ``index``."""
+        _diffuse2d(states, self._cx, self._cy, np.asarray(index, dtype=np.int64) % (self.N * self.N), int(steps))
+
+    def restrict_units(self, states: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """The patch averages ``(n, 1)`` of single patches."""
+        return self.restrict(states)[:, None]
+
+    def join_units(self, values: np.ndarray, nb: int) -> np.ndarray:
+        """Unit values ``(nb * N^2, 1)`` in unit order as macro states ``(nb, N^2)``."""
+        return values.reshape(nb, self.N * self.N)
