@@ -132,6 +132,46 @@ def macro_rate(k: float, a_star: float, Dx: float, h: float, order: int) -> floa
     return float(rate.real)
 
 
+def patch_geometry(eps: float, n_patches: int, patch_width: float, buffer_width: float, micro_time: float,
+                   points_per_period: int, order: int, length: float, intervals: int) -> tuple[int, float, float, int, int]:
+    """The checks of a patch layout shared by :class:`PatchDiffusion` and
+    :class:`~hmmpar.couplers.patches2d.PatchDiffusion2D` (one-line ValueErrors naming the
+    argument). The macro spacing is ``length / intervals`` (``n_patches`` periodic,
+    ``n_patches + 1`` between Dirichlet ends). Returns ``(N, Dx, dx, n_in, n_buf)``: the patch
+    count, the macro and fine spacings and the fine cells of a patch and of a buffer."""
+    if not (math.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps must be a positive finite number, got {eps!r}")
+    if int(n_patches) != n_patches or n_patches < 3:
+        raise ValueError(f"n_patches must be a whole number >= 3, got {n_patches!r}")
+    if order not in (2, 4):
+        raise ValueError(f"order must be 2 or 4, got {order!r}")
+    if int(n_patches) < order + 1:
+        raise ValueError(f"n_patches must be >= order + 1 = {order + 1}, got {n_patches!r}")
+    if int(points_per_period) != points_per_period or points_per_period < MIN_POINTS_PER_PERIOD:
+        raise ValueError(f"points_per_period must be a whole number >= {MIN_POINTS_PER_PERIOD} to resolve eps, "
+                         f"got {points_per_period!r}")
+    if not (math.isfinite(length) and length > 0):
+        raise ValueError(f"length must be a positive finite number, got {length!r}")
+    if not (math.isfinite(micro_time) and micro_time > 0):
+        raise ValueError(f"micro_time must be a positive finite number, got {micro_time!r}")
+    N = int(n_patches)
+    Dx = length / int(intervals)
+    dx = eps / int(points_per_period)
+    if not (math.isfinite(patch_width) and 0 < patch_width < Dx):
+        raise ValueError(f"patch_width must be in (0, macro spacing {Dx:g}), got {patch_width!r}")
+    n_in = round(patch_width / dx)
+    if abs(n_in * dx - patch_width) > 1e-9 * dx * max(n_in, 1):
+        raise ValueError(f"patch_width must be a whole number of fine cells eps/points_per_period = {dx:g}, "
+                         f"got {patch_width!r}")
+    if not (math.isfinite(buffer_width) and buffer_width >= 0):
+        raise ValueError(f"buffer_width must be a finite number >= 0, got {buffer_width!r}")
+    n_buf = round(buffer_width / dx)
+    if abs(n_buf * dx - buffer_width) > 1e-9 * dx * max(n_buf, 1):
+        raise ValueError(f"buffer_width must be a whole number of fine cells eps/points_per_period = {dx:g}, "
+                         f"got {buffer_width!r}")
+    return N, Dx, dx, n_in, n_buf
+
+
 @numba.njit
 def no_reaction(u, p):
     """The zero reaction (pure diffusion): adding ``h * 0.0`` leaves every update bitwise unchanged."""
@@ -247,36 +287,9 @@ class PatchDiffusion:
             raise ValueError(f"reaction must be None or a numba.njit function f(u, p), got {reaction!r}")
         if not math.isfinite(reaction_parameter):
             raise ValueError(f"reaction_parameter must be a finite number, got {reaction_parameter!r}")
-        if not (math.isfinite(eps) and eps > 0):
-            raise ValueError(f"eps must be a positive finite number, got {eps!r}")
-        if int(n_patches) != n_patches or n_patches < 3:
-            raise ValueError(f"n_patches must be a whole number >= 3, got {n_patches!r}")
-        if order not in (2, 4):
-            raise ValueError(f"order must be 2 or 4, got {order!r}")
-        if int(n_patches) < order + 1:
-            raise ValueError(f"n_patches must be >= order + 1 = {order + 1}, got {n_patches!r}")
-        if int(points_per_period) != points_per_period or points_per_period < MIN_POINTS_PER_PERIOD:
-            raise ValueError(f"points_per_period must be a whole number >= {MIN_POINTS_PER_PERIOD} to resolve eps, "
-                             f"got {points_per_period!r}")
-        if not (math.isfinite(length) and length > 0):
-            raise ValueError(f"length must be a positive finite number, got {length!r}")
-        if not (math.isfinite(micro_time) and micro_time > 0):
-            raise ValueError(f"micro_time must be a positive finite number, got {micro_time!r}")
-        N = int(n_patches)
-        Dx = length / N if boundary == "periodic" else length / (N + 1)
-        dx = eps / int(points_per_period)
-        if not (math.isfinite(patch_width) and 0 < patch_width < Dx):
-            raise ValueError(f"patch_width must be in (0, macro spacing {Dx:g}), got {patch_width!r}")
-        n_in = round(patch_width / dx)
-        if abs(n_in * dx - patch_width) > 1e-9 * dx * max(n_in, 1):
-            raise ValueError(f"patch_width must be a whole number of fine cells eps/points_per_period = {dx:g}, "
-                             f"got {patch_width!r}")
-        if not (math.isfinite(buffer_width) and buffer_width >= 0):
-            raise ValueError(f"buffer_width must be a finite number >= 0, got {buffer_width!r}")
-        n_buf = round(buffer_width / dx)
-        if abs(n_buf * dx - buffer_width) > 1e-9 * dx * max(n_buf, 1):
-            raise ValueError(f"buffer_width must be a whole number of fine cells eps/points_per_period = {dx:g}, "
-                             f"got {buffer_width!r}")
+        N, Dx, dx, n_in, n_buf = patch_geometry(eps, n_patches, patch_width, buffer_width, micro_time,
+                                                points_per_period, order, length,
+                                                n_patches if boundary == "periodic" else n_patches + 1)
         a_probe = np.asarray(a((np.arange(64 * int(points_per_period)) + 0.5) / (64 * int(points_per_period))),
                              dtype=float)
         if not (np.all(np.isfinite(a_probe)) and np.all(a_probe > 0)):

@@ -125,7 +125,7 @@ from collections.abc import Callable
 import numba
 import numpy as np
 
-from .patches import HEALING_FACTOR, MIN_POINTS_PER_PERIOD, _interp_matrix, _moments, macro_rate
+from .patches import HEALING_FACTOR, _interp_matrix, _moments, macro_rate, patch_geometry
 
 __all__ = ["BUFFER_FACTOR_2D", "PatchDiffusion2D", "macro_rate_2d"]
 
@@ -211,37 +211,9 @@ class PatchDiffusion2D:
     def __init__(self, a: Callable[[np.ndarray, np.ndarray], np.ndarray], eps: float, n_patches: int,
                  patch_width: float, buffer_width: float, micro_time: float, points_per_period: int = 16,
                  order: int = 2, length: float = 1.0, check_buffer: bool = True) -> None:
-        if not (math.isfinite(eps) and eps > 0):
-            raise ValueError(f"eps must be a positive finite number, got {eps!r}")
-        if int(n_patches) != n_patches or n_patches < 3:
-            raise ValueError(f"n_patches must be a whole number >= 3, got {n_patches!r}")
-        if order not in (2, 4):
-            raise ValueError(f"order must be 2 or 4, got {order!r}")
-        if int(n_patches) < order + 1:
-            raise ValueError(f"n_patches must be >= order + 1 = {order + 1}, got {n_patches!r}")
-        if int(points_per_period) != points_per_period or points_per_period < MIN_POINTS_PER_PERIOD:
-            raise ValueError(f"points_per_period must be a whole number >= {MIN_POINTS_PER_PERIOD} to resolve eps, "
-                             f"got {points_per_period!r}")
-        if not (math.isfinite(length) and length > 0):
-            raise ValueError(f"length must be a positive finite number, got {length!r}")
-        if not (math.isfinite(micro_time) and micro_time > 0):
-            raise ValueError(f"micro_time must be a positive finite number, got {micro_time!r}")
-        N = int(n_patches)
-        Dx = length / N
+        N, Dx, dx, n_in, n_buf = patch_geometry(eps, n_patches, patch_width, buffer_width, micro_time,
+                                                points_per_period, order, length, n_patches)
         ppp = int(points_per_period)
-        dx = eps / ppp
-        if not (math.isfinite(patch_width) and 0 < patch_width < Dx):
-            raise ValueError(f"patch_width must be in (0, macro spacing {Dx:g}), got {patch_width!r}")
-        n_in = round(patch_width / dx)
-        if abs(n_in * dx - patch_width) > 1e-9 * dx * max(n_in, 1):
-            raise ValueError(f"patch_width must be a whole number of fine cells eps/points_per_period = {dx:g}, "
-                             f"got {patch_width!r}")
-        if not (math.isfinite(buffer_width) and buffer_width >= 0):
-            raise ValueError(f"buffer_width must be a finite number >= 0, got {buffer_width!r}")
-        n_buf = round(buffer_width / dx)
-        if abs(n_buf * dx - buffer_width) > 1e-9 * dx * max(n_buf, 1):
-            raise ValueError(f"buffer_width must be a whole number of fine cells eps/points_per_period = {dx:g}, "
-                             f"got {buffer_width!r}")
         gap = (Dx - n_in * dx) / 2
         if n_buf * dx >= gap * (1 - 1e-12):
             raise ValueError(f"buffer_width must be < (L/N - patch_width)/2 = {gap:.4g}, or patches and buffers "
