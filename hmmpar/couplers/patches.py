@@ -133,10 +133,14 @@ def macro_rate(k: float, a_star: float, Dx: float, h: float, order: int) -> floa
 
 
 def patch_geometry(eps: float, n_patches: int, patch_width: float, buffer_width: float, micro_time: float,
-                   points_per_period: int, order: int, length: float, intervals: int) -> tuple[int, float, float, int, int]:
+                   points_per_period: int, order: int, length: float, intervals: int,
+                   check_overlap: bool = False) -> tuple[int, float, float, int, int]:
     """The checks of a patch layout shared by :class:`PatchDiffusion` and
     :class:`~hmmpar.couplers.patches2d.PatchDiffusion2D` (one-line ValueErrors naming the
-    argument). The macro spacing is ``length / intervals`` (``n_patches`` periodic,
+    argument); with ``check_overlap`` also the issue's "a patch smaller than the buffer" read
+    as its useful meaning: patches with their buffers must not overlap (they would cost at
+    least the full simulation; a patch is normally narrower than its buffers). The 1D
+    stepper allows overlap: its exactness tests use buffers wider than the gaps. The macro spacing is ``length / intervals`` (``n_patches`` periodic,
     ``n_patches + 1`` between Dirichlet ends). Returns ``(N, Dx, dx, n_in, n_buf)``: the patch
     count, the macro and fine spacings and the fine cells of a patch and of a buffer."""
     if not (math.isfinite(eps) and eps > 0):
@@ -169,6 +173,10 @@ def patch_geometry(eps: float, n_patches: int, patch_width: float, buffer_width:
     if abs(n_buf * dx - buffer_width) > 1e-9 * dx * max(n_buf, 1):
         raise ValueError(f"buffer_width must be a whole number of fine cells eps/points_per_period = {dx:g}, "
                          f"got {buffer_width!r}")
+    gap = (Dx - n_in * dx) / 2
+    if check_overlap and n_buf * dx >= gap * (1 - 1e-12):
+        raise ValueError(f"buffer_width must be < (L/N - patch_width)/2 = {gap:.4g}, or patches and buffers "
+                         f"overlap and cost at least the full simulation, got {buffer_width!r}")
     return N, Dx, dx, n_in, n_buf
 
 

@@ -212,12 +212,8 @@ class PatchDiffusion2D:
                  patch_width: float, buffer_width: float, micro_time: float, points_per_period: int = 16,
                  order: int = 2, length: float = 1.0, check_buffer: bool = True) -> None:
         N, Dx, dx, n_in, n_buf = patch_geometry(eps, n_patches, patch_width, buffer_width, micro_time,
-                                                points_per_period, order, length, n_patches)
+                                                points_per_period, order, length, n_patches, check_overlap=True)
         ppp = int(points_per_period)
-        gap = (Dx - n_in * dx) / 2
-        if n_buf * dx >= gap * (1 - 1e-12):
-            raise ValueError(f"buffer_width must be < (L/N - patch_width)/2 = {gap:.4g}, or patches and buffers "
-                             f"overlap and cost at least the full simulation, got {buffer_width!r}")
         yp = (np.arange(64 * ppp) + 0.5) / (64 * ppp)
         a_probe = np.asarray(a(yp[:, None], yp[None, :]), dtype=float)
         if a_probe.shape != (yp.size, yp.size) or not (np.all(np.isfinite(a_probe)) and np.all(a_probe > 0)):
