@@ -66,10 +66,13 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numba
 import numpy as np
+import scipy.sparse
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -194,7 +197,7 @@ PATCH_T = 0.048                     # fit window [0, T], as in the validation (1
 PATCH_TARGETS = (1e-2, 3e-3, 1e-3)
 
 
-def best_wall(fn, budget: float = 0.3, repeats: int = 5) -> tuple[dict, float]:
+def best_wall(fn: Callable[[], Any], budget: float = 0.3, repeats: int = 5) -> tuple[Any, float]:
     """``fn()`` and its least wall time over up to ``repeats`` runs, repeated only while the
     runs so far took less than ``budget`` seconds in all (runs of milliseconds are noisy)."""
     walls: list[float] = []
@@ -227,17 +230,16 @@ def full_faces(eps: float, ppp: int) -> tuple[np.ndarray, float]:
     return np.asarray(a_medium(np.arange(n) * dx / eps), dtype=float), dx
 
 
-def full_operator(af: np.ndarray, dx: float):
+def full_operator(af: np.ndarray, dx: float) -> scipy.sparse.csr_matrix:
     r"""The fine finite-volume operator on the periodic domain, a cyclic tridiagonal
     ``scipy.sparse`` CSR matrix: :math:`(Lu)_j = (a_{j+1/2}(u_{j+1} - u_j) - a_{j-1/2}(u_j - u_{j-1}))/\delta x^2`."""
-    import scipy.sparse as sp
     n = af.size
     j = np.arange(n)
     aL, aR = af, np.roll(af, -1)
     rows = np.concatenate([j, j, j])
     cols = np.concatenate([j, (j + 1) % n, (j - 1) % n])
     vals = np.concatenate([-(aL + aR), aR, aL]) / dx ** 2
-    return sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
+    return scipy.sparse.csr_matrix((vals, (rows, cols)), shape=(n, n))
 
 
 def bloch_rate(af: np.ndarray, dx: float, ppp: int, k: float) -> float:
@@ -262,14 +264,14 @@ def full_initial(n: int, dx: float) -> tuple[np.ndarray, np.ndarray]:
     return xc, np.sin(PATCH_K * xc) * np.sinc(PATCH_K * dx / (2 * np.pi))
 
 
-def full_implicit(L, u0: np.ndarray, xc: np.ndarray, steps: int) -> dict:
+def full_implicit(L: scipy.sparse.csr_matrix, u0: np.ndarray, xc: np.ndarray, steps: int) -> dict:
     r"""Crank--Nicolson on the whole domain, ``steps`` steps of :math:`k = T/\text{steps}`,
     the first one replaced by two backward-Euler half steps (Rannacher start-up, which damps
     the fine scale's stiff modes that Crank--Nicolson alone would carry along with factor
     :math:`\approx -1` per step). One SuperLU factorisation of the cyclic tridiagonal
     :math:`I - \tfrac{k}{2}L` serves both (``scipy.sparse.linalg.splu``)."""
-    import scipy.sparse as sp
     from scipy.sparse.linalg import splu
+    sp = scipy.sparse
     n = u0.size
     k = PATCH_T / steps
 
