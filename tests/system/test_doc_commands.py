@@ -130,6 +130,9 @@ RUN: dict[str, Run] = {
     "mpirun -n 2 .venv/bin/python drivers/gas_dynamics.py drivers/configs/gas_dynamics_2d.toml":
         Run(GAS_2D, outputs=outputs("runs/gas_dynamics_2d", *GAS_FILES),
             summary={"runs/gas_dynamics_2d/summary.json": {"dim": 2, "time": 0.1}}),
+    ".venv/bin/python couplers_stability.py":
+        Run(files={"couplers_stability.py": ("docs/couplers.md", "rho = np.linspace(-1.2, 1.2, 2401)")},
+            stdout="k = 1, M = 4.9: 2 stable interval(s) on the real axis", outputs=("couplers_stability.png",)),
     ".venv/bin/python couplers_example.py":
         Run(files={"couplers_example.py": ("docs/couplers.md", "micro = SlowFastODE(")},
             stdout="X(1) = 1.153811 with 8000 micro steps"),
