@@ -302,6 +302,42 @@ class Couplers(FixedSteps, Application):
         self.U = self.model.U0.copy()
         self.history = [self.U.copy()]
         self.step = 0
+        if self.method in ("projective_euler", "telescopic") and self.model.rhs is None:
+            self._warn_measured_amplification()
+
+    def _warn_measured_amplification(self, iterations: int = 8) -> None:
+        r"""No Jacobian to predict from (patches, a user's stepper): measure the outer step's
+        largest amplification by power iteration on its finite-difference linearisation at
+        ``U0``, :math:`v \leftarrow (P(U_0 + \delta v) - P(U_0))/\delta`, normalised
+        (``iterations`` extra outer steps, collective), and warn if it exceeds 1."""
+        c = self.config.section("coupler")
+        U0 = self.model.U0
+        base = self._projective_map(U0, c)
+        v = np.cos(np.arange(U0.size) * 2.399963229728653).reshape(U0.shape)  # golden-angle pattern
+        v /= np.linalg.norm(v)
+        g = 0.0
+        for _ in range(iterations):
+            d = 1e-6 * (1.0 + float(np.linalg.norm(U0)))
+            with np.errstate(over="ignore", invalid="ignore"):
+                w = (self._projective_map(U0 + d * v, c) - base) / d
+            g = float(np.linalg.norm(w))
+            if not (np.isfinite(g) and g > 0):
+                return
+            v = w / g
+        if g > 1.0 + 1e-6:
+            self.log.warning(f"coupler.method = {self.method!r} with {self._levels_text(c)}: the measured "
+                             f"amplification of one outer step is {g:.4g} (power iteration at the initial state, "
+                             f"{iterations} steps); unless the true dynamics grow, (k, M) is unstable for this "
+                             f"model: {g ** self.steps:.3g} over the run")
+
+    def _projective_map(self, U: np.ndarray, c: dict, t: float = 0.0) -> np.ndarray:
+        """One outer step of projective Euler (or of the telescopic pair) from ``U`` at ``t``."""
+        from hmmpar.couplers.projective import ProjectiveStepper, _last_two
+        if self.method == "telescopic":
+            before, after = _last_two(ProjectiveStepper(self.wrapped, c["k"], c["M"]), U, t, c["k_outer"])
+            return after + c["M_outer"] * (after - before)
+        before, after = _last_two(self.wrapped, U, t, c["k"])
+        return after + c["M"] * (after - before)
 
     def advance(self, step: int) -> int:
         if self.method == "continuation":
@@ -340,7 +376,7 @@ class Couplers(FixedSteps, Application):
     def _outer_step_of(self, step: int, t: float, c: dict, w, U: np.ndarray) -> np.ndarray:
         """The macro state after outer step ``step`` of the configured method."""
         from hmmpar.couplers.patches import patch_step
-        from hmmpar.couplers.projective import TABLEAUX, ProjectiveStepper, _last_two, _prk_step
+        from hmmpar.couplers.projective import TABLEAUX, _last_two, _prk_step
         with np.errstate(over="ignore", invalid="ignore"):  # a blow-up is reported by advance, once
             if self.method == "seamless":
                 if self.S is None:
@@ -352,13 +388,8 @@ class Couplers(FixedSteps, Application):
                 if c["relax"]:
                     w.advance(S, U, t, c["relax"])
                 U = U + self.dt * w.advance(S, U, t, c["window"]).mean
-            elif self.method == "projective_euler":
-                before, after = _last_two(w, U, t, c["k"])
-                U = after + c["M"] * (after - before)
-            elif self.method == "telescopic":
-                level = ProjectiveStepper(w, c["k"], c["M"])
-                before, after = _last_two(level, U, t, c["k_outer"])
-                U = after + c["M_outer"] * (after - before)
+            elif self.method in ("projective_euler", "telescopic"):
+                U = self._projective_map(U, c, t)
             elif self.method == "projective_rk":
                 U = _prk_step(w, TABLEAUX[c["tableau"]], U, t, self.dt, c["K"], (c["K"] + 1) * w.h)
             elif self.method == "patch_dynamics":

@@ -233,6 +233,12 @@ def test_user_stepper_follows_the_projective_amplification_exactly(tmp_path):
     sigma = rho ** 2 * (4 * rho - 3)
     n = np.arange(U.shape[0])[:, None]
     np.testing.assert_allclose(U[:, 0, :], sigma[None, :] ** n, rtol=1e-12, atol=1e-300)
+    # no Jacobian to predict from: the start-up power iteration measures the fast mode's
+    # |sigma| = 0.36 * 5.4 = 1.944 (the slow one's is 0.994) and warns
+    warned = [x for x in hmmpar_lines(p.stderr) if "measured amplification" in x]
+    assert len(warned) == 1, p.stderr
+    measured = float(warned[0].split("outer step is ")[1].split(" ")[0])
+    assert measured == pytest.approx(abs(sigma).max(), rel=1e-3)
 
 
 @pytest.mark.parametrize("sets, key", [
