@@ -11,6 +11,12 @@ r"""The micro models the ``couplers`` application can drive, built from its conf
   :class:`~hmmpar.couplers.ou_stepper.OUStepper` for the HMM methods: fast OU processes
   sampled exactly, estimator :math:`-y^2 X`; the reference is the averaged equation's exact
   solution :math:`X_0/\sqrt{(1 + X_0^2)e^{2t} - X_0^2}`.
+* ``md_piston``: LJ boxes (:class:`~hmmpar.couplers.md_stepper.MDStepper`, section ``md``)
+  under an isothermal overdamped piston, :math:`X = v` the volume per atom starting in
+  ``[x0_min, x0_max]``, :math:`\dot v = (p(1/v, T) - p_{\rm ext})/\zeta` with the boxes'
+  virial pressure, for the HMM methods; no reference in the app (the equation-of-state
+  oracle validates it in tests/validation/couplers/test_md_stepper.py); summary.json gives
+  the final densities.
 * ``homogenization``: :class:`~hmmpar.couplers.PatchDiffusion`, patches with buffers of
   :math:`u_t = (a(x/\varepsilon)u_x)_x`, :math:`a(y) = \bar a + A\sin 2\pi y`, periodic on
   [0, 1], :math:`u(0) = \sin 2\pi m x`; the reference is the homogenized solution
@@ -37,7 +43,7 @@ import numpy as np
 from hmmpar.core.errors import ConfigError, one_line
 
 #: built-in models
-MODELS = ("seed", "dissipative", "ou", "homogenization", "bratu", "user")
+MODELS = ("seed", "dissipative", "ou", "md_piston", "homogenization", "bratu", "user")
 #: the methods that need a constrained stepper with an estimator (MicroStepper)
 HMM_METHODS = ("seamless", "classical")
 
@@ -84,6 +90,8 @@ def build(config, comm, method: str) -> CouplerModel:
         return _slow_fast(m, name, method)
     if name == "ou":
         return _ou(m, method, config["run.seed"])
+    if name == "md_piston":
+        return _md_piston(config, method)
     if name in ("homogenization", "bratu"):
         return _patches(config.section("patches"), bratu=name == "bratu")
     return _user(config, comm, method)
@@ -122,6 +130,30 @@ def _ou(m: dict, method: str, seed: int) -> CouplerModel:
         raise ConfigError("config key model.x0_max must be >= model.x0_min")
     X0 = initial_points(m["points"], m["x0_min"], m["x0_max"])
     return CouplerModel(OUStepper(m["eps"], m["dtau"], seed), X0[:, None], lambda t: exact_solution(X0, t)[:, None])
+
+
+def _md_piston(config, method: str) -> CouplerModel:
+    from hmmpar.couplers.md_stepper import MDStepper
+    if method not in HMM_METHODS:
+        raise ConfigError(f"config key coupler.method = {method!r}: model 'md_piston' is a MicroStepper with an "
+                          "estimator (the piston's rate from the box pressure); use 'seamless' or 'classical'")
+    m, md = config.section("model"), config.section("md")
+    if m["x0_max"] < m["x0_min"]:
+        raise ConfigError("config key model.x0_max must be >= model.x0_min")
+    keys = ("steps",) if method == "seamless" else ("relax", "window")
+    for key in keys:
+        n = config[f"coupler.{key}"]
+        if n % md["thermostat_every"]:
+            raise ConfigError(f"config key coupler.{key} = {n} must be a multiple of md.thermostat_every = "
+                              f"{md['thermostat_every']} (the thermostat acts every that many MD steps)")
+    try:
+        st = MDStepper(md["temperature"], md["p_ext"], md["zeta"], md["n_atoms"], dtau=md["dt"],
+                       seed=config["run.seed"], thermostat_every=md["thermostat_every"])
+        X0 = initial_points(m["points"], m["x0_min"], m["x0_max"])[:, None]
+        st.check_volumes(X0)
+    except ValueError as exc:
+        raise ConfigError(f"config section md / model.x0_min: {exc}") from None
+    return CouplerModel(st, X0, info={"temperature": md["temperature"], "p_ext": md["p_ext"]})
 
 
 def _numba_relaxed_y():

@@ -93,6 +93,17 @@ class Couplers(FixedSteps, Application):
                               "function(params) -> (stepper, U0); runs user code", path="code", user_code=True),
             "params": Field(dict, {}, "user: the table passed to model.function"),
         },
+        "md": {
+            "temperature": Field(float, 2.0, "md_piston: thermostat temperature (LJ units)", min=0.0,
+                                 min_exclusive=True),
+            "p_ext": Field(float, 1.0, "md_piston: external pressure on the piston"),
+            "zeta": Field(float, 1.0, "md_piston: piston friction (dv/dt = (p - p_ext)/zeta)", min=0.0,
+                          min_exclusive=True),
+            "n_atoms": Field(int, 108, "md_piston: atoms per box", min=2, max=10**6),
+            "dt": Field(float, 0.005, "md_piston: MD time step", min=0.0, min_exclusive=True, max=0.1),
+            "thermostat_every": Field(int, 10, "md_piston: MD steps between thermostat actions", min=1,
+                                      max=10**6),
+        },
         "continuation": {
             "lam0": Field(float, 0.18, "continuation: the parameter of the first branch point"),
             "dlam": Field(float, 0.18, "continuation: parameter step to the second point (its sign: the direction)"),
@@ -478,6 +489,8 @@ class Couplers(FixedSteps, Application):
             exact = np.stack([self.model.exact(float(s)) for s in times])
             err = H[:, :, self.model.compare] - exact
             summary["max_abs_error_vs_reference"] = float(np.max(np.abs(err[-1])))
+        if "p_ext" in self.model.info:  # md_piston: the densities the boxes reached
+            summary["final_density"] = (1.0 / H[-1, :, 0]).tolist()
         if "wavenumber" in self.model.info:  # patches: the decay rate of the mode
             amp = self._amplitudes(H)
             if np.all(amp > 0) and len(amp) > 1:

@@ -17,7 +17,7 @@
 * :mod:`.farmed`: the coarse time-stepper and the HMM micro runs spread over MPI ranks by
   the farm (bitwise the same on any rank count);
 * steppers for hmmpar's micro models: :mod:`.ssa_stepper` (direct-SSA ensembles),
-  :mod:`.nested_ssa_stepper`, :mod:`.ou_stepper`, :mod:`.convection_stepper`.
+  :mod:`.nested_ssa_stepper`, :mod:`.ou_stepper`, :mod:`.md_stepper`, :mod:`.convection_stepper`.
 
 Run from a config: the ``couplers`` application (:mod:`hmmpar.apps.couplers`, docs/couplers.md).
 """
@@ -26,6 +26,7 @@ from .continuation import (Branch, CoarseNewtonError, Continuation, Continuation
 from .convection_stepper import ConvectionStepper
 from .farmed import FarmedMicroStepper, FarmedStepper
 from .hmm import HMMResult, classical_hmm, seamless_hmm
+from .md_stepper import MDStepper
 from .nested_ssa_stepper import NestedSSAEnsembleStepper
 from .ou_stepper import OUStepper
 from .patches import PatchDiffusion, bratu, gap_tooth, harmonic_mean, macro_rate, patch_dynamics, steady_residual
@@ -37,7 +38,7 @@ from .ssa_stepper import SSAEnsembleStepper, projective_euler_fit
 from .stepper import MicroStepper, Window
 
 __all__ = ["Branch", "CoarseNewtonError", "Continuation", "ContinuationError", "ConvectionStepper", "EulerODE",
-           "FarmedMicroStepper", "FarmedStepper", "FreeStepper", "HMMResult", "LinearEuler", "MicroStepper",
+           "FarmedMicroStepper", "FarmedStepper", "FreeStepper", "HMMResult", "LinearEuler", "MDStepper", "MicroStepper",
            "NestedSSAEnsembleStepper", "OUStepper", "PatchDiffusion", "PatchDiffusion2D", "ProjectiveResult",
            "ProjectiveStepper", "SSAEnsembleStepper", "SlowFastODE", "Window", "amplification", "bratu", "bratu_fold",
            "classical_hmm", "coarse_newton", "gap_tooth", "harmonic_mean", "leading_eigenvalues", "macro_rate",

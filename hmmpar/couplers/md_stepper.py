@@ -206,7 +206,8 @@ class MDStepper:
         self.lifts = 0
 
     # ------------------------------------------------------------------ checks
-    def _check_X(self, X: np.ndarray) -> np.ndarray:
+    def check_volumes(self, X: np.ndarray) -> np.ndarray:
+        """``X`` as ``(nb, 1)`` volumes per atom, each finite and above :attr:`v_min` (ValueError)."""
         X = np.atleast_2d(np.asarray(X, dtype=float))
         if X.ndim != 2 or X.shape[1] != 1:
             raise ValueError(f"X must have shape (nb, 1) (the volume per atom), got {X.shape}")
@@ -262,7 +263,7 @@ class MDStepper:
         """Boxes ``(nb, 3 + 6N)`` at the volumes per atom ``X`` ``(nb, 1)``, thermostatted at
         T for ``t_lift`` (module docstring); the k-th call draws from
         ``task_rng(seed, k, b, family=INSTANCES)``."""
-        X = self._check_X(X)
+        X = self.check_volumes(X)
         nb = X.shape[0]
         S = np.zeros((nb, self.width))
         for b in range(nb):
@@ -281,7 +282,7 @@ class MDStepper:
         :math:`(p - p_{\\rm ext})/\\zeta`. Call c draws row b's numbers from
         ``task_rng(seed, c, b)``."""
         steps = self._check_steps(steps)
-        X = self._check_X(X)
+        X = self.check_volumes(X)
         self._check_states(states, X.shape[0])
         rngs = [task_rng(self.seed, self.calls, b) for b in range(X.shape[0])]
         self.calls += 1
@@ -294,7 +295,7 @@ class MDStepper:
         ``ctx.rng(b)`` = ``task_rng(seed, c, b)`` of the farm's call c, the numbers
         :meth:`advance` gives row b at its c-th call with the run's seed."""
         steps = self._check_steps(steps)
-        X = self._check_X(X)
+        X = self.check_volumes(X)
         self._check_states(states, X.shape[0])
         return self._advance(states, X, steps, [ctx.rng(int(b)) for b in np.asarray(ids)])
 

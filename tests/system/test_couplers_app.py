@@ -140,6 +140,24 @@ def test_stochastic_ou_stepper_through_the_farm_is_the_library_run(tmp_path):
     assert trajectory(out).tobytes() == ref.X.tobytes()
 
 
+def test_md_boxes_through_the_farm_are_the_library_run(tmp_path):
+    """Seamless HMM of the isothermal piston with LJ boxes (md_piston): the boxes are never
+    re-lifted, their thermostat draws from the farm task's stream, and 3 ranks give bitwise
+    the serial seamless_hmm (whose equilibrium is validated against the PeTS equation of state
+    in tests/validation/couplers/test_md_stepper.py)."""
+    from hmmpar.couplers import seamless_hmm
+    from hmmpar.couplers.md_stepper import MDStepper
+    out = tmp_path / "md"
+    p = run(3, out, 'model.name="md_piston"', 'coupler.method="seamless"', "coupler.dt=0.1", "coupler.t_end=0.5",
+            "coupler.steps=50", "model.points=3", "model.x0_min=1.7", "model.x0_max=2.8")
+    assert p.returncode == 0, p.stderr
+    X0 = np.linspace(1.7, 2.8, 3)[:, None]
+    ref = seamless_hmm(MDStepper(2.0, 1.0, 1.0, 108, dtau=0.005, seed=2026, thermostat_every=10), X0, 0.0, 0.5, 0.1,
+                       50)
+    assert trajectory(out).tobytes() == ref.X.tobytes()
+    assert summary(out)["final_density"] == pytest.approx(list(1.0 / ref.X[-1, :, 0]), rel=1e-15)
+
+
 def test_projective_rk_and_telescopic_apps_match_the_library(tmp_path):
     from hmmpar.couplers import EulerODE, ProjectiveStepper, projective_euler, projective_rk
     from hmmpar.couplers import examples as ex
@@ -252,6 +270,9 @@ def test_user_stepper_follows_the_projective_amplification_exactly(tmp_path):
      "coupler.dt"),
     (('coupler.method="continuation"',), "coupler.method"),
     (('model.name="ou"', 'coupler.method="projective_rk"'), "coupler.method"),
+    (('model.name="md_piston"', 'coupler.method="seamless"', "coupler.steps=55"), "coupler.steps"),
+    (('model.name="md_piston"', 'coupler.method="seamless"', "coupler.steps=50", "model.x0_min=0.1"),
+     "config section md"),
     (('coupler.method="continuation"', 'model.name="bratu"', "continuation.lam_max=0.1"), "continuation.lam0"),
     (('coupler.method="continuation"', 'model.name="bratu"', "continuation.eigenvalues=20"),
      "continuation.eigenvalues"),
