@@ -244,6 +244,10 @@ def _patches(p: dict, bratu: bool = False) -> CouplerModel:
         key = _PATCH_KEYS.get(arg)
         raise ConfigError(f"config key {key}: {text} (widths in periods eps, micro_time in eps^2)" if key
                           else f"config section patches: {text}") from None
+    if st.nf * st.dx >= st.Dx * (1 - 1e-12):  # allowed by the library (its exactness tests), not in a run
+        raise ConfigError(f"config keys patches.patch_periods + 2 patches.buffer_periods = {st.nf * st.dx / eps:g} "
+                          f"periods reach the macro spacing {st.Dx / eps:g} periods: the patches and their buffers "
+                          "overlap and cost at least the full simulation; use fewer or narrower patches")
     a_star = math.sqrt(mean * mean - amp * amp)
     if bratu:
         return CouplerModel(st, np.zeros((1, st.N)), info={"a_hom": a_star, "lam_c_hom": bratu_fold()[0] * a_star,

@@ -264,6 +264,7 @@ def test_user_stepper_follows_the_projective_amplification_exactly(tmp_path):
     (('model.name="dissipative"', 'coupler.method="patch_dynamics"'), "coupler.method"),
     (("patches.buffer_periods=2.0",), "patches.buffer_periods"),
     (("patches.amplitude=1.2",), "patches.amplitude"),
+    (("patches.n_patches=64", "patches.buffer_periods=3.5"), "patches.buffer_periods"),
     (("coupler.dt=1e-6",), "coupler.dt"),
     (('model.name="user"',), "model.function"),
     (('model.name="dissipative"', 'coupler.method="projective_rk"', "coupler.dt=1e-7", "coupler.K=1000"),
@@ -289,6 +290,19 @@ def test_bad_input_is_a_config_error_naming_the_key(sets, key):
     with pytest.raises(ConfigError) as err:
         prepare(cfg, MPI.COMM_SELF)
     assert key in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_continuation_that_cannot_start_says_where_and_why(tmp_path):
+    """Past the fold (lambda = 3 > lambda_c = 1.61) the Bratu patches have no steady state:
+    the first Newton solve fails, and the run ends with one line naming the branch point, lambda,
+    the iterations, the residual and PETSc's reason (exit 1: the input is valid, the problem
+    has no solution there)."""
+    out = tmp_path / "nosol"
+    p = run(1, out, "continuation.lam0=3.0", "continuation.eigenvalues=0", config=BRATU)
+    assert p.returncode == 1, p.stderr
+    lines = hmmpar_lines(p.stderr)
+    assert len(lines) == 1, p.stderr
+    assert "start point 0 (lambda = 3)" in lines[0] and "did not converge" in lines[0] and "PETSc reason" in lines[0]
 
 
 def test_no_spectral_gap_is_one_line_and_exit_2(tmp_path):
