@@ -59,7 +59,7 @@ demo: setup
 # All tests on 1 rank (MPI-marked ones as a singleton), then the MPI tests at 2 and 3 ranks; any failing part fails the target,
 # and a part that collects no test (pytest exit 5) fails too.
 test: setup
-	$(PYTHON) -m pytest -q -p no:cacheprovider --with-mpi --durations=25 tests
+	$(PYTHON) -m pytest -q -p no:cacheprovider --with-mpi tests
 	$(MPIRUN) -n 2 $(PYTHON) -m pytest -q -p no:cacheprovider --with-mpi tests/mpi
 	$(MPIRUN) -n 3 $(PYTHON) -m pytest -q -p no:cacheprovider --with-mpi tests/mpi
 
