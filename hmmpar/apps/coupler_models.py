@@ -17,6 +17,12 @@ r"""The micro models the ``couplers`` application can drive, built from its conf
   virial pressure, for the HMM methods; no reference in the app (the equation-of-state
   oracle validates it in tests/validation/couplers/test_md_stepper.py); summary.json gives
   the final densities.
+* ``ssa_ensemble``: ``ssa.replicas`` direct-SSA (:class:`~hmmpar.couplers.SSAEnsembleStepper`)
+  or, with ``ssa.engine = "nested"``, Nested-SSA replicas
+  (:class:`~hmmpar.couplers.NestedSSAEnsembleStepper`, slow variables ``ssa.slow`` such as
+  ``"S1 + S2"``) of the network ``ssa.network``, every replica a farm task; the macro state
+  the ensemble mean of ``ssa.species`` (direct) or of the slow variables (nested), for ``projective_euler`` (the chord, or the
+  least-squares slope over ``coupler.fit_window`` inner steps); no reference in the app.
 * ``homogenization``: :class:`~hmmpar.couplers.PatchDiffusion`, patches with buffers of
   :math:`u_t = (a(x/\varepsilon)u_x)_x`, :math:`a(y) = \bar a + A\sin 2\pi y`, periodic on
   [0, 1], :math:`u(0) = \sin 2\pi m x`; the reference is the homogenized solution
@@ -43,7 +49,7 @@ import numpy as np
 from hmmpar.core.errors import ConfigError, one_line
 
 #: built-in models
-MODELS = ("seed", "dissipative", "ou", "md_piston", "homogenization", "bratu", "user")
+MODELS = ("seed", "dissipative", "ou", "md_piston", "ssa_ensemble", "homogenization", "bratu", "user")
 #: the methods that need a constrained stepper with an estimator (MicroStepper)
 HMM_METHODS = ("seamless", "classical")
 
@@ -92,6 +98,8 @@ def build(config, comm, method: str) -> CouplerModel:
         return _ou(m, method, config["run.seed"])
     if name == "md_piston":
         return _md_piston(config, method)
+    if name == "ssa_ensemble":
+        return _ssa_ensemble(config, comm, method)
     if name in ("homogenization", "bratu"):
         return _patches(config.section("patches"), bratu=name == "bratu")
     return _user(config, comm, method)
@@ -154,6 +162,48 @@ def _md_piston(config, method: str) -> CouplerModel:
     except ValueError as exc:
         raise ConfigError(f"config section md / model.x0_min: {exc}") from None
     return CouplerModel(st, X0, info={"temperature": md["temperature"], "p_ext": md["p_ext"]})
+
+
+def _ssa_ensemble(config, comm, method: str) -> CouplerModel:
+    import tomllib
+
+    from hmmpar.couplers import SSAEnsembleStepper
+    from hmmpar.io.inputs import parse_text, read_input
+    from hmmpar.micro.ssa.model import NetworkError, ReactionNetwork
+    if method != "projective_euler":
+        raise ConfigError(f"config key coupler.method = {method!r}: model 'ssa_ensemble' runs with "
+                          "'projective_euler' (chord, or the least-squares slope of coupler.fit_window)")
+    q = config.section("ssa")
+    if not q["network"]:
+        raise ConfigError("config key ssa.network: model.name = 'ssa_ensemble' needs a reaction network file "
+                          "(TOML, docs/ssa.md)")
+    data = read_input(comm, config, "ssa.network", "model")
+    text = parse_text(data, "ssa.network", q["network"])
+    try:
+        network = ReactionNetwork.from_dict(tomllib.loads(text), source=str(q["network"]))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config key ssa.network: {q['network']}: TOML syntax error: {exc}") from None
+    except NetworkError as exc:
+        raise ConfigError(f"config key ssa.network: {exc}") from None
+    try:
+        if q["engine"] == "nested":
+            from hmmpar.couplers.nested_ssa_stepper import NestedSSAEnsembleStepper
+            from hmmpar.micro.ssa.nested import NestedParameters
+            if not q["slow"]:
+                raise ValueError("ssa.slow must list the slow variables, e.g. [\"S1 + S2\", \"S3 + S4\"]")
+            groups = [[name.strip() for name in v.split("+")] for v in q["slow"]]
+            st = NestedSSAEnsembleStepper(network, groups, q["replicas"], q["h"],
+                                          NestedParameters(tolerance=q["tolerance"]), seed=config["run.seed"])
+            names = list(q["slow"])
+            U0 = (st.W @ network.initial_counts).astype(float)[None, :]
+        else:
+            st = SSAEnsembleStepper(network, q["replicas"], q["h"], seed=config["run.seed"],
+                                    species=q["species"] or None, lifting=q["lifting"])
+            names = [network.species[i] for i in st.species]
+            U0 = network.initial_counts[st.species].astype(float)[None, :]
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ConfigError(f"config section ssa: {one_line(exc)}") from None
+    return CouplerModel(st, U0, info={"species": names})
 
 
 def _numba_relaxed_y():

@@ -71,6 +71,9 @@ class Couplers(FixedSteps, Application):
                              min=0, max=10**6),
             "M_outer": Field(float, 4.0, "telescopic outer level: extrapolation in inner-level steps",
                              min=0.0, max=1e6),
+            "fit_window": Field(int, 0, "projective_euler: 0 the chord of the last inner step; w >= 2 the "
+                                "least-squares slope over the last w restricted values (<= k + 1; noisy steppers)",
+                                min=0, max=10**6),
             "K": Field(int, 8, "projective_rk: damping inner steps before the chord of each stage", min=0,
                        max=10**6),
             "steps": Field(int, 1000, "seamless: micro steps per macro step", min=1, max=10**9),
@@ -92,6 +95,21 @@ class Couplers(FixedSteps, Application):
             "function": Field(str, "", "user: module:function or file.py:function, called as "
                               "function(params) -> (stepper, U0); runs user code", path="code", user_code=True),
             "params": Field(dict, {}, "user: the table passed to model.function"),
+        },
+        "ssa": {
+            "network": Field(str, "", "ssa_ensemble: reaction network (TOML, docs/ssa.md), relative to the "
+                             "config file", physics=False, path="input"),
+            "species": Field(list, [], "ssa_ensemble: the macro species (default all)", item_type=str),
+            "replicas": Field(int, 1000, "ssa_ensemble: replicas per macro state", min=2, max=10**8),
+            "h": Field(float, 0.01, "ssa_ensemble: inner step (simulated time)", min=0.0, min_exclusive=True),
+            "lifting": Field(str, "round", "ssa_ensemble: round (mean exact to 1/(2R)) or poisson (direct engine)",
+                             choices=("round", "poisson")),
+            "engine": Field(str, "direct", "ssa_ensemble: direct SSA replicas or Nested SSA replicas",
+                            choices=("direct", "nested")),
+            "slow": Field(list, [], "ssa_ensemble, nested: the slow variables as sums of species, e.g. "
+                          "[\"S1 + S2\", \"S3 + S4\"]", item_type=str),
+            "tolerance": Field(float, 0.2, "ssa_ensemble, nested: the Nested SSA's error tolerance", min=0.0,
+                               min_exclusive=True, max=1.0),
         },
         "md": {
             "temperature": Field(float, 2.0, "md_piston: thermostat temperature (LJ units)", min=0.0,
@@ -246,6 +264,9 @@ class Couplers(FixedSteps, Application):
     def _outer_step(self, c: dict) -> float:
         st, m = self.model.stepper, self.method
         if m == "projective_euler":
+            if c["fit_window"] == 1 or c["fit_window"] > c["k"] + 1:
+                raise ConfigError(f"config key coupler.fit_window = {c['fit_window']} must be 0 (the chord) or in "
+                                  f"[2, k + 1] = [2, {c['k'] + 1}]")
             return (c["k"] + 1 + c["M"]) * st.h
         if m == "telescopic":
             return (c["k_outer"] + 1 + c["M_outer"]) * (c["k"] + 1 + c["M"]) * st.h
@@ -313,7 +334,8 @@ class Couplers(FixedSteps, Application):
         self.U = self.model.U0.copy()
         self.history = [self.U.copy()]
         self.step = 0
-        if self.method in ("projective_euler", "telescopic") and self.model.rhs is None:
+        if (self.method in ("projective_euler", "telescopic") and self.model.rhs is None
+                and not getattr(self.model.stepper, "stochastic_units", False)):  # noise cannot be differenced
             self._warn_measured_amplification()
 
     def _warn_measured_amplification(self, iterations: int = 8) -> None:
@@ -347,6 +369,9 @@ class Couplers(FixedSteps, Application):
         if self.method == "telescopic":
             before, after = _last_two(ProjectiveStepper(self.wrapped, c["k"], c["M"]), U, t, c["k_outer"])
             return after + c["M_outer"] * (after - before)
+        if c["fit_window"] >= 2 and self.method == "projective_euler":
+            from hmmpar.couplers.ssa_stepper import projective_fit_step
+            return projective_fit_step(self.wrapped, U, t, c["k"], c["M"], c["fit_window"])
         before, after = _last_two(self.wrapped, U, t, c["k"])
         return after + c["M"] * (after - before)
 
@@ -423,7 +448,9 @@ class Couplers(FixedSteps, Application):
         if self.S is not None:
             fields["S"] = self._block(self.S.reshape(nb, -1))
         return {"fields": fields, "attrs": {"step": self.step, "farm_calls": self.wrapped.calls,
-                                            "unit_steps": self.wrapped.unit_steps}}
+                                            "unit_steps": self.wrapped.unit_steps,
+                                            # a stepper whose lifting draws random numbers counts its lifts
+                                            "stepper_lifts": int(getattr(self.model.stepper, "lifts", 0))}}
 
     def _continuation_data(self) -> dict:
         c = self.cont.state()
@@ -471,6 +498,8 @@ class Couplers(FixedSteps, Application):
             self.S = reader.read_block("fields", "S", 0, nb).reshape(nb, -1).copy()
         self.wrapped.calls = int(reader.attrs["farm_calls"])
         self.wrapped.unit_steps = int(reader.attrs["unit_steps"])
+        if hasattr(self.model.stepper, "lifts"):
+            self.model.stepper.lifts = int(reader.attrs.get("stepper_lifts", 0))
 
     # ------------------------------------------------------------------ outputs
     def finalize(self, outdir: Path) -> dict | None:
@@ -489,6 +518,8 @@ class Couplers(FixedSteps, Application):
             exact = np.stack([self.model.exact(float(s)) for s in times])
             err = H[:, :, self.model.compare] - exact
             summary["max_abs_error_vs_reference"] = float(np.max(np.abs(err[-1])))
+        if "species" in self.model.info:  # ssa_ensemble: the ensemble means reached
+            summary["final_mean"] = dict(zip(self.model.info["species"], H[-1, 0].tolist()))
         if "p_ext" in self.model.info:  # md_piston: the densities the boxes reached
             summary["final_density"] = (1.0 / H[-1, :, 0]).tolist()
         if "wavenumber" in self.model.info:  # patches: the decay rate of the mode

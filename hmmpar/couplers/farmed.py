@@ -148,7 +148,23 @@ class FarmedStepper(_Counting):
         raise NotImplementedError("a FarmedStepper runs its micro steps inside last_two (the coarse time-stepper)")
 
     def last_two(self, U: np.ndarray, t: float, K: int) -> tuple[np.ndarray, np.ndarray]:
+        before, after = self.window_values(U, t, K, 2)
+        return before, after
+
+    def window_values(self, U: np.ndarray, t: float, K: int, W: int) -> list[np.ndarray]:
+        """Lift ``U``, ``K + 1`` inner steps of every unit as farm tasks; the restrictions after
+        the last ``W`` of them (``W = 2``: :meth:`last_two`; a least-squares projective slope
+        uses more, :func:`~hmmpar.couplers.ssa_stepper.projective_fit_step`).
+
+        A stochastic stepper (``stochastic_units = True``) gets ``ctx`` and the part number
+        ``p`` (0 for the first ``K + 2 - W`` steps, then 1, 2, ... for each single step) in
+        ``evolve_units(states, index, t, steps, ctx=ctx, part=p)``, and keys its streams by
+        the farm task (run seed, farm call, unit) and ``p``: the draws do not depend on how
+        the units were cut into chunks or on which rank ran them."""
         st = self.stepper
+        K, W = int(K), int(W)
+        if not 2 <= W <= K + 1 and not (W == 2 and K == 0):
+            raise ValueError(f"W must be in [2, K + 1] = [2, {K + 1}], got {W}")
         S = np.ascontiguousarray(st.lift(np.atleast_2d(np.asarray(U, dtype=float)), t))
         lead = S.shape[:self.unit_axes]
         nb, n = S.shape[0], int(np.prod(lead))
@@ -156,41 +172,47 @@ class FarmedStepper(_Counting):
         flat = S.reshape(n, -1)
         own_evolve = getattr(st, "evolve_units", None)
         own_restrict = getattr(st, "restrict_units", None)
+        stochastic = bool(getattr(st, "stochastic_units", False))
 
-        def evolve(u, index, tt, steps):
-            if own_evolve is not None:
-                own_evolve(u, index, tt, steps)
-            else:
+        def evolve(u, index, tt, steps, ctx, part):
+            if not steps:
+                return
+            if own_evolve is None:
                 st.evolve(u, tt, steps)
+            elif stochastic:
+                own_evolve(u, index, tt, steps, ctx=ctx, part=part)
+            else:
+                own_evolve(u, index, tt, steps)
 
         def restrict(u, index):
             return own_restrict(u, index) if own_restrict is not None else st.restrict(u)
 
         m = np.asarray(restrict(flat[:1].reshape((1,) + unit_shape).copy(), np.zeros(1, np.int64))).reshape(1, -1).shape[1]
-        task = np.dtype([("task_id", "i8"), ("state", "f8", (flat.shape[1],))])
-        result = np.dtype([("before", "f8", (m,)), ("after", "f8", (m,)), ("finite", "i1")])
+        task = np.dtype([("task_id", "i8"), ("state", S.dtype, (flat.shape[1],))])
+        result = np.dtype([("values", "f8", (W, m)), ("finite", "i1")])
         rows = np.empty(n, dtype=task)
         rows["task_id"] = np.arange(n)
         rows["state"] = flat
-        t, K = float(t), int(K)
+        t, first, h = float(t), K + 2 - W, self.h
 
         def solve(r: np.ndarray, ctx: TaskContext) -> np.ndarray:
             index = r["task_id"].astype(np.int64)
             u = np.ascontiguousarray(r["state"]).reshape((r.shape[0],) + unit_shape)
             out = np.empty(r.shape[0], dtype=result)
-            if K:
-                evolve(u, index, t, K)
-            out["before"] = np.asarray(restrict(u, index)).reshape(r.shape[0], m)
-            evolve(u, index, t + K * self.h, 1)
-            out["after"] = np.asarray(restrict(u, index)).reshape(r.shape[0], m)
-            return _mark_finite(out, ("before", "after"))
+            evolve(u, index, t, first, ctx, 0)
+            out["values"][:, 0] = np.asarray(restrict(u, index)).reshape(r.shape[0], m)
+            for j in range(1, W):
+                evolve(u, index, t + (first + j - 1) * h, 1, ctx, j)
+                out["values"][:, j] = np.asarray(restrict(u, index)).reshape(r.shape[0], m)
+            return _mark_finite(out, ("values",))
 
-        res = _unmark(self._map(solve, rows, result, n), ("before", "after"))
+        res = _unmark(self._map(solve, rows, result, n), ("values",))
         self.unit_steps += n * (K + 1)
         join = getattr(st, "join_units", None)
+        vals = res["values"]
         if join is not None:
-            return join(res["before"], nb), join(res["after"], nb)
-        return res["before"].reshape(nb, m), res["after"].reshape(nb, m)
+            return [join(vals[:, j], nb) for j in range(W)]
+        return [vals[:, j].reshape(nb, m) for j in range(W)]
 
 
 class FarmedMicroStepper(_Counting):

@@ -198,3 +198,34 @@ class NestedSSAEnsembleStepper:
     def restrict(self, states: np.ndarray) -> np.ndarray:
         """The ensemble means ``(nb, nu)`` of the slow variables."""
         return (states @ self.W.T).mean(axis=1)
+
+    # every replica of every macro state is a unit of the farm (hmmpar.couplers.farmed)
+    #: leading axes of a lifted state that index units: macro state and replica
+    unit_axes = 2
+    #: farmed units draw from streams keyed by the farm task (evolve_units' ctx and part)
+    stochastic_units = True
+
+    def evolve_units(self, states: np.ndarray, index: np.ndarray, t: float, steps: int, *, ctx, part: int) -> None:
+        """One Nested-SSA window over ``[t, t + steps h]`` for single replicas ``states``
+        ``(n, n_species)`` (int64) with flat unit indices (macro state * R + replica)
+        ``index``, in a farm task: replica ``g``'s window key is drawn from
+        ``SeedSequence([ctx.seeds([g]), part])`` (the farm's run seed, call and unit, and the
+        part of the coarse time-stepper call), whatever chunk or rank runs it."""
+        t0, t1 = float(t), float(t) + int(steps) * self.h
+        keys = ctx.seeds(np.asarray(index, dtype=np.int64))
+        for i in range(states.shape[0]):
+            key = int(np.random.SeedSequence([int(keys[i]), int(part)]).generate_state(1, np.uint64)[0])
+            x = np.ascontiguousarray(states[i])
+            c = self.runner.advance(x, t0, t1, key)
+            states[i] = x
+            self.inner_events += int(c[0])
+            self.outer_events += int(c[1])
+        self.replica_time += states.shape[0] * (t1 - t0)
+
+    def restrict_units(self, states: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """The slow variables ``(n, nu)`` of single replicas."""
+        return (states @ self.W.T).astype(float)
+
+    def join_units(self, values: np.ndarray, nb: int) -> np.ndarray:
+        """Replica values ``(nb * R, nu)`` in unit order as ensemble means ``(nb, nu)``."""
+        return values.reshape(nb, self.R, -1).mean(axis=1)

@@ -253,6 +253,42 @@ class SSAEnsembleStepper:
         self._calls += 1
         self.events += int(n_ev)
         self.replica_time += states.shape[0] * self.R * duration
+        self._check_status(status, b, r, tt, duration)
+
+    # every replica of every macro state is a unit of the farm (hmmpar.couplers.farmed)
+    #: leading axes of a lifted state that index units: macro state and replica
+    unit_axes = 2
+    #: farmed units draw from streams keyed by the farm task (evolve_units' ctx and part)
+    stochastic_units = True
+
+    def evolve_units(self, states: np.ndarray, index: np.ndarray, t: float, steps: int, *, ctx, part: int) -> None:
+        """``steps * h`` of time for single replicas ``states`` ``(n, n_species)`` (int64) whose
+        flat unit indices (macro state * R + replica) are ``index``, in a farm task. Replica
+        ``g`` draws from the xoshiro256** stream of key ``ctx.seeds([g])`` (the farm's run seed,
+        call and unit) and counter ``part``, whatever chunk or rank runs it
+        (:meth:`~hmmpar.couplers.farmed.FarmedStepper.window_values`)."""
+        net = self.network
+        duration = int(steps) * self.h
+        keys = ctx.seeds(np.asarray(index, dtype=np.int64))
+        for i in range(states.shape[0]):
+            one = states[i:i + 1, None, :]
+            status, n_ev, _, _, tt = _evolve_batch(
+                one, duration, np.uint64(keys[i]), int(part), 0, net.reactants, net.rates, net.nu_ptr,
+                net.nu_species, net.nu_change, net.dep_ptr, net.dep_idx, self._active, self.sorting,
+                self.max_events)
+            self.events += int(n_ev)
+            self._check_status(status, int(index[i]) // self.R, int(index[i]) % self.R, tt, duration)
+        self.replica_time += states.shape[0] * duration
+
+    def restrict_units(self, states: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """The chosen species' counts ``(n, nu)`` of single replicas."""
+        return states[:, self.species].astype(float)
+
+    def join_units(self, values: np.ndarray, nb: int) -> np.ndarray:
+        """Replica values ``(nb * R, nu)`` in unit order as ensemble means ``(nb, nu)``."""
+        return values.reshape(nb, self.R, -1).mean(axis=1)
+
+    def _check_status(self, status: int, b: int, r: int, tt: float, duration: float) -> None:
         if status == OK:
             return
         where = f"replica {r} of macro state {b}"
@@ -277,6 +313,29 @@ def fit_weights(window: int, h: float) -> np.ndarray:
     i = np.arange(int(window), dtype=float)
     d = i - i.mean()
     return d / (h * (d @ d))
+
+
+def projective_fit_step(stepper: FreeStepper, U: np.ndarray, t: float, k: int, M: float, window: int,
+                        w: np.ndarray | None = None) -> np.ndarray:
+    """One outer step of :func:`projective_euler_fit` from ``U`` at ``t`` (``w``: the
+    :func:`fit_weights`). A stepper that runs the inner steps elsewhere (the farm) offers
+    ``window_values(U, t, k, window)``, the restrictions after the last ``window`` of the
+    ``k + 1`` inner steps."""
+    h = stepper.h
+    w = fit_weights(int(window), h) if w is None else w
+    own = getattr(stepper, "window_values", None)
+    if own is not None:
+        values = own(U, t, int(k), int(window))
+    else:
+        S = stepper.lift(U, t)
+        values = []
+        for j in range(int(k) + 1):
+            stepper.evolve(S, t + j * h, 1)
+            if j >= int(k) + 1 - window:
+                values.append(stepper.restrict(S))
+    with np.errstate(over="ignore", invalid="ignore"):
+        slope = sum(wi * v for wi, v in zip(w, values))
+        return values[-1] + (M * h) * slope
 
 
 def projective_euler_fit(stepper: FreeStepper, U0: np.ndarray, t0: float, outer_steps: int, k: int, M: float,
@@ -325,15 +384,7 @@ def projective_euler_fit(stepper: FreeStepper, U0: np.ndarray, t0: float, outer_
     out[0] = U
     t = float(t0)
     for n in range(int(outer_steps)):
-        S = stepper.lift(U, t)
-        values = []
-        for j in range(k + 1):
-            stepper.evolve(S, t + j * h, 1)
-            if j >= k + 1 - window:
-                values.append(stepper.restrict(S))
-        with np.errstate(over="ignore", invalid="ignore"):
-            slope = sum(wi * v for wi, v in zip(w, values))
-            U = values[-1] + (M * h) * slope
+        U = projective_fit_step(stepper, U, t, k, M, int(window), w)
         t += (k + 1 + M) * h
         if not np.all(np.isfinite(U)):
             raise FloatingPointError(f"projective Euler (fit): the macro state is not finite at t = {t:.6g} "

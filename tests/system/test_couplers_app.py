@@ -158,6 +158,66 @@ def test_md_boxes_through_the_farm_are_the_library_run(tmp_path):
     assert summary(out)["final_density"] == pytest.approx(list(1.0 / ref.X[-1, :, 0]), rel=1e-15)
 
 
+SSA = ('model.name="ssa_ensemble"', f'ssa.network="{ROOT / "drivers" / "configs" / "models" / "birth_death.toml"}"', 'coupler.method="projective_euler"',
+       "coupler.k=4", "coupler.M=15.0", "coupler.fit_window=5", "coupler.t_end=4.0")
+
+
+def test_ssa_ensemble_replicas_are_farm_tasks_bitwise_on_any_rank_count(tmp_path):
+    """Coarse projective integration of a direct-SSA ensemble (birth-death, 1000 replicas,
+    least-squares slope over 5 inner steps), every replica a farm task whose stream is keyed by
+    (run seed, farm call, replica): bitwise the same on 1 and 3 ranks and across a restart from
+    1 to 2 ranks, and within the statistical error of the exact mean m(t) = 200 (1 - e^-t) --
+    the error model of tests/validation/couplers/test_ssa_projective.py (same k, M, window, R,
+    h): the expected projective trajectory and the variance of U_n about it."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "ssa_projective", ROOT / "tests" / "validation" / "couplers" / "test_ssa_projective.py")
+    model = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(model)
+    runs = {}
+    for n in (1, 3):
+        out = tmp_path / f"r{n}"
+        p = run(n, out, *SSA)
+        assert p.returncode == 0, p.stderr
+        runs[n] = trajectory(out)
+    split = tmp_path / "split"
+    p = run(1, split, *SSA[:-1], "coupler.t_end=2.0", "checkpoint.every_steps=3")
+    assert p.returncode == 0, p.stderr
+    p = run(2, split, *SSA, restart=True)
+    assert p.returncode == 0, p.stderr
+    assert "restarted from" in p.stdout
+    assert runs[1].tobytes() == runs[3].tobytes() == trajectory(split).tobytes()
+    U = runs[1][:, 0, 0]
+    mean, V, _ = model.predicted(4, 15, 5)
+    t = 0.2 * np.arange(U.size)
+    tol = 4 * np.sqrt(V) + np.abs(mean - model.exact_mean(t)) + np.arange(U.size) / (2 * 1000)
+    assert np.all(np.abs(U - model.exact_mean(t)) <= tol), (U - model.exact_mean(t), tol)
+
+
+def test_nested_ssa_replicas_are_farm_tasks_bitwise_on_any_rank_count(tmp_path):
+    """Nested-SSA replicas of the four-species model (E, Liu & Vanden-Eijnden 2005) as farm
+    tasks under projective Euler on the slow variables y1 = S1 + S2, y2 = S3 + S4: 1 and 3
+    ranks give the same bits; the network conserves y1 + y2 = 100 in every replica and the
+    projective step is linear, so the means keep y1 + y2 = 100 to rounding, and y2 moves from
+    0 towards its equilibrium 50: the projective method's expected value at t = 1.5 is 42.40
+    (amplification 0.5337 per outer step, test_nested_ssa_stepper.py) with a standard
+    deviation of 1.15 sqrt(200/50) = 2.3 at 50 replicas; the band (25, 55) is over 5 of them."""
+    sets = ('model.name="ssa_ensemble"', 'ssa.engine="nested"', 'ssa.slow=["S1 + S2", "S3 + S4"]',
+            f'ssa.network="{ROOT / "drivers" / "configs" / "models" / "four_species.toml"}"',
+            "ssa.replicas=50", "ssa.h=0.05", 'coupler.method="projective_euler"', "coupler.k=1", "coupler.M=8.0",
+            "coupler.t_end=1.5")
+    runs = {}
+    for n in (1, 3):
+        out = tmp_path / f"r{n}"
+        p = run(n, out, *sets)
+        assert p.returncode == 0, p.stderr
+        runs[n] = trajectory(out)
+    assert runs[1].tobytes() == runs[3].tobytes()
+    U = runs[1][:, 0, :]
+    assert np.allclose(U.sum(axis=1), 100.0, rtol=0, atol=1e-10)
+    assert U[0, 1] == 0.0 and 25.0 < U[-1, 1] < 55.0
+
+
 def test_projective_rk_and_telescopic_apps_match_the_library(tmp_path):
     from hmmpar.couplers import EulerODE, ProjectiveStepper, projective_euler, projective_rk
     from hmmpar.couplers import examples as ex
@@ -271,6 +331,9 @@ def test_user_stepper_follows_the_projective_amplification_exactly(tmp_path):
      "coupler.dt"),
     (('coupler.method="continuation"',), "coupler.method"),
     (('model.name="ou"', 'coupler.method="projective_rk"'), "coupler.method"),
+    (SSA[:2] + ('coupler.method="seamless"',), "coupler.method"),
+    (SSA[:-1] + ("coupler.fit_window=9", "coupler.t_end=4.0"), "coupler.fit_window"),
+    (('model.name="ssa_ensemble"', 'coupler.method="projective_euler"'), "ssa.network"),
     (('model.name="md_piston"', 'coupler.method="seamless"', "coupler.steps=55"), "coupler.steps"),
     (('model.name="md_piston"', 'coupler.method="seamless"', "coupler.steps=50", "model.x0_min=0.1"),
      "config section md"),
