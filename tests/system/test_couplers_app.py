@@ -58,27 +58,32 @@ def test_default_config_reproduces_the_homogenized_decay_rate(tmp_path):
     assert trajectory(out).tobytes() == ref.U.tobytes()
 
 
-@pytest.mark.parametrize("sets", [(), SEAMLESS], ids=["patch_dynamics", "seamless"])
-def test_one_two_three_ranks_and_a_restart_are_bitwise_equal(tmp_path, sets):
-    """The seamless run checkpoints its micro states (never re-lifted): the restart on
-    another rank count continues them bitwise."""
-    t_end = "0.5" if sets else "0.048"
-    half = "0.25" if sets else "0.024"
+def ranks_and_restart(tmp_path: Path, sets: tuple[str, ...], t_end: str, half: str, every: int) -> np.ndarray:
+    """Run ``sets`` to ``t_end`` on 1 and 3 ranks, and to ``half`` on 1 rank (checkpoints every
+    ``every`` steps) then restarted on 2 ranks to ``t_end``; assert the three trajectories and
+    micro work are bitwise equal and return the trajectory."""
     runs = {}
     for n in (1, 3):
         out = tmp_path / f"r{n}"
-        p = run(n, out, *sets)
+        p = run(n, out, *sets, f"coupler.t_end={t_end}")
         assert p.returncode == 0, p.stderr
         runs[n] = trajectory(out)
     split = tmp_path / "split"
-    p = run(1, split, *sets, f"coupler.t_end={half}", "checkpoint.every_steps=2")
+    p = run(1, split, *sets, f"coupler.t_end={half}", f"checkpoint.every_steps={every}")
     assert p.returncode == 0, p.stderr
     p = run(2, split, *sets, f"coupler.t_end={t_end}", restart=True)
     assert p.returncode == 0, p.stderr
     assert "restarted from" in p.stdout
-    runs["split"] = trajectory(split)
-    assert runs[1].tobytes() == runs[3].tobytes() == runs["split"].tobytes()
+    assert runs[1].tobytes() == runs[3].tobytes() == trajectory(split).tobytes()
     assert summary(split)["micro_unit_steps"] == summary(tmp_path / "r1")["micro_unit_steps"]
+    return runs[1]
+
+
+@pytest.mark.parametrize("sets", [(), SEAMLESS], ids=["patch_dynamics", "seamless"])
+def test_one_two_three_ranks_and_a_restart_are_bitwise_equal(tmp_path, sets):
+    """The seamless run checkpoints its micro states (never re-lifted): the restart on
+    another rank count continues them bitwise."""
+    ranks_and_restart(tmp_path, sets, "0.5" if sets else "0.048", "0.25" if sets else "0.024", 2)
 
 
 def test_seamless_app_is_the_library_seamless_hmm(tmp_path):
@@ -174,20 +179,7 @@ def test_ssa_ensemble_replicas_are_farm_tasks_bitwise_on_any_rank_count(tmp_path
         "ssa_projective", ROOT / "tests" / "validation" / "couplers" / "test_ssa_projective.py")
     model = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(model)
-    runs = {}
-    for n in (1, 3):
-        out = tmp_path / f"r{n}"
-        p = run(n, out, *SSA)
-        assert p.returncode == 0, p.stderr
-        runs[n] = trajectory(out)
-    split = tmp_path / "split"
-    p = run(1, split, *SSA[:-1], "coupler.t_end=2.0", "checkpoint.every_steps=3")
-    assert p.returncode == 0, p.stderr
-    p = run(2, split, *SSA, restart=True)
-    assert p.returncode == 0, p.stderr
-    assert "restarted from" in p.stdout
-    assert runs[1].tobytes() == runs[3].tobytes() == trajectory(split).tobytes()
-    U = runs[1][:, 0, 0]
+    U = ranks_and_restart(tmp_path, SSA[:-1], "4.0", "2.0", 3)[:, 0, 0]
     mean, V, _ = model.predicted(4, 15, 5)
     t = 0.2 * np.arange(U.size)
     tol = 4 * np.sqrt(V) + np.abs(mean - model.exact_mean(t)) + np.arange(U.size) / (2 * 1000)
