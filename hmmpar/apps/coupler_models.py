@@ -64,8 +64,12 @@ class CouplerModel:
     exact: Callable[[float], np.ndarray] | None = None
     #: the macro components compared with ``exact`` (the slow part of a full ODE state)
     compare: slice = field(default_factory=lambda: slice(None))
-    #: the full right-hand side ``rhs(t, u, out)`` (ODE models: the predicted stability check)
+    #: the full right-hand side ``rhs(t, u, out)`` (ODE models, and the rate equations of an SSA
+    #: ensemble's mean: the predicted stability check)
     rhs: Callable | None = None
+    #: the inner step's factor on a mode of ``rhs``: ``"euler"`` :math:`1 + h\lambda`, ``"exact"``
+    #: :math:`e^{h\lambda}` (:func:`hmmpar.couplers.stability.worst_mode`)
+    inner: str = "euler"
     info: dict = field(default_factory=dict)
 
 
@@ -86,6 +90,26 @@ def averaged_dissipative(X0: np.ndarray) -> Callable[[float], np.ndarray]:
                         method="DOP853", rtol=1e-12, atol=1e-14)
         return sol.y[:, -1][:, None]
     return exact
+
+
+def micro_bytes(config) -> int:
+    r"""Bytes of the lifted micro states of all macro states, from the config alone (the
+    memory check before any model allocates them): patches :math:`N^d\,(w_p + 2w_b + 1)^d
+    n_p^d` float64 (:math:`N` = ``patches.n_patches``, widths in periods, :math:`n_p` =
+    ``patches.points_per_period``, :math:`d` = ``patches.dimension``), SSA ensembles
+    ``ssa.replicas`` int64 per species (at least one), MD ``model.points`` boxes of
+    :math:`3 + 6` ``md.n_atoms`` float64; 0 for the small ODE models and a user's stepper."""
+    name = config["model.name"]
+    if name in ("homogenization", "bratu"):
+        p = config.section("patches")
+        d = p["dimension"]
+        per_patch = ((p["patch_periods"] + 2 * p["buffer_periods"] + 1) * p["points_per_period"]) ** d
+        return int(8 * p["n_patches"] ** d * per_patch)
+    if name == "ssa_ensemble":
+        return 8 * config["ssa.replicas"] * max(1, len(config["ssa.species"]), len(config["ssa.slow"]))
+    if name == "md_piston":
+        return 8 * config["model.points"] * (3 + 6 * config["md.n_atoms"])
+    return 0
 
 
 def build(config, comm, method: str) -> CouplerModel:
@@ -203,7 +227,33 @@ def _ssa_ensemble(config, comm, method: str) -> CouplerModel:
             U0 = network.initial_counts[st.species].astype(float)[None, :]
     except (TypeError, ValueError, KeyError) as exc:
         raise ConfigError(f"config section ssa: {one_line(exc)}") from None
+    if q["engine"] == "direct" and np.array_equal(st.species, np.arange(network.n_species)):
+        # the mean's rate equations predict (k, M)'s stability; the inner steps follow the flow
+        return CouplerModel(st, U0, rhs=rate_equations(network), inner="exact", info={"species": names})
     return CouplerModel(st, U0, info={"species": names})
+
+
+def rate_equations(network) -> Callable:
+    r"""The reaction-rate equations of ``network``, :math:`\dot x = \sum_j \nu_j a_j(x)`, as
+    ``rhs(t, x, out)``, with the engines' mass-action propensities read as polynomials of a
+    continuous state: :math:`k_j`, :math:`k_j x_i`, :math:`k_j x_i(x_i - 1)/2`,
+    :math:`k_j x_i x_l` (:func:`hmmpar.micro.ssa.model.propensity`). For a network of
+    reactions of order at most one the ensemble mean obeys them exactly (the moment
+    equations close); otherwise they are its mean-field approximation."""
+    reactants = np.asarray(network.reactants)
+    rates = np.asarray(network.rates, dtype=float)
+    nu = np.asarray(network.nu, dtype=float)
+    r0, r1 = reactants[:, 0], reactants[:, 1]
+    first, pair = r0 >= 0, r1 >= 0
+    dimer, hetero = pair & (r1 == r0), pair & (r1 != r0)
+
+    def rhs(t: float, x: np.ndarray, out: np.ndarray) -> None:
+        a = rates.copy()
+        a[first] *= x[r0[first]]
+        a[dimer] *= 0.5 * (x[r1[dimer]] - 1.0)
+        a[hetero] *= x[r1[hetero]]
+        out[:] = nu.T @ a
+    return rhs
 
 
 def _numba_relaxed_y():
@@ -221,6 +271,15 @@ _relaxed_y = _numba_relaxed_y()
 _PATCH_KEYS = {"eps": "patches.eps", "n_patches": "patches.n_patches", "patch_width": "patches.patch_periods",
                "buffer_width": "patches.buffer_periods", "micro_time": "patches.micro_time",
                "points_per_period": "patches.points_per_period", "order": "patches.order"}
+
+
+def _patch_error(exc: ValueError) -> ConfigError:
+    """A patch class's ValueError (it starts with the argument's name) as one line naming the
+    config key of that argument (:data:`_PATCH_KEYS`), else the section."""
+    text = str(exc)
+    key = _PATCH_KEYS.get(text.split(" ", 1)[0])
+    return ConfigError(f"config key {key}: {text} (widths in periods eps, micro_time in eps^2)" if key
+                       else f"config section patches: {text}")
 
 
 def _patches_2d(p: dict) -> CouplerModel:
@@ -247,10 +306,7 @@ def _patches_2d(p: dict) -> CouplerModel:
         st = PatchDiffusion2D(a, eps, p["n_patches"], p["patch_periods"] * eps, p["buffer_periods"] * eps,
                               p["micro_time"] * eps ** 2, p["points_per_period"], p["order"])
     except ValueError as exc:
-        text = str(exc)
-        key = _PATCH_KEYS.get(text.split(" ", 1)[0])
-        raise ConfigError(f"config key {key}: {text} (widths in periods eps, micro_time in eps^2)" if key
-                          else f"config section patches: {text}") from None
+        raise _patch_error(exc) from None
     k = 2.0 * math.pi * p["mode"]
     U0 = np.sin(k * st.points[:, 0])[None, :]
 
@@ -289,11 +345,7 @@ def _patches(p: dict, bratu: bool = False) -> CouplerModel:
                             p["micro_time"] * eps ** 2, p["points_per_period"], p["order"],
                             boundary="dirichlet" if bratu else "periodic", reaction=bratu_reaction if bratu else None)
     except ValueError as exc:
-        text = str(exc)
-        arg = text.split(" ", 1)[0]
-        key = _PATCH_KEYS.get(arg)
-        raise ConfigError(f"config key {key}: {text} (widths in periods eps, micro_time in eps^2)" if key
-                          else f"config section patches: {text}") from None
+        raise _patch_error(exc) from None
     if st.nf * st.dx >= st.Dx * (1 - 1e-12):  # allowed by the library (its exactness tests), not in a run
         raise ConfigError(f"config keys patches.patch_periods + 2 patches.buffer_periods = {st.nf * st.dx / eps:g} "
                           f"periods reach the macro spacing {st.Dx / eps:g} periods: the patches and their buffers "

@@ -16,6 +16,10 @@ method                    outer step                                            
 ``gap_tooth``             the micro time :math:`\tau`                           one micro time per patch
 ========================  ====================================================  ==================================
 
+``continuation`` (steady branches in a parameter, not a time integration) runs as
+:class:`~hmmpar.apps.coarse_continuation.CoarseContinuation`, which this class hands the
+config to (:meth:`Couplers.__new__`) and which shares the schema, the models and the farm.
+
 All micro work goes through the farm (:mod:`hmmpar.couplers.farmed`): the units (batch
 members, patches) of every coarse time-stepper call or micro run are farm tasks, and their
 results are gathered on every rank, where the (small) macro state is held whole. So a run
@@ -37,10 +41,11 @@ from pathlib import Path
 import numpy as np
 
 from hmmpar.apps.base import Application, FixedSteps
-from hmmpar.apps.coupler_models import HMM_METHODS, MODELS, build
+from hmmpar.apps.coupler_models import HMM_METHODS, MODELS, build, micro_bytes
 from hmmpar.core.checkpoint import Block, CheckpointReader
 from hmmpar.core.config import Field
 from hmmpar.core.errors import CheckpointError, ConfigError, HmmparError, TaskError
+from hmmpar.core.preflight import check_memory
 
 METHODS = ("seamless", "classical", "projective_euler", "telescopic", "projective_rk", "patch_dynamics",
            "gap_tooth", "continuation")
@@ -49,10 +54,12 @@ MAX_STEPS = 1_000_000
 
 
 class Couplers(FixedSteps, Application):
-    """Seamless / classical HMM, projective integration, patch dynamics and gap-tooth runs."""
+    """Seamless / classical HMM, projective integration, patch dynamics, gap-tooth and coarse continuation runs."""
 
     name = "couplers"
     drives_farm = True
+    memory_keys = ("patches.n_patches", "patches.points_per_period", "patches.patch_periods",
+                   "patches.buffer_periods", "ssa.replicas", "md.n_atoms", "model.points", "coupler.t_end")
     result_dtype = np.dtype([("unused", "f8")])
     schema = {
         "coupler": {
@@ -164,19 +171,34 @@ class Couplers(FixedSteps, Application):
         },
     }
 
+    def __new__(cls, config, comm, timers):
+        """A continuation (``coupler.method = "continuation"``) is a branch of steady states,
+        not a time integration: its run is :class:`~hmmpar.apps.coarse_continuation.CoarseContinuation`,
+        which shares this schema, the models and the farm."""
+        if cls is Couplers and config["coupler.method"] == "continuation":
+            from hmmpar.apps.coarse_continuation import CoarseContinuation
+            cls = CoarseContinuation
+        return super().__new__(cls)
+
     def __init__(self, config, comm, timers) -> None:
         super().__init__(config, comm, timers)
-        c = config.section("coupler")
-        self.method = c["method"]
+        self.method = config["coupler.method"]
+        self.model = None
+        self.steps = 0
+        check_memory(comm, self)  # from the config, before the model allocates its micro states
         self.model = build(config, comm, self.method)
         st = self.model.stepper
         self.is_patch = hasattr(st, "steps_per_lift") and hasattr(st, "micro_time")
         if self.method in ("patch_dynamics", "gap_tooth") and not self.is_patch:
             raise ConfigError(f"config key coupler.method = {self.method!r} needs a patch model "
                               f"(model.name = 'homogenization'), not model.name = {config['model.name']!r}")
-        if self.method == "continuation":
-            self._init_continuation(config)
-            return
+        self.wrapped = None
+        self.step = 0
+        self._set_up(config)
+
+    def _set_up(self, config) -> None:
+        """The outer step, its count and the stability checks (before any micro work)."""
+        c = config.section("coupler")
         self.dt = self._outer_step(c)
         ratio = c["t_end"] / self.dt
         self.steps = max(1, round(ratio))
@@ -189,72 +211,22 @@ class Couplers(FixedSteps, Application):
         self.U = self.model.U0.copy()
         self.S: np.ndarray | None = None  # seamless: the micro states, never re-lifted
         self.history = [self.U.copy()]
-        self.wrapped = None
-        self.step = 0
 
-    # ------------------------------------------------------------------ set-up
-    def _init_continuation(self, config) -> None:
-        st = self.model.stepper
-        if not (self.is_patch and getattr(st, "reaction", None) is not None):
-            raise ConfigError(f"config key coupler.method = 'continuation' needs a patch model with a parameter "
-                              f"(model.name = 'bratu'), not model.name = {config['model.name']!r}")
-        k = config.section("continuation")
-        if k["dlam"] == 0:
-            raise ConfigError("config key continuation.dlam must be nonzero")
-        if not k["lam_min"] <= k["lam0"] <= k["lam_max"] or not k["lam_min"] < k["lam_max"]:
-            raise ConfigError(f"config keys continuation.lam_min = {k['lam_min']:g} < lam_max = {k['lam_max']:g} must "
-                              f"contain continuation.lam0 = {k['lam0']:g}")
-        if not k["eigenvalues"] <= st.N - 2:
-            raise ConfigError(f"config key continuation.eigenvalues = {k['eigenvalues']} must be <= n_patches - 2 = "
-                              f"{st.N - 2}")
-        if k["eig_method"] == "slepc":
-            from hmmpar.couplers.continuation import slepc_available
-            if not slepc_available():
-                raise ConfigError("config key continuation.eig_method = 'slepc': slepc4py does not import here "
-                                  "(Debian: python3-slepc4py libslepc-real-dev); use 'auto' or 'arpack'")
-        self.steps = k["points"]
-        self.steps_estimated = True
-        self.dt = 1.0
-        self.U = self.model.U0.copy()
-        self.S = None
-        self.history = []
-        self.wrapped = None
-        self.cont = None
-        self.folds: list[dict] = []
-        self.step = 0
-
-    def _continuation(self):
-        """The continuation over the farmed patch-dynamics slope (every rank the same)."""
-        from hmmpar.couplers.continuation import Continuation
-        from hmmpar.couplers.patches import slope
-        k = self.config.section("continuation")
-        st, w = self.model.stepper, self.wrapped
-
-        def F(U: np.ndarray, p: float) -> np.ndarray:
-            st.reaction_parameter = float(p)  # every rank sets it before the farm runs the patches
-            return slope(w, np.asarray(U, dtype=float)[None], 0.0)[0]
-        return Continuation(F, self.model.U0[0], k["lam0"], k["dlam"], k["ds"], points=k["points"],
-                            lam_range=(k["lam_min"], k["lam_max"]), after_fold=k["after_fold"] or None,
-                            eigenvalues=k["eigenvalues"], eig_method=k["eig_method"], fd_step=k["fd_step"],
-                            atol=k["atol"], max_halvings=k["max_halvings"], refine=k["refine"])
-
-    @property
-    def n_steps(self) -> int:
-        if self.method == "continuation" and self.cont is not None and self.cont.done:
-            return len(self.cont.Xs)
-        return self.steps
-
-    @property
-    def sim_time(self) -> float:
-        """Simulated time; for a continuation the parameter lambda of the last branch point."""
-        if self.method == "continuation":
-            return float(self.cont.Xs[-1][-1]) if self.cont is not None and self.cont.Xs else 0.0
-        return self.step * self.dt
-
-    def more_steps(self, done: int) -> bool:
-        if self.method == "continuation":
-            return not self.cont.done
-        return done < self.steps
+    def memory_estimate(self) -> int:
+        r"""Peak bytes of this rank. The macro state and the lifted micro states are held
+        whole on every rank (module docstring): with :math:`n_b` macro states of :math:`n_u`
+        values, :math:`L` bytes of micro state per macro state (the stepper's
+        ``lifted_bytes``: patches, replicas, boxes; :math:`8 n_u` if it does not say) and
+        :math:`S` outer steps, :math:`4 n_b L` (the lifted batch, the farm's task rows, the
+        result rows and their all-gather) plus the history of macro states, :math:`2 \cdot
+        8 (S + 1) n_b n_u` (kept, and stacked for the output). Before the model is built,
+        :math:`4\times` the micro states of :func:`~hmmpar.apps.coupler_models.micro_bytes`
+        (the patch classes' set-up holds arrays of the lifted state's size)."""
+        if self.model is None:  # not built yet: the micro states from the config alone
+            return 4 * micro_bytes(self.config)
+        nb, nu = self.model.U0.shape
+        lifted = int(getattr(self.model.stepper, "lifted_bytes", 8 * nu))
+        return 4 * nb * lifted + 16 * (self.steps + 1) * nb * nu
 
     def _step_keys(self) -> str:
         return {"projective_euler": "the step is (k + 1 + M) h: set coupler.k, coupler.M or model.dtau",
@@ -303,8 +275,11 @@ class Couplers(FixedSteps, Application):
             if lam is not None:
                 raise ConfigError(f"config key coupler.method = {self.method!r}: model {self.config['model.name']!r} "
                                   f"has no spectral gap: its fast mode lambda = {lam:.3g} rotates (|Im| > |Re|), so "
-                                  "inner steps cannot damp it; use coupler.method = 'seamless' or 'classical'")
-            w = worst_mode(eigs, h, self._levels(c))
+                                  "inner steps cannot damp it; " + ("use coupler.method = 'seamless' or 'classical'"
+                                                                   if self.model.inner == "euler" else
+                                                                   "projective integration cannot serve this model"))
+            window = c["fit_window"] if self.method == "projective_euler" else 0
+            w = worst_mode(eigs, h, self._levels(c), inner=self.model.inner, window=window)
             if w is not None and (worst is None or w[1] > worst[1]):
                 worst = w
         if worst is not None:
@@ -327,14 +302,10 @@ class Couplers(FixedSteps, Application):
     # ------------------------------------------------------------------ the run
     def initialize(self) -> None:
         self._wrap()
-        if self.method == "continuation":
-            self.cont = self._continuation()
-            self.step = 0
-            return
         self.U = self.model.U0.copy()
         self.history = [self.U.copy()]
         self.step = 0
-        if (self.method in ("projective_euler", "telescopic") and self.model.rhs is None
+        if (self.method in ("projective_euler", "telescopic", "projective_rk") and self.model.rhs is None
                 and not getattr(self.model.stepper, "stochastic_units", False)):  # noise cannot be differenced
             self._warn_measured_amplification()
 
@@ -345,14 +316,14 @@ class Couplers(FixedSteps, Application):
         (``iterations`` extra outer steps, collective), and warn if it exceeds 1."""
         c = self.config.section("coupler")
         U0 = self.model.U0
-        base = self._projective_map(U0, c)
+        base = self._free_map(U0, c)
         v = np.cos(np.arange(U0.size) * 2.399963229728653).reshape(U0.shape)  # golden-angle pattern
         v /= np.linalg.norm(v)
         g = 0.0
         for _ in range(iterations):
             d = 1e-6 * (1.0 + float(np.linalg.norm(U0)))
             with np.errstate(over="ignore", invalid="ignore"):
-                w = (self._projective_map(U0 + d * v, c) - base) / d
+                w = (self._free_map(U0 + d * v, c) - base) / d
             g = float(np.linalg.norm(w))
             if not (np.isfinite(g) and g > 0):
                 return
@@ -362,6 +333,13 @@ class Couplers(FixedSteps, Application):
                              f"amplification of one outer step is {g:.4g} (power iteration at the initial state, "
                              f"{iterations} steps); unless the true dynamics grow, (k, M) is unstable for this "
                              f"model: {g ** self.steps:.3g} over the run")
+
+    def _free_map(self, U: np.ndarray, c: dict, t: float = 0.0) -> np.ndarray:
+        """One outer step of a projective method from ``U`` at ``t`` (the measured check)."""
+        if self.method == "projective_rk":
+            from hmmpar.couplers.projective import TABLEAUX, _prk_step
+            return _prk_step(self.wrapped, TABLEAUX[c["tableau"]], U, t, self.dt, c["K"], (c["K"] + 1) * self.wrapped.h)
+        return self._projective_map(U, c, t)
 
     def _projective_map(self, U: np.ndarray, c: dict, t: float = 0.0) -> np.ndarray:
         """One outer step of projective Euler (or of the telescopic pair) from ``U`` at ``t``."""
@@ -376,8 +354,6 @@ class Couplers(FixedSteps, Application):
         return after + c["M"] * (after - before)
 
     def advance(self, step: int) -> int:
-        if self.method == "continuation":
-            return self._advance_continuation(step)
         c, w, U = self.config.section("coupler"), self.wrapped, self.U
         t = step * self.dt
         before_submitted = w.submitted
@@ -396,23 +372,10 @@ class Couplers(FixedSteps, Application):
         self.step = step + 1
         return w.submitted - before_submitted
 
-    def _advance_continuation(self, step: int) -> int:
-        """One branch point; after the last, the folds (their refinement is more micro work)."""
-        from hmmpar.couplers.continuation import CoarseNewtonError, ContinuationError
-        before = self.wrapped.submitted
-        try:
-            self.cont.advance()
-            if self.cont.done:
-                self.folds = self.cont.branch().folds
-        except (ContinuationError, CoarseNewtonError) as exc:
-            raise HmmparError(f"continuation: {exc}") from None
-        self.step = step + 1
-        return self.wrapped.submitted - before
-
     def _outer_step_of(self, step: int, t: float, c: dict, w, U: np.ndarray) -> np.ndarray:
         """The macro state after outer step ``step`` of the configured method."""
         from hmmpar.couplers.patches import patch_step
-        from hmmpar.couplers.projective import TABLEAUX, _last_two, _prk_step
+        from hmmpar.couplers.projective import TABLEAUX, _last_two
         with np.errstate(over="ignore", invalid="ignore"):  # a blow-up is reported by advance, once
             if self.method == "seamless":
                 if self.S is None:
@@ -424,10 +387,8 @@ class Couplers(FixedSteps, Application):
                 if c["relax"]:
                     w.advance(S, U, t, c["relax"])
                 U = U + self.dt * w.advance(S, U, t, c["window"]).mean
-            elif self.method in ("projective_euler", "telescopic"):
-                U = self._projective_map(U, c, t)
-            elif self.method == "projective_rk":
-                U = _prk_step(w, TABLEAUX[c["tableau"]], U, t, self.dt, c["K"], (c["K"] + 1) * w.h)
+            elif self.method in ("projective_euler", "telescopic", "projective_rk"):
+                U = self._free_map(U, c, t)
             elif self.method == "patch_dynamics":
                 U = patch_step(w, TABLEAUX[c["tableau"]], U, t, self.dt)
             else:  # gap_tooth
@@ -440,52 +401,26 @@ class Couplers(FixedSteps, Application):
         lo, hi = unit_block(rows.shape[0], self.comm.rank, self.comm.size)
         return Block(np.ascontiguousarray(rows[lo:hi]), lo, rows.shape[0])
 
+    def _counts(self) -> dict:
+        """The farm's call and work counters (a restart must continue them, :meth:`_restore_counts`)."""
+        return {"step": self.step, "farm_calls": self.wrapped.calls, "unit_steps": self.wrapped.unit_steps}
+
+    def _restore_counts(self, reader: CheckpointReader) -> None:
+        self.step = int(reader.attrs["step"])
+        self.wrapped.calls = int(reader.attrs["farm_calls"])
+        self.wrapped.unit_steps = int(reader.attrs["unit_steps"])
+
     def checkpoint_data(self) -> dict:
-        if self.method == "continuation":
-            return self._continuation_data()
         nb = self.U.shape[0]
         fields = {"U": self._block(self.U), "history": self._block(np.stack(self.history).reshape(len(self.history), -1))}
         if self.S is not None:
             fields["S"] = self._block(self.S.reshape(nb, -1))
-        return {"fields": fields, "attrs": {"step": self.step, "farm_calls": self.wrapped.calls,
-                                            "unit_steps": self.wrapped.unit_steps,
-                                            # a stepper whose lifting draws random numbers counts its lifts
+        # a stepper whose lifting draws random numbers counts its lifts
+        return {"fields": fields, "attrs": {**self._counts(),
                                             "stepper_lifts": int(getattr(self.model.stepper, "lifts", 0))}}
-
-    def _continuation_data(self) -> dict:
-        c = self.cont.state()
-        E = c["eigenvalues"]
-        fields = {"branch": self._block(c["X"]), "branch_eigenvalues": self._block(np.concatenate([E.real, E.imag], axis=1)),
-                  "branch_counts": self._block(np.column_stack([c["iterations"], c["evaluations"]]))}
-        return {"fields": fields, "attrs": {"step": self.step, "farm_calls": self.wrapped.calls,
-                                            "unit_steps": self.wrapped.unit_steps, "ds": c["step"],
-                                            "fold_at": c["fold_at"], "evaluations": c["count"]}}
-
-    def _load_continuation(self, reader: CheckpointReader) -> None:
-        m = reader.rows("fields", "branch")
-        X = reader.read_block("fields", "branch", 0, m)
-        if X.ndim != 2 or X.shape[1] != self.model.stepper.N + 1:
-            raise CheckpointError(f"checkpoint {reader.path} holds a branch of {X.shape[-1] - 1} unknowns, this "
-                                  f"config {self.model.stepper.N} (patches.n_patches)")
-        E = reader.read_block("fields", "branch_eigenvalues", 0, m)
-        k = E.shape[1] // 2
-        counts = reader.read_block("fields", "branch_counts", 0, m)
-        a = reader.attrs
-        self.cont = self._continuation()
-        self.cont.restore({"X": X, "iterations": counts[:, 0], "evaluations": counts[:, 1],
-                           "eigenvalues": E[:, :k] + 1j * E[:, k:], "step": float(a["ds"]), "fold_at": int(a["fold_at"]),
-                           "count": int(a["evaluations"])})
 
     def load_checkpoint(self, reader: CheckpointReader) -> None:
         self._wrap()
-        if self.method == "continuation":
-            self._load_continuation(reader)
-            self.step = int(reader.attrs["step"])
-            self.wrapped.calls = int(reader.attrs["farm_calls"])
-            self.wrapped.unit_steps = int(reader.attrs["unit_steps"])
-            if self.cont.done:  # restarted at the end: the folds again (collective micro work)
-                self.folds = self.cont.branch().folds
-            return
         nb, nu = self.model.U0.shape
         if reader.rows("fields", "U") != nb:
             raise CheckpointError(f"checkpoint {reader.path} holds {reader.rows('fields', 'U')} macro states, this "
@@ -493,11 +428,9 @@ class Couplers(FixedSteps, Application):
         self.U = reader.read_block("fields", "U", 0, nb).reshape(nb, nu).copy()
         n = reader.rows("fields", "history")
         self.history = list(reader.read_block("fields", "history", 0, n).reshape(n, nb, nu).copy())
-        self.step = int(reader.attrs["step"])
+        self._restore_counts(reader)
         if self.method == "seamless" and self.step > 0:
             self.S = reader.read_block("fields", "S", 0, nb).reshape(nb, -1).copy()
-        self.wrapped.calls = int(reader.attrs["farm_calls"])
-        self.wrapped.unit_steps = int(reader.attrs["unit_steps"])
         if hasattr(self.model.stepper, "lifts"):
             self.model.stepper.lifts = int(reader.attrs.get("stepper_lifts", 0))
 
@@ -505,8 +438,6 @@ class Couplers(FixedSteps, Application):
     def finalize(self, outdir: Path) -> dict | None:
         if self.comm.rank != 0:
             return None
-        if self.method == "continuation":
-            return self._finalize_continuation(outdir)
         t = self.sim_time
         times = self.dt * np.arange(len(self.history))
         H = np.stack(self.history)
@@ -540,60 +471,6 @@ class Couplers(FixedSteps, Application):
         if self.config["output.plots"]:
             self._plot(outdir / "couplers.png", times, H, exact)
         return summary
-
-    def _finalize_continuation(self, outdir: Path) -> dict:
-        c = self.cont
-        lam = np.array([x[-1] for x in c.Xs])
-        U = np.array([x[:-1] for x in c.Xs])
-        E = np.array(c.eig) if c.eig else np.empty((len(lam), 0), dtype=complex)
-        summary = {"app": self.name, "method": self.method, "model": self.config["model.name"],
-                   "branch_points": len(lam), "F_evaluations": int(c.Fc.count),
-                   "micro_unit_steps": int(self.wrapped.unit_steps), "eigensolver": c.eig_method if c.eigenvalues else "",
-                   **self.model.info, "folds": []}
-        for f in self.folds:
-            entry = {"lam_c": f["lam"], "lam_c_branch_points": f["lam_coarse"], "eig_zero_lam": f["eig_zero_lam"]}
-            if "eig_at_fold" in f:
-                entry["leading_eigenvalue_at_fold"] = float(np.real(f["eig_at_fold"][0]))
-            if "lam_c_hom" in self.model.info:
-                entry["rel_error_vs_hom"] = f["lam"] / self.model.info["lam_c_hom"] - 1.0
-            summary["folds"].append(entry)
-        if summary["folds"]:
-            summary["lam_c"] = summary["folds"][0]["lam_c"]
-        summary["leading_eigenvalue_sign_changes"] = int(np.sum(np.diff(np.sign(E[:, 0].real)) != 0)) if E.size else 0
-        import h5py
-        with h5py.File(outdir / "couplers.h5", "w") as f:
-            f["lambda"], f["U"], f["eigenvalues"] = lam, U, E
-            f["x"] = self.model.stepper.centres
-            f.attrs["method"] = self.method
-        if self.config["output.plots"]:
-            self._plot_branch(outdir / "couplers.png", lam, U, E)
-        return summary
-
-    def _plot_branch(self, path: Path, lam: np.ndarray, U: np.ndarray, E: np.ndarray) -> None:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-        umax = np.abs(U).max(axis=1)
-        ax1.plot(lam, umax, "-", color="0.6")
-        if E.size:
-            stable = E[:, 0].real < 0
-            ax1.plot(lam[stable], umax[stable], "o", label="leading eigenvalue < 0 (stable)")
-            ax1.plot(lam[~stable], umax[~stable], "s", mfc="none", label="leading eigenvalue > 0")
-            ax2.plot(lam, E[:, 0].real, "o-")
-            ax2.axhline(0, color="k", lw=0.5)
-        ref = self.model.info.get("lam_c_hom")
-        for ax in (ax1, ax2):
-            if ref is not None:
-                ax.axvline(ref, color="k", ls=":", label=r"$3.5138\,a^*$ (homogenized fold)" if ax is ax1 else None)
-            for f in self.folds:
-                ax.axvline(f["lam"], color="r", lw=0.8, label="fold found" if ax is ax1 else None)
-        ax1.set(xlabel=r"$\lambda$", ylabel=r"$\max_i |U_i|$", title="steady branch (patches)")
-        ax1.legend(fontsize=8)
-        ax2.set(xlabel=r"$\lambda$", ylabel="leading eigenvalue of the coarse Jacobian")
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
 
     def _amplitudes(self, H: np.ndarray) -> np.ndarray:
         st = self.model.stepper

@@ -163,8 +163,8 @@ class FarmedStepper(_Counting):
         the units were cut into chunks or on which rank ran them."""
         st = self.stepper
         K, W = int(K), int(W)
-        if not 2 <= W <= K + 1 and not (W == 2 and K == 0):
-            raise ValueError(f"W must be in [2, K + 1] = [2, {K + 1}], got {W}")
+        if not 2 <= W <= max(K + 1, 2):  # K = 0 still has the two values of last_two
+            raise ValueError(f"W must be in [2, max(K + 1, 2)] = [2, {max(K + 1, 2)}], got {W}")
         S = np.ascontiguousarray(st.lift(np.atleast_2d(np.asarray(U, dtype=float)), t))
         lead = S.shape[:self.unit_axes]
         nb, n = S.shape[0], int(np.prod(lead))

@@ -258,6 +258,11 @@ class MDStepper:
         row[HEADER + 3 * n:] = system.velocities.reshape(-1)
         row[2] += steps * self.dtau
 
+    @property
+    def lifted_bytes(self) -> int:
+        """Bytes of one lifted box, ``3 + 6N`` float64 (the memory estimate)."""
+        return 8 * self.width
+
     # ------------------------------------------------------------------ the protocol
     def lift(self, X: np.ndarray, t: float) -> np.ndarray:
         """Boxes ``(nb, 3 + 6N)`` at the volumes per atom ``X`` ``(nb, 1)``, thermostatted at

@@ -151,6 +151,11 @@ class NestedSSAEnsembleStepper:
         """Macro variables per state."""
         return len(self.groups)
 
+    @property
+    def lifted_bytes(self) -> int:
+        """Bytes of one lifted macro state, ``R`` int64 replicas (the memory estimate)."""
+        return 8 * self.R * self.network.n_species
+
     def lift(self, U: np.ndarray, t: float) -> np.ndarray:
         """``(nb, R, n_species)`` int64 replicas whose slow-variable means are ``U`` ``(nb, nu)``
         to within 1/(2R) (module docstring)."""

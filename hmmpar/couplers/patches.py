@@ -341,6 +341,11 @@ class PatchDiffusion:
         self._lift = np.vstack([edges[:1], cells, edges[1:]]) @ C  # (nf + 2, order + 1)
         self.domain_fraction = N * self.nf * dx / self.length
 
+    @property
+    def lifted_bytes(self) -> int:
+        """Bytes of one lifted macro state, ``N (nf + 2)`` float64 (the memory estimate)."""
+        return 8 * self.N * (self.nf + 2)
+
     def lift(self, U: np.ndarray, t: float) -> np.ndarray:
         U = np.atleast_2d(np.asarray(U, dtype=float))
         if U.shape[1] != self.N:

@@ -264,6 +264,11 @@ class PatchDiffusion2D:
         self._lift1 = np.ascontiguousarray(np.vstack([edges[:1], cells, edges[1:]]) @ C)  # (n + 2, order + 1)
         self.domain_fraction = (N * n * dx / self.length) ** 2
 
+    @property
+    def lifted_bytes(self) -> int:
+        """Bytes of one lifted macro state, ``N^2 (nf + 2)^2`` float64 (the memory estimate)."""
+        return 8 * self.N * self.N * (self.nf + 2) ** 2
+
     def lift(self, U: np.ndarray, t: float) -> np.ndarray:
         U = np.atleast_2d(np.asarray(U, dtype=float))
         N = self.N

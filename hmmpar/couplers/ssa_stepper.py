@@ -203,6 +203,11 @@ class SSAEnsembleStepper:
         """Macro variables per state (the chosen species)."""
         return int(self.species.size)
 
+    @property
+    def lifted_bytes(self) -> int:
+        """Bytes of one lifted macro state, ``R`` int64 replicas (the memory estimate)."""
+        return 8 * self.R * self.network.n_species
+
     def lift(self, U: np.ndarray, t: float) -> np.ndarray:
         r"""``R`` replicas per row of ``U`` ``(nb, nu)`` whose ensemble mean is ``U`` (module
         docstring: exactly to :math:`1/(2R)` for ``"round"``, in expectation for ``"poisson"``).

@@ -51,12 +51,40 @@ def no_gap_mode(eigs: np.ndarray, step: float) -> complex | None:
     return complex(eigs[np.flatnonzero(bad)[0]]) if bad.any() else None
 
 
-def worst_mode(eigs: np.ndarray, h: float, levels: list[tuple[int, float]]) -> tuple[complex, float] | None:
+def fit_amplification(rho: np.ndarray, k: int, M: float, window: int) -> np.ndarray:
+    r"""The amplification of projective Euler with the least-squares slope over the last
+    ``window`` of its :math:`k + 1` inner steps (:func:`~.ssa_stepper.projective_fit_step`):
+    the restrictions are :math:`\rho^p`, :math:`p = k + 2 - w, \dots, k + 1`, and
+    :math:`\sigma = \rho^{k+1} + M\sum_i \tilde w_i\rho^{p_i}` with the step-free weights
+    :math:`\tilde w_i = h w_i` of :func:`~.ssa_stepper.fit_weights` (``window = 2`` is
+    :func:`~.projective.amplification`)."""
+    from .ssa_stepper import fit_weights
+    rho = np.asarray(rho, dtype=complex)
+    w = fit_weights(int(window), 1.0)
+    powers = np.arange(k + 2 - window, k + 2)
+    return rho ** (k + 1) + M * sum(wi * rho ** int(p) for wi, p in zip(w, powers))
+
+
+def worst_mode(eigs: np.ndarray, h: float, levels: list[tuple[int, float]], *, inner: str = "euler",
+               window: int = 0) -> tuple[complex, float] | None:
     r"""The non-growing mode (:math:`\mathrm{Re}\,\lambda \le 0`) with the largest projective
     amplification :math:`|\sigma| > 1` under ``levels`` (innermost first), or None if every
-    such mode is damped."""
+    such mode is damped.
+
+    ``inner``: the inner step's factor :math:`\rho`, ``"euler"`` :math:`1 + h\lambda` (an
+    ODE stepper's forward Euler) or ``"exact"`` :math:`e^{h\lambda}` (a stepper that follows
+    the flow, e.g. an SSA ensemble's mean under linear rate equations). ``window >= 2``: one
+    level whose slope is the least-squares fit over that many values
+    (:func:`fit_amplification`)."""
     eigs = np.asarray(eigs, dtype=complex)
-    sigma = np.abs(telescopic_amplification(1.0 + h * eigs, levels))
+    if inner not in ("euler", "exact"):
+        raise ValueError(f"inner must be 'euler' or 'exact', got {inner!r}")
+    rho = 1.0 + h * eigs if inner == "euler" else np.exp(h * eigs)
+    if window >= 2:
+        (k, M), = levels
+        sigma = np.abs(fit_amplification(rho, k, M, window))
+    else:
+        sigma = np.abs(telescopic_amplification(rho, levels))
     bad = (eigs.real <= 0) & (sigma > 1.0 + 1e-12)
     if not bad.any():
         return None

@@ -332,6 +332,8 @@ def test_user_stepper_follows_the_projective_amplification_exactly(tmp_path):
     (('coupler.method="continuation"', 'model.name="bratu"', "continuation.lam_max=0.1"), "continuation.lam0"),
     (('coupler.method="continuation"', 'model.name="bratu"', "continuation.eigenvalues=20"),
      "continuation.eigenvalues"),
+    # 1e6 patches of 11 periods of 4096 cells: 1.4 TB of lifted state, refused before any is allocated
+    (("patches.n_patches=1000000", "patches.eps=1e-8", "patches.points_per_period=4096"), "patches.n_patches"),
 ])
 def test_bad_input_is_a_config_error_naming_the_key(sets, key):
     """Found while the application is built (``hmmpar validate``, before any micro work);
@@ -358,6 +360,25 @@ def test_a_continuation_that_cannot_start_says_where_and_why(tmp_path):
     lines = hmmpar_lines(p.stderr)
     assert len(lines) == 1, p.stderr
     assert "start point 0 (lambda = 3)" in lines[0] and "did not converge" in lines[0] and "PETSc reason" in lines[0]
+
+
+def test_an_unstable_k_m_for_an_ssa_ensemble_is_predicted_from_its_rate_equations():
+    """Birth-death's mean obeys m' = 200 - m exactly (first-order reactions), so the start-up
+    check predicts from lambda = -1 and the SSA inner steps' exact flow rho = e^{-h}: at
+    h = 0.5, k = 2, M = 8 and the least-squares slope over 3 values, |sigma| = 1.310 > 1 (a
+    warning with that number); the validated (k, M) = (4, 15) at h = 0.01 is not warned."""
+    from hmmpar.couplers.stability import fit_amplification
+    args = ["-m", "hmmpar.cli", "validate", str(CONFIG), *[a for s in SSA[:3] for a in ("--set", s)]]
+    p = run_mpi(1, args + ["--set", "ssa.h=0.5", "--set", "coupler.k=2", "--set", "coupler.M=8.0",
+                           "--set", "coupler.fit_window=3", "--set", "coupler.t_end=5.5"], timeout=120)
+    assert p.returncode == 0, p.stderr
+    warned = [x for x in hmmpar_lines(p.stderr) if "predicted unstable" in x]
+    assert len(warned) == 1, p.stderr
+    sigma = float(warned[0].split("|sigma| = ")[1].split(" ")[0])
+    want = abs(fit_amplification(np.exp(-0.5), 2, 8.0, 3))
+    assert want > 1 and sigma == pytest.approx(want, rel=1e-3)
+    p = run_mpi(1, args + [a for s in SSA[3:] for a in ("--set", s)], timeout=120)
+    assert p.returncode == 0 and "predicted unstable" not in p.stderr, p.stderr
 
 
 def test_no_spectral_gap_is_one_line_and_exit_2(tmp_path):

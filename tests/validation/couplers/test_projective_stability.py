@@ -83,3 +83,26 @@ def test_bad_parameters_are_refused():
             projective_euler(st, [1.0], 0.0, 1, **kw)
     with pytest.raises(ValueError, match="h must be a positive"):
         LinearEuler(np.array([-1.0]), 0.0)
+
+
+@pytest.mark.parametrize("k, M, window", [(1, 4.0, 2), (1, 8.0, 2), (4, 15.0, 5), (6, 10.0, 3)])
+def test_fit_amplification_is_the_least_squares_step(k, M, window):
+    """The start-up check's amplification of the least-squares projective step (fit_amplification)
+    is what projective_fit_step does to every mode of a linear stepper (to rounding), and is the
+    chord formula for window = 2."""
+    from hmmpar.couplers.ssa_stepper import projective_fit_step
+    from hmmpar.couplers.stability import fit_amplification, worst_mode
+    rho = np.linspace(-1.2, 1.2, 241)
+    got = projective_fit_step(LinearEuler(rho - 1.0, 1.0), np.ones((1, rho.size)), 0.0, k, M, window)[0]
+    want = fit_amplification(rho, k, M, window)
+    np.testing.assert_allclose(got, want.real, rtol=0, atol=1e-12 * (1 + M) * 2 ** k)
+    if window == 2:
+        np.testing.assert_allclose(want.real, amplification(rho, k, M), rtol=0, atol=1e-13 * (1 + M))
+    # inner = "exact": rho = e^{h lambda}; the worst non-growing mode is the largest |sigma| > 1
+    lam = np.log(rho[rho > 0])
+    w = worst_mode(lam, 1.0, [(k, M)], inner="exact", window=window)
+    sig = np.abs(fit_amplification(np.exp(lam), k, M, window))
+    bad = (lam <= 0) & (sig > 1 + 1e-12)
+    assert (w is None) == (not bad.any())
+    if w is not None:
+        assert w[1] == pytest.approx(sig[bad].max(), rel=1e-14)
