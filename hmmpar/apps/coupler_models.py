@@ -251,10 +251,10 @@ def _convection(config, method: str) -> CouplerModel:
     s = np.sin(np.pi * z)
     U0 = (1.0 - z)[None, :] + A[:, None] * s[None, :]
     below = q["ra_over_critical"] < 1.0
-    exact = None
-    if below:
-        def exact(t: float) -> np.ndarray:
-            return (1.0 - z)[None, :] + (A * math.exp(-math.pi ** 2 * t))[:, None] * s[None, :]
+
+    def heat(t: float) -> np.ndarray:  # below onset the fluid comes to rest: the heat equation
+        return (1.0 - z)[None, :] + (A * math.exp(-math.pi ** 2 * t))[:, None] * s[None, :]
+    exact = heat if below else None
     dz = st.model.dz
 
     def final(U: np.ndarray) -> dict:
