@@ -33,6 +33,19 @@ r"""The micro models the ``couplers`` application can drive, built from its conf
   for ``coupler.method = "continuation"`` in :math:`\lambda`; the reference is the
   homogenized fold :math:`\lambda_c = 3.513830719\,a^*` (the 1D Bratu turning point,
   :func:`~hmmpar.couplers.continuation.bratu_fold`, scaled by :math:`a^*`).
+* ``convection``: Boussinesq convection columns
+  (:class:`~hmmpar.couplers.convection_stepper.ConvectionStepper`, section ``convection``),
+  the macro state the horizontal-mean temperature :math:`\bar T(z_j)` at the ``nz``
+  Chebyshev levels, one column per entry :math:`A` of ``convection.perturbations``:
+  :math:`\bar T(0, z) = 1 - z + A\sin\pi z`; for the free-stepper methods
+  (``projective_euler``, ``telescopic``, ``projective_rk``). The columns lift with memory
+  (``convection.memory``: the last evolved eddies, carried through the farm and the
+  checkpoints) or from the conductive state plus a random perturbation of
+  ``convection.amplitude``. Below onset (:math:`\mathrm{Ra} < \mathrm{Ra}_c`, the infinite
+  layer's :math:`27\pi^4/4` for free-slip walls, 1707.76 for no-slip ones) the fluid comes to
+  rest and the reference is the heat equation's :math:`\bar T = 1 - z + A e^{-\pi^2 t}\sin\pi z`;
+  above onset there is none. summary.json gives the final Nusselt numbers
+  :math:`-\partial_z\bar T` at both walls.
 * ``user``: ``model.function`` (``module:function`` or ``file.py:function``: user code,
   trusted, run on every rank) called as ``function(params) -> (stepper, U0)`` with the
   table ``model.params``; the stepper is a :class:`~hmmpar.couplers.MicroStepper` (for
@@ -49,7 +62,13 @@ import numpy as np
 from hmmpar.core.errors import ConfigError, one_line
 
 #: built-in models
-MODELS = ("seed", "dissipative", "ou", "md_piston", "ssa_ensemble", "homogenization", "bratu", "user")
+MODELS = ("seed", "dissipative", "ou", "md_piston", "ssa_ensemble", "homogenization", "bratu", "convection",
+          "user")
+#: the methods a free stepper without patches serves (convection)
+FREE_METHODS = ("projective_euler", "telescopic", "projective_rk")
+#: critical Rayleigh numbers of the infinite layer: free-slip 27 pi^4 / 4 (Rayleigh 1916), no-slip 1707.762
+#: (Reid & Harris 1958; Chandrasekhar, Hydrodynamic and Hydromagnetic Stability, 1961, table III)
+RA_CRITICAL = {"free-slip": 27.0 * math.pi ** 4 / 4.0, "no-slip": 1707.762}
 #: the methods that need a constrained stepper with an estimator (MicroStepper)
 HMM_METHODS = ("seamless", "classical")
 
@@ -71,6 +90,8 @@ class CouplerModel:
     #: :math:`e^{h\lambda}` (:func:`hmmpar.couplers.stability.worst_mode`)
     inner: str = "euler"
     info: dict = field(default_factory=dict)
+    #: extra summary entries from the final macro state ``(nb, nu)`` (e.g. convection's Nusselt numbers)
+    final: Callable[[np.ndarray], dict] | None = None
 
 
 def initial_points(points: int, lo: float, hi: float) -> np.ndarray:
@@ -98,7 +119,8 @@ def micro_bytes(config) -> int:
     n_p^d` float64 (:math:`N` = ``patches.n_patches``, widths in periods, :math:`n_p` =
     ``patches.points_per_period``, :math:`d` = ``patches.dimension``), SSA ensembles
     ``ssa.replicas`` int64 per species (at least one), MD ``model.points`` boxes of
-    :math:`3 + 6` ``md.n_atoms`` float64; 0 for the small ODE models and a user's stepper."""
+    :math:`3 + 6` ``md.n_atoms`` float64, convection one column per perturbation (two
+    complex :math:`n_z(n_x/2 + 1)` fields); 0 for the small ODE models and a user's stepper."""
     name = config["model.name"]
     if name in ("homogenization", "bratu"):
         p = config.section("patches")
@@ -109,6 +131,9 @@ def micro_bytes(config) -> int:
         return 8 * config["ssa.replicas"] * max(1, len(config["ssa.species"]), len(config["ssa.slow"]))
     if name == "md_piston":
         return 8 * config["model.points"] * (3 + 6 * config["md.n_atoms"])
+    if name == "convection":  # T and omega (nz, nx/2 + 1) complex, U (nz,), bottom (nx,) per column
+        q = config.section("convection")
+        return len(q["perturbations"]) * (32 * q["nz"] * (q["nx"] // 2 + 1) + 8 * (q["nz"] + q["nx"]) + 24)
     return 0
 
 
@@ -126,6 +151,8 @@ def build(config, comm, method: str) -> CouplerModel:
         return _ssa_ensemble(config, comm, method)
     if name in ("homogenization", "bratu"):
         return _patches(config.section("patches"), bratu=name == "bratu")
+    if name == "convection":
+        return _convection(config, method)
     return _user(config, comm, method)
 
 
@@ -254,6 +281,43 @@ def rate_equations(network) -> Callable:
         a[hetero] *= x[r1[hetero]]
         out[:] = nu.T @ a
     return rhs
+
+
+def _convection(config, method: str) -> CouplerModel:
+    r"""Convection columns for the free-stepper methods (module docstring), from section
+    ``convection``; invalid boxes are the model's one-line ConfigErrors, prefixed with the
+    section so that they name the config key."""
+    from hmmpar.couplers.convection_stepper import ConvectionStepper
+    from hmmpar.micro.convection import ConvectionParams
+    if method not in FREE_METHODS:
+        raise ConfigError(f"config key coupler.method = {method!r}: model 'convection' is a free stepper of the "
+                          f"mean temperature profile (no estimator, no patches); use {', '.join(FREE_METHODS)}")
+    q = config.section("convection")
+    ra_c = RA_CRITICAL[q["walls"]]
+    p = ConvectionParams(ra=q["ra_over_critical"] * ra_c, pr=q["pr"], aspect=q["aspect"], nx=q["nx"], nz=q["nz"],
+                         walls=q["walls"], cfl=q["cfl"], dt_max=q["dt_max"] or None)
+    p.validate(prefix="config key convection.")  # ra = ra_over_critical Ra_c > 0 by the schema
+    st = ConvectionStepper(p, q["h"], seed=config["run.seed"], amplitude=q["amplitude"], memory=q["memory"])
+    z = st.model.z
+    A = np.asarray(q["perturbations"], dtype=float)
+    if not np.all(np.isfinite(A)):
+        raise ConfigError("config key convection.perturbations: the amplitudes A must be finite numbers")
+    s = np.sin(np.pi * z)
+    U0 = (1.0 - z)[None, :] + A[:, None] * s[None, :]
+    below = q["ra_over_critical"] < 1.0
+
+    def heat(t: float) -> np.ndarray:  # below onset the fluid comes to rest: the heat equation
+        return (1.0 - z)[None, :] + (A * math.exp(-math.pi ** 2 * t))[:, None] * s[None, :]
+    exact = heat if below else None
+    dz = st.model.dz
+
+    def final(U: np.ndarray) -> dict:
+        dT = np.asarray(U) @ dz.T
+        return {"nusselt_bottom": (-dT[:, 0]).tolist(), "nusselt_top": (-dT[:, -1]).tolist()}
+    info = {"ra": p.ra, "ra_critical": ra_c, "below_onset": below, "perturbations": A.tolist()}
+    if below:
+        info["decay_rate_heat"] = math.pi ** 2
+    return CouplerModel(st, U0, exact, info=info, final=final)
 
 
 def _numba_relaxed_y():

@@ -24,15 +24,18 @@ All micro work goes through the farm (:mod:`hmmpar.couplers.farmed`): the units 
 members, patches) of every coarse time-stepper call or micro run are farm tasks, and their
 results are gathered on every rank, where the (small) macro state is held whole. So a run
 is bitwise the same on any number of ranks, and a checkpoint (the macro state, the seamless
-method's micro states, the farm-call counter, at an outer-step boundary) restarts bitwise
-on any number of ranks.
+method's micro states, a stepper's lifting memory, the farm-call counter, at an outer-step
+boundary) restarts bitwise on any number of ranks.
 
 Bad input found before any micro work: a method the model cannot serve (``seamless`` needs
 an estimator; projective methods need a free stepper), a ``t_end`` that is not a whole
 number of outer steps, a projective RK step not longer than its inner steps, a model with
-no spectral gap for a projective method (a ConfigError, exit 2), and a ``(k, M)`` that the
-linearised amplification predicts unstable (a warning naming the mode and the growth;
-:mod:`hmmpar.couplers.stability`).
+no spectral gap for a projective method (a ConfigError, exit 2), a run whose replicated
+micro states would not fit the node's memory (:meth:`Couplers.memory_estimate`, checked from
+the config before the model is built), and a ``(k, M)`` that the linearised amplification
+predicts unstable (a warning naming the mode and the growth; from the Jacobian of an ODE
+model or of an SSA ensemble's rate equations, :mod:`hmmpar.couplers.stability`; measured by
+power iteration for the other deterministic steppers).
 """
 from __future__ import annotations
 
@@ -152,6 +155,31 @@ class Couplers(FixedSteps, Application):
             "refine": Field(float, 0.05, "continuation: fold refinement spacing over the branch spacing (0: "
                             "the parabola through the branch points)", min=0.0, max=0.5),
         },
+        "convection": {
+            "ra_over_critical": Field(float, 0.5, "convection: Rayleigh number over the infinite layer's critical "
+                                      "one (27 pi^4/4 free-slip, 1707.762 no-slip); < 1: below onset, the heat "
+                                      "equation is the reference", min=0.0, min_exclusive=True, max=1e8),
+            "pr": Field(float, float("inf"), "convection: Prandtl number (inf: Stokes flow)", min=0.0,
+                        min_exclusive=True, allow_inf=True),
+            "aspect": Field(float, 2.0 * 2.0 ** 0.5, "convection: box width over depth (periodic; 2 sqrt 2 holds "
+                            "the free-slip critical wavelength)", min=0.0, min_exclusive=True, max=1e3),
+            "nx": Field(int, 16, "convection: Fourier points in x (even)", min=8, max=4096),
+            "nz": Field(int, 17, "convection: Chebyshev points in z, walls included", min=9, max=513),
+            "walls": Field(str, "free-slip", "convection: velocity condition at both walls",
+                           choices=("free-slip", "no-slip")),
+            "cfl": Field(float, 0.5, "convection: Courant number of the IMEX steps", min=0.0, min_exclusive=True,
+                         max=1.0),
+            "h": Field(float, 0.01, "convection: inner step of the projective methods, in diffusion times",
+                       min=0.0, min_exclusive=True, max=1e3),
+            "dt_max": Field(float, 0.0025, "convection: largest IMEX step (0: the model's buoyancy bound)",
+                            min=0.0, max=1e3),
+            "amplitude": Field(float, 1e-3, "convection: random temperature perturbation of a fresh lift",
+                               min=0.0, max=1e3),
+            "memory": Field(bool, True, "convection: lift from the last evolved columns (their eddies kept; "
+                            "checkpointed) instead of a fresh perturbed conductive state"),
+            "perturbations": Field(list, [0.1, -0.05], "convection: one column per A, initial mean "
+                                   "T = 1 - z + A sin(pi z)", item_type=float, min_len=1, max_len=10**5),
+        },
         "patches": {
             "mean": Field(float, 1.1, "a(y) = mean + amplitude sin(2 pi y)", min=0.0, min_exclusive=True),
             "amplitude": Field(float, 1.0, "a(y) = mean + amplitude sin(2 pi y)"),
@@ -218,7 +246,8 @@ class Couplers(FixedSteps, Application):
         values, :math:`L` bytes of micro state per macro state (the stepper's
         ``lifted_bytes``: patches, replicas, boxes; :math:`8 n_u` if it does not say) and
         :math:`S` outer steps, :math:`4 n_b L` (the lifted batch, the farm's task rows, the
-        result rows and their all-gather) plus the history of macro states, :math:`2 \cdot
+        result rows and their all-gather; :math:`5 n_b L` for a stepper with lifting memory,
+        which keeps one more) plus the history of macro states, :math:`2 \cdot
         8 (S + 1) n_b n_u` (kept, and stacked for the output). Before the model is built,
         :math:`4\times` the micro states of :func:`~hmmpar.apps.coupler_models.micro_bytes`
         (the patch classes' set-up holds arrays of the lifted state's size)."""
@@ -226,7 +255,8 @@ class Couplers(FixedSteps, Application):
             return 4 * micro_bytes(self.config)
         nb, nu = self.model.U0.shape
         lifted = int(getattr(self.model.stepper, "lifted_bytes", 8 * nu))
-        return 4 * nb * lifted + 16 * (self.steps + 1) * nb * nu
+        copies = 5 if getattr(self.model.stepper, "keeps_memory", False) else 4  # + the remembered batch
+        return copies * nb * lifted + 16 * (self.steps + 1) * nb * nu
 
     def _step_keys(self) -> str:
         return {"projective_euler": "the step is (k + 1 + M) h: set coupler.k, coupler.M or model.dtau",
@@ -316,18 +346,27 @@ class Couplers(FixedSteps, Application):
         (``iterations`` extra outer steps, collective), and warn if it exceeds 1."""
         c = self.config.section("coupler")
         U0 = self.model.U0
-        base = self._free_map(U0, c)
+        st = self.model.stepper  # lifting memory (farmed.py): every evaluation from the initial one, left as found
+        memory = st.memory_state() if hasattr(st, "memory_state") else None
+        restore = getattr(st, "restore_memory", lambda rows: None)
+
+        def P(U: np.ndarray) -> np.ndarray:
+            restore(memory)
+            return self._free_map(U, c)
+        base = P(U0)
         v = np.cos(np.arange(U0.size) * 2.399963229728653).reshape(U0.shape)  # golden-angle pattern
         v /= np.linalg.norm(v)
         g = 0.0
         for _ in range(iterations):
             d = 1e-6 * (1.0 + float(np.linalg.norm(U0)))
             with np.errstate(over="ignore", invalid="ignore"):
-                w = (self._free_map(U0 + d * v, c) - base) / d
+                w = (P(U0 + d * v) - base) / d
             g = float(np.linalg.norm(w))
             if not (np.isfinite(g) and g > 0):
+                restore(memory)
                 return
             v = w / g
+        restore(memory)
         if g > 1.0 + 1e-6:
             self.log.warning(f"coupler.method = {self.method!r} with {self._levels_text(c)}: the measured "
                              f"amplification of one outer step is {g:.4g} (power iteration at the initial state, "
@@ -415,8 +454,11 @@ class Couplers(FixedSteps, Application):
         fields = {"U": self._block(self.U), "history": self._block(np.stack(self.history).reshape(len(self.history), -1))}
         if self.S is not None:
             fields["S"] = self._block(self.S.reshape(nb, -1))
+        memory = getattr(self.model.stepper, "memory_state", lambda: None)()  # lifting memory (farmed.py)
+        if memory is not None:  # one row per batch member, as raw bytes
+            fields["stepper_memory"] = self._block(np.ascontiguousarray(memory).view(np.uint8).reshape(len(memory), -1))
         # a stepper whose lifting draws random numbers counts its lifts
-        return {"fields": fields, "attrs": {**self._counts(),
+        return {"fields": fields, "attrs": {**self._counts(), "stepper_memory": int(memory is not None),
                                             "stepper_lifts": int(getattr(self.model.stepper, "lifts", 0))}}
 
     def load_checkpoint(self, reader: CheckpointReader) -> None:
@@ -433,6 +475,9 @@ class Couplers(FixedSteps, Application):
             self.S = reader.read_block("fields", "S", 0, nb).reshape(nb, -1).copy()
         if hasattr(self.model.stepper, "lifts"):
             self.model.stepper.lifts = int(reader.attrs.get("stepper_lifts", 0))
+        if hasattr(self.model.stepper, "restore_memory"):
+            m = int(reader.attrs.get("stepper_memory", 0)) and reader.rows("fields", "stepper_memory")
+            self.model.stepper.restore_memory(reader.read_block("fields", "stepper_memory", 0, m) if m else None)
 
     # ------------------------------------------------------------------ outputs
     def finalize(self, outdir: Path) -> dict | None:
@@ -453,6 +498,8 @@ class Couplers(FixedSteps, Application):
             summary["final_mean"] = dict(zip(self.model.info["species"], H[-1, 0].tolist()))
         if "p_ext" in self.model.info:  # md_piston: the densities the boxes reached
             summary["final_density"] = (1.0 / H[-1, :, 0]).tolist()
+        if self.model.final is not None:  # e.g. convection: the Nusselt numbers of the final profiles
+            summary.update(self.model.final(H[-1]))
         if "wavenumber" in self.model.info:  # patches: the decay rate of the mode
             amp = self._amplitudes(H)
             if np.all(amp > 0) and len(amp) > 1:

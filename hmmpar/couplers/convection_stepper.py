@@ -35,8 +35,19 @@ lifting to the fluid at rest (exactly the heat equation below onset). The lifted
 clock is set to :math:`t`.
 
 *Evolution*: :meth:`ConvectionModel.advance` over ``steps`` :math:`\times h` (its own IMEX
-steps, CFL- and buoyancy-limited; :attr:`ConvectionStepper.substeps` records how many each
-call took).
+steps, CFL- and buoyancy-limited, chosen per column: a column's trajectory is bitwise the
+same alone or in any batch; :attr:`ConvectionStepper.substeps` records how many each
+serial :meth:`~ConvectionStepper.evolve` call took).
+
+*On the farm* (:class:`~hmmpar.couplers.farmed.FarmedStepper`): the columns are the units;
+:meth:`~ConvectionStepper.evolve_units` advances them without touching the memory, and with
+``memory=True`` the stepper asks for its memory back (``keeps_memory``): the farm returns
+every column's state after the last inner step of a coarse time-stepper call and hands the
+whole batch to :meth:`~ConvectionStepper.remember` on every rank, the state the serial
+``evolve`` would have stored. So farmed projective integration is bitwise the serial one on
+any number of ranks; :meth:`~ConvectionStepper.memory_state` and
+:meth:`~ConvectionStepper.restore_memory` carry the memory through a checkpoint.
+``substeps`` is only recorded by the serial ``evolve`` (farm tasks run on other ranks).
 
 **Below onset** (:math:`\mathrm{Ra} < \mathrm{Ra}_c`, :data:`~hmmpar.micro.convection.RA_C_FREE_SLIP`
 = :math:`27\pi^4/4` for free-slip walls) every perturbation decays, the fluid comes to rest
@@ -98,7 +109,11 @@ class ConvectionStepper:
     nu : int
         ``nz``, the macro variables per state.
     substeps : list of int
-        IMEX steps per column of each :meth:`evolve` call so far (column 0).
+        IMEX steps per column of each serial :meth:`evolve` call so far (column 0; not
+        recorded by :meth:`evolve_units`, the farm's).
+    keeps_memory : bool
+        ``memory``: a :class:`~hmmpar.couplers.farmed.FarmedStepper` returns the evolved
+        states through :meth:`remember`.
 
     Raises
     ------
@@ -154,6 +169,47 @@ class ConvectionStepper:
         diag = self.model.advance(states, int(steps) * self.h)
         self.substeps.append(int(diag["steps"][0]))
         self._last = states.copy()
+
+    @property
+    def lifted_bytes(self) -> int:
+        """Bytes of one lifted column (a row of ``model.state_dtype``; the memory estimate)."""
+        return int(self.model.state_dtype.itemsize)
+
+    @property
+    def keeps_memory(self) -> bool:
+        return self.memory
+
+    def evolve_units(self, states: np.ndarray, index: np.ndarray, t: float, steps: int) -> None:
+        """Columns ``states`` (any sub-batch; ``index`` their places in the batch, unused: a
+        column's trajectory does not depend on its batch) ``steps * h`` forward, in place,
+        leaving the memory and ``substeps`` alone (the farm's evolution)."""
+        if steps:
+            self.model.advance(states, int(steps) * self.h)
+
+    def remember(self, states: np.ndarray, t: float) -> None:
+        """Take the whole evolved batch ``states`` as the memory of the next :meth:`lift`
+        (the farm calls it on every rank after gathering the columns)."""
+        self._last = np.array(states, dtype=self.model.state_dtype, copy=True)
+
+    def memory_state(self) -> np.ndarray | None:
+        """The memory, one row of ``model.state_dtype`` per batch member (None: none yet, or
+        ``memory=False``)."""
+        return None if not self.memory or self._last is None else self._last.copy()
+
+    def restore_memory(self, rows: np.ndarray | None) -> None:
+        """Set the memory from :meth:`memory_state`'s rows, or their raw bytes ``(nb, itemsize)``
+        ``uint8`` (a checkpoint's); None clears it (the next lift is fresh)."""
+        if rows is None:
+            self._last = None
+            return
+        rows = np.asarray(rows)
+        dt = self.model.state_dtype
+        if rows.dtype != dt:
+            if rows.dtype != np.uint8 or rows.ndim != 2 or rows.shape[1] != dt.itemsize:
+                raise ValueError(f"memory rows must be model.state_dtype rows or (nb, {dt.itemsize}) bytes, "
+                                 f"got {rows.dtype} {rows.shape}")
+            rows = np.ascontiguousarray(rows).view(dt).reshape(rows.shape[0])
+        self._last = rows.copy()
 
     def restrict(self, states: np.ndarray) -> np.ndarray:
         """The horizontal-mean temperature profiles ``(nb, nz)``."""

@@ -32,6 +32,27 @@ themselves split into independent pieces (patches) says so with
   flat unit indices are ``index``;
 * ``restrict_units(states, index) -> (n, m)`` and ``join_units(values, nb) -> (nb, nu)``:
   the restriction of single units and how the unit values make a macro state.
+
+Lifting memory
+--------------
+A stepper that lifts from the micro states it evolved last (``keeps_memory = True``, e.g.
+:class:`~hmmpar.couplers.convection_stepper.ConvectionStepper`: the convective eddies are
+kept across an extrapolation) cannot keep that memory inside the object while its units run
+on other ranks. It offers
+
+* ``remember(states, t)``: take ``states`` (the whole lifted batch, shape of ``lift``'s
+  result) as the memory the next ``lift`` starts from;
+
+and :meth:`FarmedStepper.window_values` then returns every unit's micro state after its last
+inner step with the farm results and, after the all-gather, calls ``remember`` with the
+whole batch on every rank: the replicated stepper holds the same memory everywhere, which is
+exactly what the serial ``lift``/``evolve`` would hold (the state after the last of the
+``K + 1`` steps), so the next lift, and the run, stay bitwise on any number of ranks. Such a
+stepper should evolve its farm units with a side-effect-free ``evolve_units`` (its serial
+``evolve`` may store sub-batches). Only these steppers pay for the extra traffic (one micro
+state per unit and call). A stepper whose memory must survive a restart also offers
+``memory_state() -> rows | None`` and ``restore_memory(rows)`` (the couplers app
+checkpoints them).
 """
 from __future__ import annotations
 
@@ -160,7 +181,10 @@ class FarmedStepper(_Counting):
         ``p`` (0 for the first ``K + 2 - W`` steps, then 1, 2, ... for each single step) in
         ``evolve_units(states, index, t, steps, ctx=ctx, part=p)``, and keys its streams by
         the farm task (run seed, farm call, unit) and ``p``: the draws do not depend on how
-        the units were cut into chunks or on which rank ran them."""
+        the units were cut into chunks or on which rank ran them.
+
+        A stepper with lifting memory (``keeps_memory``) gets the evolved batch back through
+        ``remember`` on every rank (module docstring)."""
         st = self.stepper
         K, W = int(K), int(W)
         if not 2 <= W <= max(K + 1, 2):  # K = 0 still has the two values of last_two
@@ -189,7 +213,9 @@ class FarmedStepper(_Counting):
 
         m = np.asarray(restrict(flat[:1].reshape((1,) + unit_shape).copy(), np.zeros(1, np.int64))).reshape(1, -1).shape[1]
         task = np.dtype([("task_id", "i8"), ("state", S.dtype, (flat.shape[1],))])
-        result = np.dtype([("values", "f8", (W, m)), ("finite", "i1")])
+        memory = bool(getattr(st, "keeps_memory", False))  # lifting memory (module docstring)
+        fields = [("values", "f8", (W, m)), ("finite", "i1")]
+        result = np.dtype(fields + [("memory", S.dtype, unit_shape)] if memory else fields)
         rows = np.empty(n, dtype=task)
         rows["task_id"] = np.arange(n)
         rows["state"] = flat
@@ -204,10 +230,14 @@ class FarmedStepper(_Counting):
             for j in range(1, W):
                 evolve(u, index, t + (first + j - 1) * h, 1, ctx, j)
                 out["values"][:, j] = np.asarray(restrict(u, index)).reshape(r.shape[0], m)
+            if memory:
+                out["memory"] = u
             return _mark_finite(out, ("values",))
 
         res = _unmark(self._map(solve, rows, result, n), ("values",))
         self.unit_steps += n * (K + 1)
+        if memory:  # every rank the whole evolved batch, as the serial evolve leaves it
+            st.remember(np.ascontiguousarray(res["memory"]).reshape(S.shape), t + (K + 1) * h)
         join = getattr(st, "join_units", None)
         vals = res["values"]
         if join is not None:

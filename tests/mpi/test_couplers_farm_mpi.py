@@ -46,3 +46,31 @@ def test_farmed_ensemble_is_bitwise_the_one_rank_run(name):
     assert U_here.tobytes() == U_alone.tobytes()
     assert here.unit_steps == alone.unit_steps == 3 * 5 * U0.shape[0] * here.stepper.R
     assert np.all(np.isfinite(U_here)) and not np.array_equal(U_here, U0)
+
+
+@pytest.mark.mpi
+def test_convection_columns_with_lifting_memory_are_bitwise_the_serial_run():
+    """Convection columns above onset (Ra = 2 Ra_c) lifting with memory: the farm hands the
+    gathered evolved columns to every rank's stepper (FarmedStepper.window_values ->
+    remember), so projective Euler over the whole communicator is bitwise the serial
+    projective_euler of ConvectionStepper, and the memory is the same on every rank."""
+    import math
+
+    from hmmpar.couplers import projective_euler
+    from hmmpar.couplers.convection_stepper import ConvectionStepper
+    from hmmpar.micro.convection import RA_C_FREE_SLIP, ConvectionParams
+    p = ConvectionParams(ra=2 * RA_C_FREE_SLIP, aspect=2 * math.sqrt(2), nx=16, nz=17, dt_max=0.0025)
+
+    def make():
+        return ConvectionStepper(p, 0.01, seed=3, amplitude=1e-2)
+    z = make().model.z
+    U0 = (1 - z)[None, :] + np.array([0.1, -0.05, 0.0, 0.02])[:, None] * np.sin(np.pi * z)[None, :]
+    here = FarmedStepper(make(), Farm(comm), seed=11)
+    serial = make()
+    U_here = projective_euler(here, U0, 0.0, 3, 2, 5.0).U
+    U_serial = projective_euler(serial, U0, 0.0, 3, 2, 5.0).U
+    assert U_here.tobytes() == U_serial.tobytes()
+    assert here.stepper.memory_state().tobytes() == serial.memory_state().tobytes()
+    assert comm.allgather(U_here.tobytes()) == [U_here.tobytes()] * comm.size
+    assert here.unit_steps == 3 * 3 * U0.shape[0]
+    assert np.abs(U_here[-1] - U0).max() > 1e-3

@@ -233,6 +233,81 @@ def test_projective_rk_and_telescopic_apps_match_the_library(tmp_path):
     assert trajectory(out).tobytes() == ref.U.tobytes()
 
 
+CONVECTION = ('model.name="convection"', 'coupler.method="projective_euler"', "coupler.k=2", "coupler.M=5.0")
+
+
+def convection_library_run(ra: float, amplitude: float, outer: int) -> tuple[np.ndarray, np.ndarray]:
+    """The serial projective_euler of the app's convection columns (default section
+    convection: 16 x 17, aspect 2 sqrt 2, Pr = inf, h = 0.01, dt_max = h / 4, A = (0.1, -0.05);
+    the config's run seed 2026); the trajectory and z."""
+    from hmmpar.couplers import projective_euler
+    from hmmpar.couplers.convection_stepper import ConvectionStepper
+    from hmmpar.micro.convection import RA_C_FREE_SLIP, ConvectionParams
+    p = ConvectionParams(ra=ra * RA_C_FREE_SLIP, aspect=2 * math.sqrt(2), nx=16, nz=17, dt_max=0.0025)
+    st = ConvectionStepper(p, 0.01, seed=2026, amplitude=amplitude)
+    z = st.model.z
+    U0 = (1 - z)[None, :] + np.array([0.1, -0.05])[:, None] * np.sin(np.pi * z)[None, :]
+    return projective_euler(st, U0, 0.0, outer, 2, 5.0).U, z
+
+
+def test_convection_below_onset_is_the_library_run_at_the_projective_rate(tmp_path):
+    """Convection columns at Ra = Ra_c / 2 lifting with memory (eddies of amplitude 1e-3 kept
+    across the extrapolations, carried through the farm): 3 ranks give bitwise the serial
+    projective_euler, and the mean profile stays 1 - z + A_n sin(pi z) with A_n / A_0 =
+    sigma^n, sigma = amplification(e^{-pi^2 h}, 2, 5) (decay rate 12.84 for pi^2 = 9.87),
+    within the error budget of tests/validation/couplers/test_convection_stepper.py: the
+    IMEX factor (< 1e-4 relative per step at dt_max = h / 4) and the eddy flux (quadratic in
+    the amplitude, < 1e-6 on A). summary.json's Nusselt number is -dT/dz(0) = 1 - pi A_N."""
+    from hmmpar.couplers import amplification
+    out = tmp_path / "below"
+    p = run(3, out, *CONVECTION, "coupler.t_end=0.4")
+    assert p.returncode == 0, p.stderr
+    assert "amplification" not in p.stderr                      # measured at start-up: < 1 below onset
+    U = trajectory(out)
+    ref, z = convection_library_run(0.5, 1e-3, 5)
+    assert U.tobytes() == ref.tobytes()
+    s_z = np.sin(np.pi * z)
+    A = (U - (1 - z)) @ s_z / (s_z @ s_z)                        # (6, 2)
+    assert np.abs(U - (1 - z) - A[..., None] * s_z).max() < 1e-6
+    sigma = float(amplification(math.exp(-math.pi ** 2 * 0.01), 2, 5.0))
+    n = np.arange(6)[:, None]
+    predicted = A[0] * sigma ** n
+    assert np.all(np.abs(A - predicted) <= np.abs(predicted) * ((1 + 1e-4) ** n - 1) + 1e-6 * n)
+    rate = -np.log(A[-1] / A[0]) / 0.4
+    assert np.allclose(rate, -math.log(sigma) / 0.08, rtol=1e-4, atol=0)
+    assert -math.log(sigma) / 0.08 == pytest.approx(12.84, abs=0.01)
+    s = summary(out)
+    assert s["below_onset"] and s["decay_rate_heat"] == pytest.approx(math.pi ** 2)
+    assert s["nusselt_bottom"] == pytest.approx(list(1 - math.pi * A[-1]), abs=1e-5)
+    heat = 0.1 * math.exp(-math.pi ** 2 * 0.4)
+    assert s["max_abs_error_vs_reference"] == pytest.approx(abs(A[-1, 0] - heat), rel=1e-3)
+
+
+def test_convection_above_onset_with_memory_is_bitwise_on_any_rank_count_and_restart(tmp_path):
+    """At Ra = 2 Ra_c the eddies grow (rate 1.5 pi^2 for Pr = inf) and the lifting memory
+    matters: 1 and 3 ranks and a restart from 1 to 2 ranks (the memory checkpointed) give the
+    same bits, which are the serial library's; summary.json's Nusselt numbers are -dT/dz of the
+    final profiles at both walls."""
+    from hmmpar.micro.convection.chebyshev import diff_matrix
+    sets = CONVECTION + ("convection.ra_over_critical=2.0", "convection.amplitude=0.01")
+    U = ranks_and_restart(tmp_path, sets, "0.4", "0.16", 1)
+    ref, z = convection_library_run(2.0, 1e-2, 5)
+    assert U.tobytes() == ref.tobytes()
+    s = summary(tmp_path / "r1")
+    assert not s["below_onset"] and "max_abs_error_vs_reference" not in s
+    dT = U[-1] @ diff_matrix(z.size).T
+    assert s["nusselt_bottom"] == pytest.approx(list(-dT[:, 0]), rel=1e-12)
+    assert s["nusselt_top"] == pytest.approx(list(-dT[:, -1]), rel=1e-12)
+
+
+def test_convection_with_an_hmm_method_is_one_line_and_exit_2(tmp_path):
+    out = tmp_path / "bad"
+    p = run(1, out, 'model.name="convection"', 'coupler.method="seamless"')
+    assert p.returncode == 2, p.stderr
+    lines = hmmpar_lines(p.stderr)
+    assert len(lines) == 1 and "coupler.method" in lines[0] and "convection" in lines[0], p.stderr
+
+
 BRATU = ROOT / "drivers" / "configs" / "couplers_bratu.toml"
 
 
@@ -334,6 +409,10 @@ def test_user_stepper_follows_the_projective_amplification_exactly(tmp_path):
      "continuation.eigenvalues"),
     # 1e6 patches of 11 periods of 4096 cells: 1.4 TB of lifted state, refused before any is allocated
     (("patches.n_patches=1000000", "patches.eps=1e-8", "patches.points_per_period=4096"), "patches.n_patches"),
+    (('model.name="convection"', 'coupler.method="classical"'), "coupler.method"),
+    (('model.name="convection"', 'coupler.method="patch_dynamics"'), "coupler.method"),
+    (CONVECTION + ("convection.nx=15",), "convection.nx"),
+    (CONVECTION + ("convection.ra_over_critical=1000.0",), "convection.nz"),   # the boundary-layer rule
 ])
 def test_bad_input_is_a_config_error_naming_the_key(sets, key):
     """Found while the application is built (``hmmpar validate``, before any micro work);

@@ -136,3 +136,64 @@ def test_lift_keeps_the_last_micro_state_and_replaces_its_mean():
 def test_bad_input_is_one_clear_error(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def farm_run(make, U0: np.ndarray, farmed: bool, outer: int = N) -> np.ndarray:
+    """Projective Euler (k = 2, M = 5) of ``make()``, serial or over a one-rank farm."""
+    from mpi4py import MPI
+
+    from hmmpar.core.farm import Farm
+    from hmmpar.couplers.farmed import FarmedStepper
+    st = make()
+    stepper = FarmedStepper(st, Farm(MPI.COMM_SELF), seed=11) if farmed else st
+    return projective_euler(stepper, U0, 0.0, outer, K, M).U
+
+
+@pytest.mark.parametrize("ra", [0.5, 2.0], ids=["below_onset", "above_onset"])
+def test_farmed_projective_euler_with_lifting_memory_is_the_serial_run_bitwise(ra):
+    """The farm returns every column's state after the last inner step and the stepper
+    remembers the gathered batch (hmmpar/couplers/farmed.py): the next lift starts from the
+    state the serial evolve stored, so the farmed run is the serial one to the bit, with a
+    convective perturbation (amplitude 1e-2) whose memory matters above onset."""
+    p = ConvectionParams(ra=ra * RA_C_FREE_SLIP, aspect=2 * math.sqrt(2), nx=16, nz=17, dt_max=0.0025)
+    z = ConvectionStepper(p, 0.01).model.z
+    U0 = (1 - z)[None, :] + np.array([0.1, -0.05, 0.0])[:, None] * np.sin(np.pi * z)[None, :]
+    serial = farm_run(lambda: ConvectionStepper(p, 0.01, seed=3, amplitude=1e-2), U0, False)
+    farmed = farm_run(lambda: ConvectionStepper(p, 0.01, seed=3, amplitude=1e-2), U0, True)
+    fresh = farm_run(lambda: ConvectionStepper(p, 0.01, seed=3, amplitude=1e-2, memory=False), U0, True)
+    assert farmed.tobytes() == serial.tobytes()
+    assert np.abs(farmed - fresh).max() > (1e-4 if ra > 1 else 1e-7)   # the memory was used
+
+
+def test_a_column_advances_bitwise_alone_or_in_any_batch():
+    """What the farm relies on: ConvectionModel.advance chooses each column's IMEX steps from
+    that column alone, so a sub-batch gives the whole batch's rows to the bit (above onset,
+    where the columns' CFL limits differ)."""
+    from hmmpar.core.rng import task_rng
+    st = ConvectionStepper(ConvectionParams(ra=4 * RA_C_FREE_SLIP, aspect=2 * math.sqrt(2), nx=16, nz=17), 0.01)
+    S = st.model.initial_states([task_rng(5, 0, b) for b in range(3)], amplitude=0.3)
+    S["T"][2, :, 1:] *= 0.1                                      # a weaker perturbation: other CFL steps
+    whole = S.copy()
+    d = st.model.advance(whole, 0.05)
+    assert len(set(d["steps"].tolist())) > 1                     # the columns took different steps
+    for b in range(3):
+        one = S[b:b + 1].copy()
+        st.model.advance(one, 0.05)
+        assert one.tobytes() == whole[b:b + 1].tobytes()
+
+
+def test_memory_state_restores_the_lift_bitwise():
+    st = ConvectionStepper(params(0.01), 0.01, seed=1, amplitude=1e-3)
+    assert st.memory_state() is None
+    z = st.model.z
+    S = st.lift((1 - z)[None, :].repeat(2, 0), 0.0)
+    st.evolve(S, 0.0, 2)
+    raw = st.memory_state().view(np.uint8).reshape(2, -1)        # the app's checkpoint form
+    other = ConvectionStepper(params(0.01), 0.01, seed=1, amplitude=1e-3)
+    other.restore_memory(raw)
+    U = (1 - z + 0.02 * np.sin(np.pi * z))[None, :].repeat(2, 0)
+    assert other.lift(U, 0.3).tobytes() == st.lift(U, 0.3).tobytes()
+    other.restore_memory(None)
+    assert other.lift(U, 0.3).tobytes() != st.lift(U, 0.3).tobytes()
+    with pytest.raises(ValueError, match="memory rows"):
+        other.restore_memory(np.zeros((2, 3), np.uint8))
