@@ -120,11 +120,15 @@ class _Counting:
         #: units this rank submitted (the farm may have run them elsewhere)
         self.submitted = 0
 
-    def _map(self, solve, rows: np.ndarray, dtype: np.dtype, n: int) -> np.ndarray:
+    def _map(self, solve, rows: np.ndarray, dtype: np.dtype, n: int, count: bool = True) -> np.ndarray:
+        """Rows ``rows`` (all ``n``, the same on every rank) solved as farm tasks, each rank
+        submitting its :func:`unit_block`; the results, all-gathered. ``count = False``: a
+        call whose tasks draw no numbers from the farm's streams (they are keyed by the call
+        counter, which then stays as it is)."""
         lo, hi = unit_block(n, self.comm.rank, self.comm.size)
         mine = rows[lo:hi]
         res = self.farm.map(solve, mine, dtype, step=self.calls, seed=self.seed)
-        self.calls += 1
+        self.calls += int(count)
         self.submitted += hi - lo
         return allgather_rows(self.comm, np.ascontiguousarray(res), n)
 
@@ -264,7 +268,32 @@ class FarmedMicroStepper(_Counting):
         self.nx, self.dtau = int(stepper.nx), float(stepper.dtau)
 
     def lift(self, X: np.ndarray, t: float) -> np.ndarray:
-        return self.stepper.lift(X, t)
+        """The wrapped stepper's lift, on every rank; or, if it lifts members apart
+        (``lift_units(X, ids, t, k)`` with ``lifted_unit = (dtype, shape)`` and a lift
+        counter ``lifts``, e.g. the MD boxes, whose lift is an equilibration run), every
+        member a farm task: the same rows, computed once instead of on every rank."""
+        st = self.stepper
+        own = getattr(st, "lift_units", None)
+        if own is None:
+            return st.lift(X, t)
+        X = np.atleast_2d(np.asarray(X, dtype=float))
+        nb, k = X.shape[0], int(st.lifts)
+        dtype, shape = st.lifted_unit
+        task = np.dtype([("task_id", "i8"), ("X", "f8", (X.shape[1],))])
+        result = np.dtype([("state", dtype, shape), ("finite", "i1")])
+        rows = np.empty(nb, dtype=task)
+        rows["task_id"] = np.arange(nb)
+        rows["X"] = X
+        t = float(t)
+
+        def solve(r: np.ndarray, ctx: TaskContext) -> np.ndarray:
+            out = np.empty(r.shape[0], dtype=result)
+            out["state"] = own(np.ascontiguousarray(r["X"]), r["task_id"].astype(np.int64), t, k)
+            return _mark_finite(out, ("state",))
+
+        res = _unmark(self._map(solve, rows, result, nb, count=False), ("state",))
+        st.lifts = k + 1
+        return np.ascontiguousarray(res["state"])
 
     def restrict(self, states: np.ndarray) -> np.ndarray:
         return self.stepper.restrict(states)

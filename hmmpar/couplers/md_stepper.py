@@ -269,16 +269,29 @@ class MDStepper:
         T for ``t_lift`` (module docstring); the k-th call draws from
         ``task_rng(seed, k, b, family=INSTANCES)``."""
         X = self.check_volumes(X)
-        nb = X.shape[0]
-        S = np.zeros((nb, self.width))
-        for b in range(nb):
-            rng = task_rng(self.seed, self.lifts, b, family=INSTANCES)
-            v = float(X[b, 0])
-            system = MDSystem.create(self.n_atoms, 1.0 / v, self.potential, rng, self.temperature, skin=self.skin)
-            S[b, 0], S[b, 1] = float(system.box[0]), v
-            self._run(system, self.lift_steps, rng, sample=False)
-            self._store(S[b], system, 0)
+        S = self.lift_units(X, np.arange(X.shape[0]), t, self.lifts)
         self.lifts += 1
+        return S
+
+    @property
+    def lifted_unit(self) -> tuple[np.dtype, tuple[int, ...]]:
+        """The dtype and shape of one lifted box (a farm's result rows, :meth:`lift_units`)."""
+        return np.dtype(np.float64), (self.width,)
+
+    def lift_units(self, X: np.ndarray, ids: np.ndarray, t: float, k: int) -> np.ndarray:
+        """The boxes of batch members ``ids`` at volumes ``X`` ``(n, 1)`` in lift call ``k``:
+        rows ``ids`` of that :meth:`lift` (member b draws from ``task_rng(seed, k, b,
+        family=INSTANCES)``), so a farm may lift the members on any rank
+        (:class:`~hmmpar.couplers.farmed.FarmedMicroStepper`); the counter is the caller's."""
+        X = self.check_volumes(X)
+        S = np.zeros((X.shape[0], self.width))
+        for i, b in enumerate(np.asarray(ids, dtype=np.int64)):
+            rng = task_rng(self.seed, int(k), int(b), family=INSTANCES)
+            v = float(X[i, 0])
+            system = MDSystem.create(self.n_atoms, 1.0 / v, self.potential, rng, self.temperature, skin=self.skin)
+            S[i, 0], S[i, 1] = float(system.box[0]), v
+            self._run(system, self.lift_steps, rng, sample=False)
+            self._store(S[i], system, 0)
         return S
 
     def advance(self, states: np.ndarray, X: np.ndarray, t: float, steps: int) -> Window:

@@ -163,6 +163,24 @@ def test_md_boxes_through_the_farm_are_the_library_run(tmp_path):
     assert summary(out)["final_density"] == pytest.approx(list(1.0 / ref.X[-1, :, 0]), rel=1e-15)
 
 
+def test_classical_md_lifts_every_box_once_as_a_farm_task(tmp_path):
+    """Classical HMM re-lifts the boxes every macro step (an equilibration run per box): the
+    farm lifts each box once, on some rank, instead of every rank lifting all of them, and the
+    result is still bitwise the serial classical_hmm on 3 ranks (box b of lift k draws from
+    task_rng(seed, k, b), wherever it runs)."""
+    from hmmpar.couplers import classical_hmm
+    from hmmpar.couplers.md_stepper import MDStepper
+    out = tmp_path / "md_classical"
+    p = run(3, out, 'model.name="md_piston"', 'coupler.method="classical"', "coupler.dt=0.1", "coupler.t_end=0.2",
+            "coupler.relax=20", "coupler.window=30", "model.points=3", "model.x0_min=1.7", "model.x0_max=2.8")
+    assert p.returncode == 0, p.stderr
+    X0 = np.linspace(1.7, 2.8, 3)[:, None]
+    st = MDStepper(2.0, 1.0, 1.0, 108, dtau=0.005, seed=2026, thermostat_every=10)
+    ref = classical_hmm(st, X0, 0.0, 0.2, 0.1, 20, 30)
+    assert st.lifts == 2
+    assert trajectory(out).tobytes() == ref.X.tobytes()
+
+
 SSA = ('model.name="ssa_ensemble"', f'ssa.network="{ROOT / "drivers" / "configs" / "models" / "birth_death.toml"}"', 'coupler.method="projective_euler"',
        "coupler.k=4", "coupler.M=15.0", "coupler.fit_window=5", "coupler.t_end=4.0")
 
