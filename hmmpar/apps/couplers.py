@@ -374,22 +374,19 @@ class Couplers(FixedSteps, Application):
                              f"model: {g ** self.steps:.3g} over the run")
 
     def _free_map(self, U: np.ndarray, c: dict, t: float = 0.0) -> np.ndarray:
-        """One outer step of a projective method from ``U`` at ``t`` (the measured check)."""
+        """One outer step of a projective method (Euler, chord or least-squares slope; the
+        telescopic pair; RK) from ``U`` at ``t``: the run's step and the measured check's map."""
+        from hmmpar.couplers.projective import TABLEAUX, ProjectiveStepper, _last_two, _prk_step
+        w = self.wrapped
         if self.method == "projective_rk":
-            from hmmpar.couplers.projective import TABLEAUX, _prk_step
-            return _prk_step(self.wrapped, TABLEAUX[c["tableau"]], U, t, self.dt, c["K"], (c["K"] + 1) * self.wrapped.h)
-        return self._projective_map(U, c, t)
-
-    def _projective_map(self, U: np.ndarray, c: dict, t: float = 0.0) -> np.ndarray:
-        """One outer step of projective Euler (or of the telescopic pair) from ``U`` at ``t``."""
-        from hmmpar.couplers.projective import ProjectiveStepper, _last_two
+            return _prk_step(w, TABLEAUX[c["tableau"]], U, t, self.dt, c["K"], (c["K"] + 1) * w.h)
         if self.method == "telescopic":
-            before, after = _last_two(ProjectiveStepper(self.wrapped, c["k"], c["M"]), U, t, c["k_outer"])
+            before, after = _last_two(ProjectiveStepper(w, c["k"], c["M"]), U, t, c["k_outer"])
             return after + c["M_outer"] * (after - before)
-        if c["fit_window"] >= 2 and self.method == "projective_euler":
+        if c["fit_window"] >= 2:
             from hmmpar.couplers.ssa_stepper import projective_fit_step
-            return projective_fit_step(self.wrapped, U, t, c["k"], c["M"], c["fit_window"])
-        before, after = _last_two(self.wrapped, U, t, c["k"])
+            return projective_fit_step(w, U, t, c["k"], c["M"], c["fit_window"])
+        before, after = _last_two(w, U, t, c["k"])
         return after + c["M"] * (after - before)
 
     def advance(self, step: int) -> int:
